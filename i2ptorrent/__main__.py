@@ -1,0 +1,3 @@
+from i2ptorrent.cli import main
+
+raise SystemExit(main())
