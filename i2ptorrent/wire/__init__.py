@@ -1,0 +1,85 @@
+"""Sans-I/O BitTorrent peer wire: bytes in -> events, calls -> bytes out (no asyncio, no sockets).
+
+Covers the BEP 3 handshake and core messages, keep-alives, the BEP 6 fast extension (used only when both
+handshakes set reserved[7] & 0x04), the BEP 10 extension handshake and BEP 9 ut_metadata (fetch and serve,
+10 MB cap, SHA-1 verified). We never set the DHT bit; ut_pex is not offered (it carries IPs).
+
+Public API
+----------
+PeerWire(info_hash, peer_id, *, extensions=True, fast=True,
+         num_pieces=None, piece_length=None, total_length=None, metadata_size=None)
+    receive_data(data) -> list[Event]        raises ProtocolError (err.events = events decoded before it);
+                                             afterwards the object is dead
+    data_to_send() -> bytes
+    set_geometry(num_pieces, piece_length, total_length)   magnet: re-checks an early bitfield / haves
+                                             (ProtocolError if they do not fit)
+    set_metadata_size(size)                  we now hold the metadata (advertise it in a new ext handshake)
+    send_handshake()                         either side may go first; must precede every other send
+    send_keepalive() send_choke() -> list[Request] (requests voided; rejected on the wire with fast)
+    send_unchoke() send_interested() send_not_interested() send_have(i) send_bitfield(bytes)
+    send_request(i, begin, length)           tracked; needs unchoked (or an allowed-fast piece with fast)
+    send_cancel(i, begin, length)            a block arriving later is still accepted (cancelled=True)
+    send_piece(i, begin, data) -> bool       only answers an outstanding peer request; False if cancelled
+    send_have_all() send_have_none() send_suggest(i) send_allowed_fast(i)   fast extension only
+    send_reject(i, begin, length) -> bool    fast extension only
+    send_extension_handshake(client=None, extra=None)   advertises ut_metadata (+ metadata_size, reqq)
+    send_metadata_request(piece) send_metadata_data(piece, data) send_metadata_reject(piece)
+    state: am_choking, am_interested, peer_choking, peer_interested, fast, extensions (negotiated),
+           peer_handshake, peer_extensions (name -> id), peer_metadata_size, our_requests, peer_requests,
+           allowed_fast_from_peer, num_pieces, piece_length, total_length, error
+peek_info_hash(prefix) -> bytes | None       route an accepted connection (None until 48 bytes)
+HANDSHAKE_LEN (68), Handshake, parse_handshake(68 bytes)
+Events (frozen dataclasses, all subclasses of Event):
+    HandshakeReceived(peer_id, reserved, fast, extensions)   fast/extensions = negotiated
+    KeepAlive, Choke(dropped: tuple[Request, ...]), Unchoke, Interested, NotInterested,
+    HaveReceived(index), BitfieldReceived(bitfield) (.has(i)), HaveAll, HaveNone,
+    BlockRequested(index, begin, length), RequestCancelled(index, begin, length),
+    BlockReceived(index, begin, data, cancelled), RequestRejected(index, begin, length),
+    Suggest(index), AllowedFast(index),
+    ExtensionHandshake(data, extensions: dict[str, int], metadata_size, client),
+    MetadataRequested(piece), MetadataPieceReceived(piece, total_size, data), MetadataRejected(piece)
+Request(index, begin, length)                NamedTuple
+MetadataAssembler(info_hash, total_size): add(piece, data, total_size=None) -> complete, missing(),
+    complete, result() -> verified info dict bytes (MetadataError on SHA-1 mismatch, pieces forgotten)
+metadata_piece(info_bytes, piece) -> bytes, metadata_piece_count(size)
+bencode(value), bdecode(data)                strict, bounded; errors are ProtocolError
+Errors: ProtocolError (the peer broke the protocol: drop it), LocalProtocolError (our misuse),
+    MetadataError (assembled metadata wrong)
+Limits: MAX_BLOCK 16 KiB per request/piece; bitfield exactly ceil(n/8) bytes with spare bits zero;
+    extended messages <= 16 KiB + 1 KiB; metadata <= 10 MB; a peer may keep MAX_PEER_REQUESTS requests
+    queued; the receive buffer never holds more than one maximal message after a call.
+
+Behaviour worth knowing
+-----------------------
+- Requests the peer sends while we choke it (or before we have the geometry) are dropped, or rejected
+  automatically with the fast extension; a peer cancel with fast also sends the reject BEP 6 requires.
+  Either way the reject bytes appear in data_to_send() without a call from the engine.
+- Without fast, a Choke from the peer voids our outstanding requests (listed in Choke.dropped); a block for
+  one of them afterwards is a ProtocolError ("a piece nobody asked for").
+- bitfield / have_all / have_none are accepted once, before any other core message (extended messages,
+  keep-alives and the DHT port message may precede them).
+- Unknown message ids and extended messages for extensions we did not advertise are ignored (size-bounded).
+"""
+
+from .bencode import bdecode, bencode
+from .connection import MAX_PEER_REQUESTS, PeerWire
+from .errors import LocalProtocolError, MetadataError, ProtocolError
+from .events import (
+    AllowedFast, BitfieldReceived, BlockReceived, BlockRequested, Choke, Event, ExtensionHandshake,
+    HandshakeReceived, HaveAll, HaveNone, HaveReceived, Interested, KeepAlive, MetadataPieceReceived,
+    MetadataRejected, MetadataRequested, NotInterested, Request, RequestCancelled, RequestRejected, Suggest,
+    Unchoke,
+)
+from .extension import MetadataAssembler, metadata_piece, metadata_piece_count
+from .handshake import HANDSHAKE_LEN, Handshake, parse_handshake, peek_info_hash
+from .messages import MAX_BLOCK, MAX_METADATA_SIZE
+
+__all__ = [
+    "AllowedFast", "BitfieldReceived", "BlockReceived", "BlockRequested", "Choke", "Event",
+    "ExtensionHandshake", "HANDSHAKE_LEN", "Handshake", "HandshakeReceived", "HaveAll", "HaveNone",
+    "HaveReceived", "Interested", "KeepAlive", "LocalProtocolError", "MAX_BLOCK", "MAX_METADATA_SIZE",
+    "MAX_PEER_REQUESTS", "MetadataAssembler", "MetadataError", "MetadataPieceReceived", "MetadataRejected",
+    "MetadataRequested", "NotInterested", "PeerWire", "ProtocolError", "Request", "RequestCancelled",
+    "RequestRejected", "Suggest", "Unchoke", "bdecode", "bencode", "metadata_piece", "metadata_piece_count",
+    "parse_handshake", "peek_info_hash",
+]
