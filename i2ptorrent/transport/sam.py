@@ -1,0 +1,578 @@
+"""The asyncio SAM v3 client: the only module in i2ptorrent that talks to the I2P router.
+
+It replaces i2plib (which fails on Python >= 3.10) and keeps its verbs where they fit: `new_destination`,
+`create_session` (here `StreamSession.create` / `DatagramSession.create`), `stream_connect`
+(`StreamSession.connect`) and `stream_accept` (`StreamSession.accept`). Parsing lives in sam_protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+from i2ptorrent.transport.sam_protocol import (
+    MAX_REPLY_LINE,
+    SIGNATURE_TYPE_ED25519,
+    Reply,
+    SAMError,
+    SAMProtocolError,
+    b32_address,
+    command,
+    i2p_b64decode,
+    is_b32,
+    option_words,
+    parse_peer_line,
+    parse_reply,
+    public_destination_length,
+    public_from_private,
+    split_forwarded_datagram,
+)
+from i2ptorrent.transport.stream import AsyncioByteStream
+
+__all__ = [
+    "SAMAddress",
+    "SAMError",
+    "SAMProtocolError",
+    "SAMUnavailable",
+    "Destination",
+    "StreamSession",
+    "DatagramSession",
+    "SAMStream",
+    "Forwarder",
+    "new_destination",
+    "load_or_create_destination",
+    "b32_address",
+    "hello",
+]
+
+log = logging.getLogger(__name__)
+
+STREAM_BUFFER = 256 * 1024
+"""asyncio reader limit for SAM sockets: bounds a reply line and lets bulk data flow without stalls."""
+
+CONNECT_TIMEOUT = 10.0
+REPLY_TIMEOUT = 30.0
+SESSION_TIMEOUT = 180.0
+"""i2pd answers SESSION CREATE only when the tunnels are ready: 20 s on a local router, longer on I2P."""
+
+DATAGRAM_LIMIT = 32768
+"""The router truncates larger datagrams silently (still delivering them), so we refuse them."""
+
+
+class SAMUnavailable(SAMError):
+    """Nothing answers SAM at the given address."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, result="NO_BRIDGE")
+
+
+@dataclass(frozen=True)
+class SAMAddress:
+    host: str = "127.0.0.1"
+    port: int = 7656
+    udp_port: int | None = None
+
+    @property
+    def udp(self) -> tuple[str, int]:
+        """Where datagrams are sent: i2pd 2.45 always listens on port - 1 (there is no option for it)."""
+        return (self.host, self.udp_port if self.udp_port is not None else self.port - 1)
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Destination:
+    """An I2P identity: the public destination (what peers connect to) and its private keys."""
+
+    public: str
+    private: str
+
+    @property
+    def b32(self) -> str:
+        return b32_address(self.public)
+
+    @classmethod
+    def from_private(cls, private: str) -> "Destination":
+        return cls(public_from_private(private), private)
+
+    def save(self, path: Path) -> None:
+        """Write the private keys with mode 0600, atomically, so a crash never leaves half a key."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(self.private + "\n")
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> "Destination":
+        path = Path(path)
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            log.warning("%s was readable by others (mode %o); tightening it to 0600", path, mode)
+            os.chmod(path, 0o600)
+        text = path.read_text("ascii").strip()
+        try:
+            raw = i2p_b64decode(text)
+            if len(raw) <= public_destination_length(raw):
+                raise ValueError("it holds no private keys")
+        except ValueError as exc:
+            raise ValueError(f"{path} is not an I2P private key file: {exc}") from None
+        return cls.from_private(text)
+
+
+async def _open(sam: SAMAddress) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    try:
+        async with asyncio.timeout(CONNECT_TIMEOUT):
+            return await asyncio.open_connection(sam.host, sam.port, limit=STREAM_BUFFER)
+    except (OSError, TimeoutError) as exc:
+        raise SAMUnavailable(f"no SAM bridge answers at {sam} ({exc.__class__.__name__}: {exc})") from None
+
+
+async def _read_reply(reader: asyncio.StreamReader, timeout: float = REPLY_TIMEOUT) -> Reply:
+    try:
+        async with asyncio.timeout(timeout):
+            line = await reader.readuntil(b"\n")
+    except asyncio.IncompleteReadError as exc:
+        if exc.partial:
+            raise SAMProtocolError(f"SAM bridge closed mid-reply: {exc.partial[:80]!r}") from None
+        raise SAMError("the SAM bridge closed the connection", "CLOSED") from None
+    except asyncio.LimitOverrunError:
+        raise SAMProtocolError("SAM reply line too long") from None
+    except TimeoutError:
+        raise SAMError(f"no reply from the SAM bridge within {timeout:.0f} s", "TIMEOUT") from None
+    except (ConnectionError, OSError) as exc:
+        raise SAMError(f"SAM connection lost: {exc}", "CLOSED") from None
+    return parse_reply(line)
+
+
+async def hello(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> str:
+    """HELLO with MIN=3.0 MAX=3.3 (i2pd 2.45 answers 3.1; MIN=3.2 gets NOVERSION). Returns the version."""
+    writer.write(command("HELLO", "VERSION", MIN="3.0", MAX="3.3"))
+    reply = (await _read_reply(reader)).check("HELLO", "REPLY")
+    return reply.values.get("VERSION", "3.0")
+
+
+async def _connect_hello(sam: SAMAddress) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await _open(sam)
+    try:
+        await hello(reader, writer)
+    except BaseException:
+        writer.close()
+        raise
+    return reader, writer
+
+
+async def new_destination(sam: SAMAddress) -> Destination:
+    """DEST GENERATE with Ed25519 signatures (the router's default is the obsolete DSA_SHA1)."""
+    reader, writer = await _connect_hello(sam)
+    try:
+        writer.write(command("DEST", "GENERATE", SIGNATURE_TYPE=SIGNATURE_TYPE_ED25519))
+        reply = (await _read_reply(reader)).check("DEST", "REPLY")
+        try:
+            return Destination(reply.values["PUB"], reply.values["PRIV"])
+        except KeyError:
+            raise SAMProtocolError("DEST REPLY without PUB and PRIV") from None
+    finally:
+        writer.close()
+
+
+async def load_or_create_destination(path: Path, sam: SAMAddress) -> Destination:
+    """Our persistent identity: the same .b32 after every restart, keys in a 0600 file."""
+    path = Path(path)
+    if path.exists():
+        return Destination.load(path)
+    dest = await new_destination(sam)
+    dest.save(path)
+    return dest
+
+
+class SAMStream(AsyncioByteStream):
+    """A connected SAM stream; `remote_destination` is the peer's full public destination when known."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, remote: str,
+                 remote_destination: str | None = None) -> None:
+        super().__init__(reader, writer, remote)
+        self.remote_destination = remote_destination
+
+
+class _Control:
+    """A session's control socket: requests answered in order, PINGs answered, death noticed."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.lock = asyncio.Lock()
+        self.replies: deque[asyncio.Future[Reply]] = deque()
+        self.closed = asyncio.Event()
+        self.error: SAMError | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._read_loop())
+
+    async def _read_loop(self) -> None:
+        try:
+            while True:
+                reply = await _read_reply(self.reader, timeout=float("inf"))
+                if reply.topic == "PING":
+                    self.writer.write(b"PONG" + b"".join(b" " + k.encode() for k in reply.values) + b"\n")
+                    continue
+                if self.replies:
+                    self.replies.popleft().set_result(reply)
+                else:
+                    log.debug("unsolicited SAM reply: %s %s", reply.topic, reply.kind)
+        except SAMError as exc:
+            self.error = SAMError(f"the router closed the SAM session ({exc.message})", "CLOSED")
+        except asyncio.CancelledError:
+            self.error = SAMError("SAM session closed", "CLOSED")
+            raise
+        finally:
+            self.closed.set()
+            while self.replies:
+                fut = self.replies.popleft()
+                if not fut.done():
+                    fut.set_exception(self.error or SAMError("SAM session closed", "CLOSED"))
+
+    async def request(self, line: bytes, timeout: float = REPLY_TIMEOUT) -> Reply:
+        async with self.lock:
+            if self.closed.is_set():
+                raise self.error or SAMError("SAM session closed", "CLOSED")
+            fut: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+            self.replies.append(fut)
+            self.writer.write(line)
+            try:
+                async with asyncio.timeout(timeout):
+                    return await fut
+            except TimeoutError:
+                raise SAMError(f"no reply from the SAM bridge within {timeout:.0f} s", "TIMEOUT") from None
+
+    async def close(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        self.writer.close()
+        with contextlib.suppress(Exception):
+            await self.writer.wait_closed()
+
+
+async def _create_session(sam: SAMAddress, style: str, destination: Destination, options: dict[str, str],
+                          session_id: str | None, extra: dict[str, str | int] | None = None,
+                          timeout: float = SESSION_TIMEOUT) -> tuple[_Control, str]:
+    session_id = session_id or f"i2pt-{secrets.token_hex(6)}"
+    reader, writer = await _connect_hello(sam)
+    words = [f"STYLE={style}", f"ID={session_id}", f"DESTINATION={destination.private}"]
+    words += [f"{k}={v}" for k, v in (extra or {}).items()]
+    words += option_words(options)
+    writer.write(("SESSION CREATE " + " ".join(words) + "\n").encode("ascii"))
+    try:
+        reply = await _read_reply(reader, timeout=timeout)
+        reply.check("SESSION", "STATUS")
+    except BaseException:
+        writer.close()
+        raise
+    control = _Control(reader, writer)
+    control.start()
+    return control, session_id
+
+
+class Forwarder:
+    """A STREAM FORWARD registration; it lasts as long as its SAM socket stays open."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
+
+    async def close(self) -> None:
+        self._writer.close()
+        with contextlib.suppress(Exception):
+            await self._writer.wait_closed()
+
+
+class StreamSession:
+    """STYLE=STREAM: connect to and accept from other destinations, forward to a local server, look up names."""
+
+    def __init__(self, sam: SAMAddress, destination: Destination, session_id: str, control: _Control) -> None:
+        self.sam = sam
+        self.destination = destination
+        self.session_id = session_id
+        self._control = control
+
+    @property
+    def b32(self) -> str:
+        return self.destination.b32
+
+    @property
+    def closed(self) -> bool:
+        return self._control.closed.is_set()
+
+    @classmethod
+    async def create(cls, sam: SAMAddress, destination: Destination, options: dict[str, str] | None = None,
+                     session_id: str | None = None, timeout: float = SESSION_TIMEOUT) -> "StreamSession":
+        control, sid = await _create_session(sam, "STREAM", destination, options or {}, session_id,
+                                             timeout=timeout)
+        return cls(sam, destination, sid, control)
+
+    def _check_open(self) -> None:
+        if self._control.closed.is_set():
+            raise self._control.error or SAMError("SAM session closed", "CLOSED")
+
+    async def connect(self, peer: str, timeout: float = 60.0, retry_interval: float = 1.0) -> SAMStream:
+        """Open a stream to `peer` (a .b32.i2p address or a full base64 destination).
+
+        CANT_REACH_PEER right after start is normal (the peer's lease set is not known yet), so it is
+        retried until `timeout`; every other refusal is raised at once.
+        """
+        self._check_open()
+        if is_b32(peer):
+            remote, target = peer.lower(), peer.lower()
+        else:
+            try:
+                remote = b32_address(peer)
+            except ValueError:
+                raise SAMError(f"not a .b32.i2p address or a base64 destination: {peer[:60]!r}",
+                               "INVALID_KEY") from None
+            target = peer
+        deadline = time.monotonic() + timeout
+        while True:
+            reader, writer = await _connect_hello(self.sam)
+            writer.write(command("STREAM", "CONNECT", ID=self.session_id, DESTINATION=target, SILENT="false"))
+            try:
+                remaining = max(1.0, deadline - time.monotonic())
+                (await _read_reply(reader, timeout=remaining + REPLY_TIMEOUT)).check("STREAM", "STATUS")
+            except SAMError as exc:
+                writer.close()
+                retryable = exc.result in ("CANT_REACH_PEER", "PEER_NOT_FOUND", "TIMEOUT")
+                if retryable and time.monotonic() + retry_interval < deadline:
+                    self._check_open()
+                    await asyncio.sleep(retry_interval)
+                    continue
+                if exc.result in ("CANT_REACH_PEER", "PEER_NOT_FOUND", "TIMEOUT"):
+                    raise SAMError(f"cannot reach {remote} within {timeout:.0f} s ({exc.result})",
+                                   exc.result) from None
+                raise
+            except BaseException:
+                writer.close()
+                raise
+            return SAMStream(reader, writer, remote, None if target is remote else target)
+
+    async def accept(self) -> SAMStream:
+        """Wait for one incoming stream; the peer's identity is what the router reports, never a claim."""
+        self._check_open()
+        reader, writer = await _connect_hello(self.sam)
+        try:
+            writer.write(command("STREAM", "ACCEPT", ID=self.session_id, SILENT="false"))
+            (await _read_reply(reader)).check("STREAM", "STATUS")
+            closed = asyncio.ensure_future(self._control.closed.wait())
+            line_task = asyncio.ensure_future(reader.readuntil(b"\n"))
+            try:
+                done, _ = await asyncio.wait({closed, line_task}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                closed.cancel()
+            if line_task not in done:
+                line_task.cancel()
+                self._check_open()
+            try:
+                line = line_task.result()
+            except asyncio.IncompleteReadError:
+                raise SAMError("the router closed the accepting socket", "CLOSED") from None
+            except asyncio.LimitOverrunError:
+                raise SAMProtocolError("peer destination line too long") from None
+            if len(line) > MAX_REPLY_LINE:
+                raise SAMProtocolError("peer destination line too long")
+            dest, _options = parse_peer_line(line)
+        except BaseException:
+            writer.close()
+            raise
+        return SAMStream(reader, writer, b32_address(dest), dest)
+
+    async def forward(self, port: int, host: str = "127.0.0.1") -> Forwarder:
+        """STREAM FORWARD: the router connects to host:port for every incoming stream and writes the
+        caller's destination line first. Only loopback targets are allowed."""
+        self._check_open()
+        if host not in ("127.0.0.1", "::1", "localhost"):
+            raise ValueError("SAM forwarding targets must be on loopback")
+        reader, writer = await _connect_hello(self.sam)
+        try:
+            writer.write(command("STREAM", "FORWARD", ID=self.session_id, PORT=port, HOST=host, SILENT="false"))
+            (await _read_reply(reader)).check("STREAM", "STATUS")
+        except BaseException:
+            writer.close()
+            raise
+        return Forwarder(writer)
+
+    async def lookup(self, name: str) -> str:
+        """NAMING LOOKUP on the session's own socket (i2pd 2.45 can crash on a session-less one)."""
+        if any(c in name for c in ' "\n='):
+            raise SAMError(f"invalid I2P name: {name!r}", "INVALID_KEY")
+        reply = await self._control.request(command("NAMING", "LOOKUP", NAME=name), timeout=60.0)
+        if (reply.topic, reply.kind) == ("NAMING", "REPLY") and reply.result not in (None, "OK"):
+            raise SAMError(f"cannot resolve {name}: {reply.result}", reply.result or "KEY_NOT_FOUND")
+        reply.check("NAMING", "REPLY")
+        value = reply.values.get("VALUE")
+        if not value:
+            raise SAMProtocolError("NAMING REPLY without VALUE")
+        try:
+            b32_address(value)
+        except ValueError as exc:
+            raise SAMProtocolError(f"NAMING REPLY with an invalid destination: {exc}") from None
+        return value
+
+    async def close(self) -> None:
+        await self._control.close()
+
+    async def __aenter__(self) -> "StreamSession":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+class _DatagramEndpoint(asyncio.DatagramProtocol):
+    def __init__(self, queue_limit: int) -> None:
+        self.queue: deque[bytes] = deque()
+        self.queue_limit = queue_limit
+        self.waiter: asyncio.Future[None] | None = None
+        self.dropped = 0
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if len(self.queue) >= self.queue_limit:
+            self.dropped += 1
+            return
+        self.queue.append(data)
+        if self.waiter and not self.waiter.done():
+            self.waiter.set_result(None)
+
+
+class _Pacer:
+    """A token bucket: the router's UDP receive buffer overflows on unpaced bursts (84-94 % lost)."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = burst
+        self.stamp = time.monotonic()
+
+    def delay(self, size: int, now: float) -> float:
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        self.tokens -= size
+        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+
+
+class DatagramSession:
+    """STYLE=DATAGRAM (repliable, signed) or RAW: datagrams through the router's UDP port, paced."""
+
+    def __init__(self, sam: SAMAddress, destination: Destination, session_id: str, control: _Control,
+                 endpoint: _DatagramEndpoint, style: str, rate: float, burst: float) -> None:
+        self.sam = sam
+        self.destination = destination
+        self.session_id = session_id
+        self.style = style
+        self._control = control
+        self._endpoint = endpoint
+        self._pacer = _Pacer(rate, burst)
+        self._send_lock = asyncio.Lock()
+
+    @property
+    def b32(self) -> str:
+        return self.destination.b32
+
+    @property
+    def dropped(self) -> int:
+        """Datagrams dropped on arrival because the receive queue was full."""
+        return self._endpoint.dropped
+
+    @classmethod
+    async def create(cls, sam: SAMAddress, destination: Destination, options: dict[str, str] | None = None,
+                     style: str = "DATAGRAM", session_id: str | None = None, *, rate: float = 2_000_000,
+                     burst: float = 40_000, queue_limit: int = 8192,
+                     timeout: float = SESSION_TIMEOUT) -> "DatagramSession":
+        """`rate` (bytes/s) and `burst` (bytes) pace sends; measured loss-free on i2pd 2.45 at 2.3 MB/s."""
+        if style not in ("DATAGRAM", "RAW"):
+            raise ValueError("style must be DATAGRAM or RAW")
+        loop = asyncio.get_running_loop()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+        sock.bind(("127.0.0.1", 0))
+        transport, endpoint = await loop.create_datagram_endpoint(lambda: _DatagramEndpoint(queue_limit),
+                                                                  sock=sock)
+        port = sock.getsockname()[1]
+        try:
+            control, sid = await _create_session(sam, style, destination, options or {}, session_id,
+                                                 extra={"PORT": port, "HOST": "127.0.0.1"}, timeout=timeout)
+        except BaseException:
+            transport.close()
+            raise
+        return cls(sam, destination, sid, control, endpoint, style, rate, burst)
+
+    def max_payload(self, dest_b64: str) -> int:
+        """The largest payload to `dest_b64` that arrives intact (the router truncates bigger ones)."""
+        return DATAGRAM_LIMIT - len(self._header(dest_b64)) - 16
+
+    def _header(self, dest_b64: str) -> bytes:
+        return f"3.0 {self.session_id} {dest_b64}\n".encode("ascii")
+
+    async def send(self, dest_b64: str, payload: bytes) -> None:
+        """Send one datagram to a full base64 destination, waiting as pacing requires."""
+        if self._control.closed.is_set():
+            raise self._control.error or SAMError("SAM session closed", "CLOSED")
+        if is_b32(dest_b64):
+            raise ValueError("datagrams need the full base64 destination; look the .b32 up first")
+        limit = self.max_payload(dest_b64)
+        if len(payload) > limit:
+            raise ValueError(f"datagram payload of {len(payload)} bytes exceeds the {limit}-byte limit "
+                             "(the router would truncate it)")
+        if self.style == "RAW" and len(payload) < 3:
+            raise ValueError("RAW payloads under 3 bytes are dropped by i2pd")
+        packet = self._header(dest_b64) + payload
+        async with self._send_lock:
+            wait = self._pacer.delay(len(packet), time.monotonic())
+            if wait > 0:
+                await asyncio.sleep(wait)
+            assert self._endpoint.transport is not None
+            self._endpoint.transport.sendto(packet, self.sam.udp)
+
+    async def recv(self) -> tuple[str | None, bytes]:
+        """The next datagram: (sender's base64 destination, or None for RAW, payload)."""
+        ep = self._endpoint
+        while True:
+            while not ep.queue:
+                if self._control.closed.is_set():
+                    raise self._control.error or SAMError("SAM session closed", "CLOSED")
+                ep.waiter = asyncio.get_running_loop().create_future()
+                closed = asyncio.ensure_future(self._control.closed.wait())
+                try:
+                    await asyncio.wait({ep.waiter, closed}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    closed.cancel()
+            packet = ep.queue.popleft()
+            try:
+                return split_forwarded_datagram(packet, repliable=self.style == "DATAGRAM")
+            except SAMError as exc:
+                log.warning("dropping a malformed forwarded datagram: %s", exc)
+
+    async def close(self) -> None:
+        await self._control.close()
+        if self._endpoint.transport:
+            self._endpoint.transport.close()
+
+    async def __aenter__(self) -> "DatagramSession":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
