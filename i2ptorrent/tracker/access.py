@@ -1,0 +1,143 @@
+"""Private-tracker access: an allowlist of destinations plus one-time invite tokens.
+
+Kept as a small JSON file in the tracker's data directory so the `i2ptorrent tracker invite|allow|
+revoke` commands can edit it while a tracker runs (the server reloads it when it changes). Invites are
+stored as SHA-256 digests: reading the file does not reveal a usable token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import Callable
+
+from .identity import b32_to_hash
+
+FILE_NAME = "access.json"
+MAX_FILE_SIZE = 16 * 1024 * 1024
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def normalize_destination(name: str) -> str:
+    """Accept 'xxx.b32.i2p' or the bare 52 characters; return the lowercase '.b32.i2p' form."""
+    name = name.strip().lower()
+    if not name.endswith(".b32.i2p"):
+        name += ".b32.i2p"
+    if b32_to_hash(name) is None:
+        raise ValueError(f"not a .b32.i2p address: {name!r}")
+    return name
+
+
+class AccessList:
+    """Who may use a private tracker. `private=False` admits everyone (an open tracker)."""
+
+    def __init__(self, path: Path | str | None = None, private: bool = True) -> None:
+        self.path = Path(path) if path is not None else None
+        self.private = private
+        self.allowed: set[str] = set()
+        self.invites: dict[str, float | None] = {}  # sha256(token) -> expiry (unix time) or None
+        self.on_change: Callable[[], None] | None = None
+        self._mtime: float | None = None
+
+    # -- the CLI's API -----------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: Path | str, private: bool = True) -> "AccessList":
+        """Read the file if it exists (an absent file is an empty list)."""
+        acl = cls(path, private)
+        acl.reload()
+        return acl
+
+    def invite(self, ttl: float | None = None, now: float | None = None) -> str:
+        """A new one-time token; the peer presents it as `invite` (message field or URL query)."""
+        token = secrets.token_urlsafe(18)
+        expires = None if ttl is None else (now if now is not None else time.time()) + ttl
+        self.invites[_digest(token)] = expires
+        self._changed()
+        return token
+
+    def allow(self, destination: str) -> str:
+        name = normalize_destination(destination)
+        self.allowed.add(name)
+        self._changed()
+        return name
+
+    def revoke(self, destination: str) -> bool:
+        name = normalize_destination(destination)
+        present = name in self.allowed
+        self.allowed.discard(name)
+        self._changed()
+        return present
+
+    # -- what the tracker core asks --------------------------------------------------------------
+
+    def is_allowed(self, name: str) -> bool:
+        return not self.private or name in self.allowed
+
+    def redeem(self, token: str, name: str, now: float) -> bool:
+        """Spend a valid invite on `name` (an I2P destination); True when it joined the allowlist."""
+        if b32_to_hash(name) is None:
+            return False
+        key = _digest(token)
+        if key not in self.invites:
+            return False
+        expires = self.invites.pop(key)
+        if expires is not None and expires < now:
+            self._changed()
+            return False
+        self.allowed.add(name)
+        self._changed()
+        return True
+
+    # -- persistence -----------------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, object]:
+        return {"version": 1, "allowed": sorted(self.allowed),
+                "invites": [{"sha256": k, "expires": v} for k, v in sorted(self.invites.items())]}
+
+    def _changed(self) -> None:
+        if self.path is not None:
+            self.save()
+        if self.on_change is not None:
+            self.on_change()
+
+    def save(self) -> None:
+        """Write atomically with mode 0600."""
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(self.to_json(), f, indent=1)
+        os.replace(tmp, self.path)
+        self._mtime = self.path.stat().st_mtime
+
+    def reload(self) -> bool:
+        """Re-read the file if it changed on disk; True when it did. Bad content raises ValueError."""
+        if self.path is None or not self.path.exists():
+            return False
+        stat = self.path.stat()
+        if self._mtime is not None and stat.st_mtime == self._mtime:
+            return False
+        if stat.st_size > MAX_FILE_SIZE:
+            raise ValueError(f"{self.path}: too large")
+        data = json.loads(self.path.read_text())
+        if not isinstance(data, dict):
+            raise ValueError(f"{self.path}: not an object")
+        allowed = {normalize_destination(n) for n in data.get("allowed", [])}
+        invites: dict[str, float | None] = {}
+        for item in data.get("invites", []):
+            key, expires = item["sha256"], item.get("expires")
+            if not isinstance(key, str) or len(key) != 64:
+                raise ValueError(f"{self.path}: bad invite entry")
+            invites[key] = float(expires) if expires is not None else None
+        self.allowed, self.invites, self._mtime = allowed, invites, stat.st_mtime
+        return True

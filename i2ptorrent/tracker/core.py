@@ -1,0 +1,352 @@
+"""The tracker's state machine, sans-I/O: messages and the clock in, frames to send out.
+
+The asyncio server owns sockets and calls in with a connection id, the peer's identity (from the
+transport, never from the message) and `now`. Each call returns the frames to write as
+(connection id, bytes) pairs; a bad message only ever produces a 'failure reason' for its sender.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from . import classic, messages
+from .identity import PeerIdentity
+from .limits import TokenBucket, TrackerLimits
+from .messages import Announce, Answer, ParseContext, Scrape, TrackerProtocolError
+from .swarm import Swarm, SwarmPeer
+
+Outgoing = list[tuple[int, bytes]]
+
+NOT_ALLOWED = "access denied: this is a private tracker"
+RATE_LIMITED = "rate limit exceeded, slow down"
+
+
+class AccessPolicy(Protocol):
+    def is_allowed(self, name: str) -> bool: ...
+    def redeem(self, token: str, name: str, now: float) -> bool: ...
+
+
+class OpenAccess:
+    """Everyone may use the tracker."""
+
+    def is_allowed(self, name: str) -> bool:
+        return True
+
+    def redeem(self, token: str, name: str, now: float) -> bool:
+        return False
+
+
+@dataclass(slots=True)
+class _PendingOffer:
+    offerer_conn: int
+    offerer_peer_id: str
+    expires: float
+
+
+@dataclass(slots=True)
+class Connection:
+    """One open WebSocket: who it is, which swarms it joined, which offers it may answer."""
+
+    conn_id: int
+    identity: PeerIdentity
+    last_active: float
+    invite: str | None = None
+    joined: dict[str, str] = field(default_factory=dict)  # info_hash -> peer_id
+    pending: OrderedDict[tuple[str, str], _PendingOffer] = field(default_factory=OrderedDict)
+
+
+@dataclass(frozen=True, slots=True)
+class SwarmStats:
+    info_hash: str
+    complete: int
+    incomplete: int
+    downloaded: int
+
+
+class TrackerCore:
+    def __init__(self, limits: TrackerLimits | None = None, access: AccessPolicy | None = None) -> None:
+        self.limits = limits or TrackerLimits()
+        self.access: AccessPolicy = access or OpenAccess()
+        self.swarms: OrderedDict[str, Swarm] = OrderedDict()
+        self.connections: dict[int, Connection] = {}
+        self._per_identity: dict[str, int] = {}  # open WebSockets per identity name
+        self._buckets: dict[str, TokenBucket] = {}
+        self.counters = {"announces": 0, "answers": 0, "scrapes": 0, "offers_relayed": 0,
+                         "failures": 0, "denied": 0, "http_announces": 0}
+
+    # -- WebSocket connections -------------------------------------------------------------------
+
+    def connect(self, conn_id: int, identity: PeerIdentity, now: float, invite: str | None = None) -> bool:
+        """Register a new WebSocket; False when this identity already has too many open."""
+        if self._per_identity.get(identity.name, 0) >= self.limits.max_connections_per_peer:
+            return False
+        self._per_identity[identity.name] = self._per_identity.get(identity.name, 0) + 1
+        self.connections[conn_id] = Connection(conn_id, identity, now, invite)
+        return True
+
+    def disconnect(self, conn_id: int) -> None:
+        """The socket closed: like the reference server, its peers leave their swarms ('stopped')."""
+        conn = self.connections.pop(conn_id, None)
+        if conn is None:
+            return
+        name = conn.identity.name
+        left = self._per_identity.get(name, 1) - 1
+        if left > 0:
+            self._per_identity[name] = left
+        else:
+            self._per_identity.pop(name, None)
+        for info_hash, peer_id in conn.joined.items():
+            swarm = self.swarms.get(info_hash)
+            if swarm is not None:
+                peer = swarm.ws.get(peer_id)
+                if peer is not None and peer.conn == conn_id:
+                    swarm.remove(peer_id, conn_id)
+                    if not swarm:
+                        del self.swarms[info_hash]
+
+    def ws_message(self, conn_id: int, data: str | bytes, now: float) -> Outgoing:
+        conn = self.connections.get(conn_id)
+        if conn is None:
+            return []
+        conn.last_active = now
+        ctx = ParseContext()
+        lim = self.limits
+        try:
+            msg = messages.parse_ws_message(data, max_size=lim.max_message_size, max_offers=lim.max_offers,
+                                            max_scrape=lim.max_scrape, context=ctx)
+        except TrackerProtocolError as err:
+            self.counters["failures"] += 1
+            return [(conn_id, messages.failure(str(err), ctx))]
+        invite = getattr(msg, "invite", None) or conn.invite
+        if not self._admit(conn.identity, invite, now):
+            self.counters["denied"] += 1
+            return [(conn_id, messages.failure(NOT_ALLOWED, ctx))]
+        if not self._rate_ok(conn.identity.name, now):
+            self.counters["failures"] += 1
+            return [(conn_id, messages.failure(RATE_LIMITED, ctx))]
+        if isinstance(msg, Announce):
+            return self._ws_announce(conn, msg, ctx, now)
+        if isinstance(msg, Answer):
+            return self._ws_answer(conn, msg, now)
+        return [(conn_id, self._scrape_reply_ws(msg))]
+
+    def _ws_announce(self, conn: Connection, msg: Announce, ctx: ParseContext, now: float) -> Outgoing:
+        self.counters["announces"] += 1
+        conn_id = conn.conn_id
+        swarm = self.swarms.get(msg.info_hash)
+        if msg.event == "stopped":
+            if swarm is not None and conn.joined.get(msg.info_hash) == msg.peer_id:
+                swarm.remove(msg.peer_id, conn_id)
+                del conn.joined[msg.info_hash]
+            out_swarm = swarm
+        else:
+            if swarm is None:
+                swarm = self._new_swarm(msg.info_hash)
+            else:
+                self.swarms.move_to_end(msg.info_hash)
+            holder = swarm.ws.get(msg.peer_id)
+            if holder is not None and holder.conn != conn_id and holder.identity.name != conn.identity.name:
+                # Someone else's peer_id: taking it over would steal their answers.
+                self.counters["failures"] += 1
+                return [(conn_id, messages.failure("peer_id in use", ctx))]
+            if holder is not None and holder.conn != conn_id and holder.conn is not None:
+                # The same destination reconnected: the old socket no longer owns this peer.
+                old = self.connections.get(holder.conn)
+                if old is not None and old.joined.get(msg.info_hash) == msg.peer_id:
+                    del old.joined[msg.info_hash]
+            previous = conn.joined.get(msg.info_hash)
+            if previous is not None and previous != msg.peer_id:
+                swarm.remove(previous, conn_id)
+            _, evicted = swarm.upsert(msg.peer_id, conn.identity, conn_id, msg.event, msg.left, now)
+            conn.joined[msg.info_hash] = msg.peer_id
+            self._forget(evicted)
+            out_swarm = swarm
+        complete = out_swarm.complete if out_swarm is not None else 0
+        incomplete = out_swarm.incomplete if out_swarm is not None else 0
+        out: Outgoing = [(conn_id, messages.announce_reply(
+            msg.info_hash, self.limits.announce_interval, complete, incomplete))]
+        if msg.offers and swarm is not None and msg.event != "stopped":
+            origin = conn.identity.origin()
+            targets = swarm.pick(swarm.ws, len(msg.offers), exclude=msg.peer_id)
+            expires = now + self.limits.offer_timeout
+            for peer, offer in zip(targets, msg.offers):
+                target = self.connections.get(peer.conn) if peer.conn is not None else None
+                if target is None or target is conn:
+                    continue
+                pending = target.pending
+                key = (msg.info_hash, offer.offer_id)
+                pending[key] = _PendingOffer(conn_id, msg.peer_id, expires)
+                pending.move_to_end(key)
+                if len(pending) > self.limits.max_pending_offers:
+                    pending.popitem(last=False)
+                out.append((target.conn_id, messages.offer_relay(msg.info_hash, msg.peer_id, offer, origin)))
+            self.counters["offers_relayed"] += len(out) - 1
+        if swarm is not None and not swarm:
+            self.swarms.pop(msg.info_hash, None)
+        return out
+
+    def _ws_answer(self, conn: Connection, msg: Answer, now: float) -> Outgoing:
+        """Route an answer to the peer whose offer we relayed to this connection; nothing else."""
+        self.counters["answers"] += 1
+        pending = conn.pending.pop((msg.info_hash, msg.offer_id), None)
+        if pending is None or pending.expires < now or pending.offerer_peer_id != msg.to_peer_id:
+            return []  # like the reference server: an unroutable answer gets no reply
+        target = self.connections.get(pending.offerer_conn)
+        if target is None or target.joined.get(msg.info_hash) != msg.to_peer_id:
+            return []
+        return [(target.conn_id, messages.answer_relay(msg, conn.identity.origin()))]
+
+    def _scrape_reply_ws(self, msg: Scrape) -> bytes:
+        self.counters["scrapes"] += 1
+        return messages.scrape_reply(self._scrape_files(msg.info_hashes), self.limits.announce_interval)
+
+    # -- classic HTTP ----------------------------------------------------------------------------
+
+    def http_announce(self, identity: PeerIdentity, raw_query: str, now: float,
+                      invite: str | None = None) -> bytes:
+        try:
+            req = classic.parse_announce(raw_query, self.limits.max_numwant)
+        except TrackerProtocolError as err:
+            self.counters["failures"] += 1
+            return classic.failure(str(err))
+        if not self._admit(identity, req.invite or invite, now):
+            self.counters["denied"] += 1
+            return classic.failure(NOT_ALLOWED)
+        if not self._rate_ok(identity.name, now):
+            return classic.failure(RATE_LIMITED)
+        self.counters["http_announces"] += 1
+        swarm = self.swarms.get(req.info_hash)
+        if req.event == "stopped":
+            if swarm is not None:
+                holder = swarm.http.get(req.peer_id)
+                if holder is not None and holder.identity.name == identity.name:
+                    swarm.remove(req.peer_id, None)
+                    if not swarm:
+                        del self.swarms[req.info_hash]
+            peers: list[SwarmPeer] = []
+        else:
+            if swarm is None:
+                swarm = self._new_swarm(req.info_hash)
+            else:
+                self.swarms.move_to_end(req.info_hash)
+            holder = swarm.http.get(req.peer_id)
+            if holder is not None and holder.identity.name != identity.name:
+                return classic.failure("peer_id in use")
+            _, evicted = swarm.upsert(req.peer_id, identity, None, req.event, req.left, now)
+            self._forget(evicted)
+            peers = swarm.pick(swarm.http, req.numwant, exclude=req.peer_id)
+        complete = swarm.complete if swarm is not None else 0
+        incomplete = swarm.incomplete if swarm is not None else 0
+        return classic.announce_reply(self.limits.announce_interval, complete, incomplete,
+                                      [(p.peer_id, p.identity) for p in peers], req.compact)
+
+    def http_scrape(self, identity: PeerIdentity, raw_query: str, now: float) -> bytes:
+        try:
+            hashes = classic.parse_scrape(raw_query, self.limits.max_scrape)
+        except TrackerProtocolError as err:
+            return classic.failure(str(err))
+        if not self.access.is_allowed(identity.name):
+            self.counters["denied"] += 1
+            return classic.failure(NOT_ALLOWED)
+        if not self._rate_ok(identity.name, now):
+            return classic.failure(RATE_LIMITED)
+        self.counters["scrapes"] += 1
+        return classic.scrape_reply(self._scrape_files(hashes))
+
+    # -- housekeeping ----------------------------------------------------------------------------
+
+    def expire(self, now: float) -> list[int]:
+        """Age out peers, offers and rate buckets; returns idle connections the server should close."""
+        before = now - self.limits.peer_ttl
+        for info_hash in list(self.swarms):
+            swarm = self.swarms[info_hash]
+            self._forget(swarm.expire(before))
+            if not swarm:
+                del self.swarms[info_hash]
+        idle_before = now - self.limits.idle_timeout
+        idle: list[int] = []
+        for conn in self.connections.values():
+            while conn.pending:
+                first = next(iter(conn.pending.values()))
+                if first.expires >= now:
+                    break
+                conn.pending.popitem(last=False)
+            if conn.last_active < idle_before:
+                idle.append(conn.conn_id)
+        for name in [n for n, b in self._buckets.items() if b.full(now) and n not in self._per_identity]:
+            del self._buckets[name]
+        return idle
+
+    def enforce_access(self) -> list[int]:
+        """After the access list changed: drop revoked peers; returns their connections to close."""
+        closing = [c.conn_id for c in self.connections.values() if not self.access.is_allowed(c.identity.name)]
+        for info_hash in list(self.swarms):
+            swarm = self.swarms[info_hash]
+            for table in (swarm.ws, swarm.http):
+                for peer in [p for p in table.values() if not self.access.is_allowed(p.identity.name)]:
+                    swarm.remove(peer.peer_id, peer.conn)
+            if not swarm:
+                del self.swarms[info_hash]
+        return closing
+
+    def is_allowed(self, identity: PeerIdentity) -> bool:
+        return self.access.is_allowed(identity.name)
+
+    def swarm_stats(self) -> list[SwarmStats]:
+        return [SwarmStats(h, s.complete, s.incomplete, s.downloaded) for h, s in self.swarms.items()]
+
+    def stats(self) -> dict[str, object]:
+        swarms = self.swarms.values()
+        return {
+            "torrents": len(self.swarms),
+            "peers": sum(len(s) for s in swarms),
+            "seeders": sum(s.complete for s in swarms),
+            "leechers": sum(s.incomplete for s in swarms),
+            "completed": sum(s.downloaded for s in swarms),
+            "websockets": len(self.connections),
+            **self.counters,
+        }
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _admit(self, identity: PeerIdentity, invite: str | None, now: float) -> bool:
+        if self.access.is_allowed(identity.name):
+            return True
+        return invite is not None and self.access.redeem(invite, identity.name, now)
+
+    def _rate_ok(self, name: str, now: float) -> bool:
+        bucket = self._buckets.get(name)
+        if bucket is None:
+            bucket = self._buckets[name] = TokenBucket(self.limits.rate_per_second, self.limits.rate_burst, now)
+        return bucket.take(now)
+
+    def _new_swarm(self, info_hash: str) -> Swarm:
+        while len(self.swarms) >= self.limits.max_swarms:
+            _, old = self.swarms.popitem(last=False)
+            self._forget(list(old.ws.values()))
+        swarm = self.swarms[info_hash] = Swarm(info_hash, self.limits.max_swarm_peers)
+        return swarm
+
+    def _forget(self, peers: list[SwarmPeer]) -> None:
+        """Peers that left a swarm without their socket closing: unlink them from the socket."""
+        for peer in peers:
+            if peer.conn is None:
+                continue
+            conn = self.connections.get(peer.conn)
+            if conn is None:
+                continue
+            for info_hash, peer_id in list(conn.joined.items()):
+                if peer_id == peer.peer_id and (info_hash not in self.swarms
+                                                or self.swarms[info_hash].ws.get(peer_id) is not peer):
+                    del conn.joined[info_hash]
+
+    def _scrape_files(self, hashes: tuple[str, ...]) -> dict[str, tuple[int, int, int]]:
+        if not hashes:
+            hashes = tuple(self.swarms)[-self.limits.max_scrape:]
+        files: dict[str, tuple[int, int, int]] = {}
+        for h in hashes:
+            swarm = self.swarms.get(h)
+            files[h] = (swarm.complete, swarm.incomplete, swarm.downloaded) if swarm else (0, 0, 0)
+        return files

@@ -1,0 +1,283 @@
+"""The tracker's asyncio/aiohttp adapter: sockets in, TrackerCore calls, frames out.
+
+Routes: /announce (WebSocket upgrade or classic HTTP GET), /scrape, /stats.json and / (a small status
+page). Every request's identity comes from the transport: `serve_stream` is handed streams that SAM
+accepted, with the caller's destination; plain TCP serving (tests, benchmarks) labels callers by their
+loopback address, or, only when `identity_header` is set explicitly for tests, by a header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import socket
+import time
+from typing import Callable
+
+from aiohttp import WSMsgType, web
+
+from ..transport.stream import ByteStream
+from .access import AccessList
+from .core import TrackerCore
+from .identity import PeerIdentity
+from .limits import TrackerLimits
+
+log = logging.getLogger(__name__)
+
+SLOW_PEER_BUFFER = 256 * 1024  # a WebSocket with this much unsent is not reading: drop it
+IDENTITY_KEY = web.AppKey("identity_of", object)
+SWEEP_INTERVAL = 15.0
+
+
+class TrackerServer:
+    """Serves one TrackerCore over HTTP/WebSocket. Start with `start_tcp` and/or feed `serve_stream`."""
+
+    def __init__(self, core: TrackerCore | None = None, *, access: AccessList | None = None,
+                 limits: TrackerLimits | None = None, identity_header: str | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.access = access
+        self.core = core or TrackerCore(limits, access)
+        self.identity_header = identity_header
+        self.clock = clock
+        self._ids = itertools.count(1)
+        self._sockets: dict[int, web.WebSocketResponse] = {}
+        self._transports: dict[int, asyncio.Transport] = {}
+        self._stream_identity: dict[asyncio.BaseTransport, PeerIdentity] = {}
+        self._runner: web.AppRunner | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._pumps: set[asyncio.Task[None]] = set()
+        self.app = self._make_app()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Prepare the aiohttp runner (needed before `serve_stream`); idempotent."""
+        if self._runner is None:
+            self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+            await self._runner.setup()
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep_loop())
+
+    async def start_tcp(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        """Listen on loopback (tests, benchmarks, the demo); returns the port."""
+        if host not in ("127.0.0.1", "::1", "localhost"):
+            raise ValueError("the tracker listens on loopback only")
+        await self.start()
+        assert self._runner is not None
+        site = web.TCPSite(self._runner, host, port, backlog=4096)
+        await site.start()
+        server = site._server
+        assert server is not None
+        return server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for ws in list(self._sockets.values()):
+            await ws.close()
+        for task in list(self._pumps):
+            task.cancel()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # -- streams from SAM ------------------------------------------------------------------------
+
+    async def serve_stream(self, stream: ByteStream, identity: PeerIdentity) -> None:
+        """Serve HTTP/WebSocket on one accepted stream whose caller the transport identified.
+
+        aiohttp only speaks to transports, so the stream is spliced to one end of a socketpair that
+        aiohttp serves; the identity is bound to that transport before the first byte arrives.
+        """
+        await self.start()
+        assert self._runner is not None and self._runner.server is not None
+        loop = asyncio.get_running_loop()
+        ours, theirs = socket.socketpair()
+        ours.setblocking(False)
+        theirs.setblocking(False)
+        transport, _ = await loop.connect_accepted_socket(self._runner.server, theirs)
+        self._stream_identity[transport] = identity
+        try:
+            await _splice(stream, ours, loop)
+        finally:
+            self._stream_identity.pop(transport, None)
+            ours.close()
+            transport.close()
+            await stream.close()
+
+    # -- identity --------------------------------------------------------------------------------
+
+    def identity_of(self, request: web.Request) -> PeerIdentity:
+        transport = request.transport
+        if transport is not None:
+            ident = self._stream_identity.get(transport)
+            if ident is not None:
+                return ident
+        if self.identity_header is not None:
+            name = request.headers.get(self.identity_header)
+            if name:
+                return PeerIdentity(name.strip().lower(), request.headers.get(self.identity_header + "-B64"))
+        peer = transport.get_extra_info("peername") if transport is not None else None
+        return PeerIdentity(f"loopback:{peer[0]}:{peer[1]}" if peer else "loopback:?")
+
+    # -- the app ---------------------------------------------------------------------------------
+
+    def _make_app(self) -> web.Application:
+        app = web.Application(client_max_size=self.core.limits.max_message_size)
+        app.router.add_get("/announce", self._announce)
+        app.router.add_get("/scrape", self._scrape)
+        app.router.add_get("/stats.json", self._stats_json)
+        app.router.add_get("/", self._status_page)
+        app.router.add_get("/stats", self._status_page)
+        return app
+
+    async def _announce(self, request: web.Request) -> web.StreamResponse:
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await self._websocket(request)
+        ident = self.identity_of(request)
+        body = self.core.http_announce(ident, request.rel_url.raw_query_string, self.clock())
+        return web.Response(body=body, content_type="text/plain")
+
+    async def _scrape(self, request: web.Request) -> web.Response:
+        ident = self.identity_of(request)
+        body = self.core.http_scrape(ident, request.rel_url.raw_query_string, self.clock())
+        return web.Response(body=body, content_type="text/plain")
+
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        ident = self.identity_of(request)
+        limits = self.core.limits
+        ws = web.WebSocketResponse(compress=False, max_msg_size=limits.max_message_size, autoping=True,
+                                   decode_text=False)
+        await ws.prepare(request)
+        conn_id = next(self._ids)
+        invite = request.query.get("invite")
+        if not self.core.connect(conn_id, ident, self.clock(), invite=invite[:128] if invite else None):
+            await ws.close(message=b"too many connections")
+            return ws
+        transport = request.transport
+        if transport is not None:
+            transport.set_write_buffer_limits(high=2 * SLOW_PEER_BUFFER)
+            self._transports[conn_id] = transport  # type: ignore[assignment]
+        self._sockets[conn_id] = ws
+        try:
+            async for msg in ws:
+                if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    out = self.core.ws_message(conn_id, msg.data, self.clock())
+                    if out:
+                        await self._dispatch(out)
+                else:
+                    break
+        finally:
+            self.core.disconnect(conn_id)
+            self._sockets.pop(conn_id, None)
+            self._transports.pop(conn_id, None)
+        return ws
+
+    async def _dispatch(self, out: list[tuple[int, bytes]]) -> None:
+        """Write each frame to its socket; a recipient that stopped reading is dropped, not waited on."""
+        for conn_id, data in out:
+            ws = self._sockets.get(conn_id)
+            if ws is None or ws.closed:
+                continue
+            transport = self._transports.get(conn_id)
+            if transport is not None and (transport.is_closing()
+                                          or transport.get_write_buffer_size() > SLOW_PEER_BUFFER):
+                self._drop(conn_id)
+                continue
+            try:
+                await ws.send_frame(data, WSMsgType.TEXT)
+            except (ConnectionError, RuntimeError):
+                self._drop(conn_id)
+
+    def _drop(self, conn_id: int) -> None:
+        ws = self._sockets.pop(conn_id, None)
+        self.core.disconnect(conn_id)
+        transport = self._transports.pop(conn_id, None)
+        if transport is not None:
+            transport.abort()
+        del ws
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL)
+            try:
+                self.sweep()
+            except Exception:  # a bad access file must not stop the sweeps
+                log.exception("tracker sweep failed")
+
+    def sweep(self) -> None:
+        """Age out state, close idle sockets, and pick up access-list edits made by the CLI."""
+        for conn_id in self.core.expire(self.clock()):
+            self._drop(conn_id)
+        if self.access is not None and self.access.reload():
+            for conn_id in self.core.enforce_access():
+                self._drop(conn_id)
+
+    # -- statistics ------------------------------------------------------------------------------
+
+    def _may_see_swarms(self, request: web.Request) -> bool:
+        return self.core.is_allowed(self.identity_of(request))
+
+    async def _stats_json(self, request: web.Request) -> web.Response:
+        if not self._may_see_swarms(request):
+            return web.json_response({"failure reason": "access denied: this is a private tracker"},
+                                     status=403)
+        stats = self.core.stats()
+        stats["swarms"] = [{"info_hash": s.info_hash.encode("latin-1").hex(), "complete": s.complete,
+                            "incomplete": s.incomplete, "downloaded": s.downloaded}
+                           for s in self.core.swarm_stats()[-1000:]]
+        return web.json_response(stats)
+
+    async def _status_page(self, request: web.Request) -> web.Response:
+        if not self._may_see_swarms(request):
+            return web.Response(text="<!doctype html><title>tracker</title><p>Private tracker.</p>",
+                                content_type="text/html", status=403)
+        stats = self.core.stats()
+        rows = "".join(
+            f"<tr><td><code>{s.info_hash.encode('latin-1').hex()}</code></td><td>{s.complete}</td>"
+            f"<td>{s.incomplete}</td><td>{s.downloaded}</td></tr>"
+            for s in self.core.swarm_stats()[-500:])
+        page = (
+            "<!doctype html><meta charset=utf-8><title>i2ptorrent tracker</title>"
+            "<h1>i2ptorrent tracker</h1>"
+            f"<p>{stats['torrents']} swarms, {stats['seeders']} seeders, {stats['leechers']} leechers, "
+            f"{stats['completed']} completed, {stats['websockets']} WebSocket peers.</p>"
+            "<table><tr><th>info hash</th><th>seeders</th><th>leechers</th><th>completed</th></tr>"
+            f"{rows}</table>")
+        return web.Response(text=page, content_type="text/html")
+
+
+async def _splice(stream: ByteStream, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
+    """Copy both ways between a ByteStream and our end of the socketpair until either side ends."""
+
+    async def inbound() -> None:
+        while True:
+            data = await stream.read(65536)
+            if not data:
+                break
+            await loop.sock_sendall(sock, data)
+        try:
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    async def outbound() -> None:
+        while True:
+            try:
+                data = await loop.sock_recv(sock, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            await stream.write(data)
+
+    reader = asyncio.ensure_future(inbound())
+    writer = asyncio.ensure_future(outbound())
+    try:
+        await asyncio.wait((reader, writer), return_when=asyncio.FIRST_COMPLETED)
+        if reader.done():
+            # The caller half-closed: let the response finish, bounded in time.
+            await asyncio.wait((writer,), timeout=30)
+    finally:
+        reader.cancel()
+        writer.cancel()

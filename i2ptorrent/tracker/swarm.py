@@ -1,0 +1,119 @@
+"""One torrent's peers as the tracker sees them: bounded (LRU by last announce) and aged out (TTL)."""
+
+from __future__ import annotations
+
+import random
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from .identity import PeerIdentity
+
+
+@dataclass(slots=True)
+class SwarmPeer:
+    peer_id: str
+    identity: PeerIdentity
+    conn: int | None  # the WebSocket connection id; None for a classic HTTP peer
+    complete: bool
+    seen: float
+
+
+class Swarm:
+    """WebSocket and classic peers kept apart (each kind is only offered to its own kind)."""
+
+    __slots__ = ("info_hash", "ws", "http", "complete", "incomplete", "downloaded", "max_peers")
+
+    def __init__(self, info_hash: str, max_peers: int) -> None:
+        self.info_hash = info_hash
+        self.ws: OrderedDict[str, SwarmPeer] = OrderedDict()
+        self.http: OrderedDict[str, SwarmPeer] = OrderedDict()
+        self.complete = 0
+        self.incomplete = 0
+        self.downloaded = 0
+        self.max_peers = max_peers
+
+    def __len__(self) -> int:
+        return len(self.ws) + len(self.http)
+
+    def table(self, conn: int | None) -> OrderedDict[str, SwarmPeer]:
+        return self.http if conn is None else self.ws
+
+    def get(self, peer_id: str, conn: int | None) -> SwarmPeer | None:
+        return self.table(conn).get(peer_id)
+
+    def upsert(self, peer_id: str, identity: PeerIdentity, conn: int | None, event: str, left: float,
+               now: float) -> tuple[SwarmPeer, list[SwarmPeer]]:
+        """Record an announce; returns the peer and the peers evicted to stay within max_peers."""
+        table = self.table(conn)
+        peer = table.get(peer_id)
+        done = left == 0 or event == "completed"
+        if peer is None:
+            peer = SwarmPeer(peer_id, identity, conn, done, now)
+            table[peer_id] = peer
+            if done:
+                self.complete += 1
+            else:
+                self.incomplete += 1
+            if event == "completed":
+                self.downloaded += 1
+        else:
+            peer.seen = now
+            peer.conn = conn
+            peer.identity = identity
+            table.move_to_end(peer_id)
+            if done and not peer.complete:
+                peer.complete = True
+                self.complete += 1
+                self.incomplete -= 1
+                self.downloaded += 1
+        evicted: list[SwarmPeer] = []
+        while len(self) > self.max_peers:
+            victim_table = self._oldest_table()
+            _, victim = victim_table.popitem(last=False)
+            self._uncount(victim)
+            evicted.append(victim)
+        return peer, evicted
+
+    def remove(self, peer_id: str, conn: int | None) -> SwarmPeer | None:
+        peer = self.table(conn).pop(peer_id, None)
+        if peer is not None:
+            self._uncount(peer)
+        return peer
+
+    def expire(self, before: float) -> list[SwarmPeer]:
+        """Drop peers last seen before `before` (both tables are ordered by last announce)."""
+        gone: list[SwarmPeer] = []
+        for table in (self.ws, self.http):
+            while table:
+                peer = next(iter(table.values()))
+                if peer.seen >= before:
+                    break
+                table.popitem(last=False)
+                self._uncount(peer)
+                gone.append(peer)
+        return gone
+
+    def pick(self, table: OrderedDict[str, SwarmPeer], count: int, exclude: str) -> list[SwarmPeer]:
+        """Up to `count` random peers of one kind, never the asking peer itself."""
+        if count <= 0 or not table:
+            return []
+        size = len(table)
+        if size <= count + 1:
+            chosen = [p for p in table.values() if p.peer_id != exclude]
+            random.shuffle(chosen)
+            return chosen[:count]
+        peers = random.sample(list(table.values()), count + 1)
+        return [p for p in peers if p.peer_id != exclude][:count]
+
+    def _oldest_table(self) -> OrderedDict[str, SwarmPeer]:
+        if not self.ws:
+            return self.http
+        if not self.http:
+            return self.ws
+        return self.ws if next(iter(self.ws.values())).seen <= next(iter(self.http.values())).seen else self.http
+
+    def _uncount(self, peer: SwarmPeer) -> None:
+        if peer.complete:
+            self.complete -= 1
+        else:
+            self.incomplete -= 1
