@@ -562,3 +562,40 @@ def test_bencode_round_trip_matches_bencodepy():
     value = {b"m": {b"ut_metadata": 3}, b"list": [1, -2, b"x", [b""]], b"n": 0}
     assert bencode(value) == bencodepy.encode(value)
     assert bdecode(bencode(value)) == value
+
+
+def test_re_request_after_cancel():
+    # without fast the cancelled entry is kept: the in-flight block and the new one are both accepted
+    a, b = pair(fast_a=False)
+    a.send_unchoke()
+    pump(a, b)
+    b.send_request(0, 0, 4)
+    pump(b, a)
+    a.send_piece(0, 0, b"abcd")  # in flight while b cancels and asks again
+    b.send_cancel(0, 0, 4)
+    b.send_request(0, 0, 4)
+    assert pump(b, a) == [BlockRequested(0, 0, 4)]  # the cancel crossed the piece: nothing to cancel
+    a.send_piece(0, 0, b"abcd")
+    assert [e.cancelled for e in pump(a, b)] == [False, True]
+    # with fast the peer still owes an answer to the cancel: asking again would be ambiguous
+    a, b = pair()
+    a.send_unchoke()
+    pump(a, b)
+    b.send_request(0, 0, 4)
+    b.send_cancel(0, 0, 4)
+    with pytest.raises(LocalProtocolError, match="answer has not arrived"):
+        b.send_request(0, 0, 4)
+    pump(b, a)
+    assert pump(a, b) == [RequestRejected(0, 0, 4)]
+    b.send_request(0, 0, 4)
+
+
+def test_failed_set_geometry_leaves_the_wire_dead():
+    wire = PeerWire(INFO_HASH, ID_A)
+    wire.send_handshake()
+    after_handshake(wire)
+    wire.receive_data(frame(5, b"\xff"))
+    with pytest.raises(ProtocolError):
+        wire.set_geometry(20, 16384, 20 * 16384)
+    with pytest.raises(ProtocolError, match="already failed"):
+        wire.receive_data(frame(1))

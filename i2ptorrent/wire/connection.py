@@ -115,6 +115,9 @@ class PeerWire:
             if self._unchecked_max_index >= num_pieces:
                 self._fail(f"have/suggest/allowed_fast for piece {self._unchecked_max_index} "
                            f"of a {num_pieces}-piece torrent")
+        except ProtocolError as exc:
+            self.error = exc
+            raise
         finally:
             self._unchecked_bitfield = None
             self._unchecked_max_index = -1
@@ -459,7 +462,10 @@ class PeerWire:
             raise LocalProtocolError("the peer is choking us")
         if req in self.our_requests:
             raise LocalProtocolError(f"{tuple(req)} already requested")
-        self.cancelled.pop(req, None)
+        if self.fast and req in self.cancelled:
+            # The peer still owes a piece or reject for the cancelled one; a new identical request would
+            # make that answer ambiguous. (Without fast the cancelled entry stays, so two blocks are fine.)
+            raise LocalProtocolError(f"{tuple(req)} was cancelled and its answer has not arrived yet")
         self.our_requests.add(req)
         self._core(m.encode_triple(m.REQUEST, *req))
 
