@@ -178,7 +178,10 @@ class WebSocketTrackerClient:
         """Start announcing a torrent ('started' now, then every interval)."""
         key = _s(info_hash)
         if key not in self._torrents:
-            self._torrents[key] = _Torrent(info_hash, left, self.clock(), self.timers.announce_interval)
+            t = self._torrents[key] = _Torrent(info_hash, left, self.clock(), self.timers.announce_interval)
+            if self.connected.is_set():
+                t.next_announce = self.clock() + t.interval
+                self._spawn(self._announce(t))
 
     def update_left(self, info_hash: bytes, left: int) -> None:
         t = self._torrents.get(_s(info_hash))
@@ -268,7 +271,8 @@ class WebSocketTrackerClient:
                     self.retries = 0
                     self.connected.set()
                     for t in self._torrents.values():
-                        t.next_announce = self.clock()
+                        t.next_announce = self.clock() + t.interval
+                        self._spawn(self._announce(t))
 
     async def _send(self, obj: dict[str, object]) -> None:
         ws, stream = self._ws, self._stream
