@@ -360,15 +360,20 @@ def test_buffer_never_holds_more_than_one_maximal_message():
     assert len(wire._in) == 0
 
 
-def test_bitfield_only_first_and_once():
+def test_bitfield_only_once_and_before_any_have():
     wire = raw()
-    wire.receive_data(frame(14))
-    with pytest.raises(ProtocolError, match="after other messages"):
+    assert wire.receive_data(frame(2) + frame(1) + frame(14)) == [Interested(), Unchoke(), HaveAll()]
+    with pytest.raises(ProtocolError, match="after a bitfield"):
         wire.receive_data(frame(5, b"\x80"))
     wire = raw()
-    wire.receive_data(frame(2))
-    with pytest.raises(ProtocolError, match="after other messages"):
+    wire.receive_data(frame(4, struct.pack(">I", 1)))
+    with pytest.raises(ProtocolError, match="after a bitfield / have_all / have_none / have"):
         wire.receive_data(frame(15))
+    wire = make()
+    wire.send_handshake()
+    wire.send_interested()
+    with pytest.raises(LocalProtocolError, match="before other messages"):
+        wire.send_bitfield(b"\x00")
 
 
 def test_events_before_a_violation_are_kept_on_the_error():

@@ -56,8 +56,9 @@ Behaviour worth knowing
   Either way the reject bytes appear in data_to_send() without a call from the engine.
 - Without fast, a Choke from the peer voids our outstanding requests (listed in Choke.dropped); a block for
   one of them afterwards is a ProtocolError ("a piece nobody asked for").
-- bitfield / have_all / have_none are accepted once, before any other core message (extended messages,
-  keep-alives and the DHT port message may precede them).
+- One bitfield / have_all / have_none is accepted, at any point before the peer's first `have` (BEP 3 says
+  "first message", but a magnet peer can only send it once it has the metadata); a second one, or one after
+  a `have`, is a ProtocolError. Our own must precede every other core message we send.
 - Unknown message ids and extended messages for extensions we did not advertise are ignored (size-bounded).
 """
 

@@ -81,7 +81,10 @@ class PeerWire:
         self.allowed_fast_to_peer: set[int] = set()
         self.metadata_requests: set[int] = set()  # ut_metadata pieces we requested
 
-        self._have_seen_core = False  # bitfield / have_all / have_none only before any other core message
+        # BEP 3 wants bitfield / have_all / have_none first; we accept one anywhere before the first `have`
+        # (a magnet peer may only send it once it has the metadata) and refuse a second one.
+        self._availability_seen = False
+        self._have_seen = False
         self._sent_core = False
         self._unchecked_bitfield: bytes | None = None  # received before geometry was known
         self._unchecked_max_index = -1
@@ -226,9 +229,9 @@ class PeerWire:
         if msg_id in m.FAST_IDS and not self.fast:
             self._fail(f"{m.name(msg_id)} without the fast extension negotiated")
         if msg_id in (m.BITFIELD, m.HAVE_ALL, m.HAVE_NONE):
-            if self._have_seen_core:
-                self._fail(f"{m.name(msg_id)} after other messages")
-            self._have_seen_core = True
+            if self._availability_seen or self._have_seen:
+                self._fail(f"{m.name(msg_id)} after a bitfield / have_all / have_none / have")
+            self._availability_seen = True
             if msg_id == m.BITFIELD:
                 bitfield = bytes(payload)
                 if self.num_pieces is None:
@@ -241,7 +244,6 @@ class PeerWire:
             return None
         if msg_id not in m.MESSAGE_NAMES:
             return None  # BEP 3: ignore unknown messages (their size was already bounded)
-        self._have_seen_core = True
         if msg_id == m.CHOKE:
             self.peer_choking = True
             dropped: tuple[Request, ...] = ()
@@ -263,6 +265,7 @@ class PeerWire:
             index = m.unpack_index(payload)
             self._check_index(index, m.name(msg_id))
             if msg_id == m.HAVE:
+                self._have_seen = True
                 return HaveReceived(index)
             if msg_id == m.SUGGEST:
                 return Suggest(index)
