@@ -53,7 +53,9 @@ class Connection:
     identity: PeerIdentity
     last_active: float
     invite: str | None = None
-    joined: dict[str, str] = field(default_factory=dict)  # info_hash -> peer_id
+    # (info_hash, peer_id) pairs: the reference client shares one socket between all its torrents
+    # and all clients of a process, so one socket may hold several peers, even in one swarm.
+    joined: set[tuple[str, str]] = field(default_factory=set)
     pending: OrderedDict[tuple[str, str], _PendingOffer] = field(default_factory=OrderedDict)
 
 
@@ -97,7 +99,7 @@ class TrackerCore:
             self._per_identity[name] = left
         else:
             self._per_identity.pop(name, None)
-        for info_hash, peer_id in conn.joined.items():
+        for info_hash, peer_id in conn.joined:
             swarm = self.swarms.get(info_hash)
             if swarm is not None:
                 peer = swarm.ws.get(peer_id)
@@ -137,9 +139,10 @@ class TrackerCore:
         conn_id = conn.conn_id
         swarm = self.swarms.get(msg.info_hash)
         if msg.event == "stopped":
-            if swarm is not None and conn.joined.get(msg.info_hash) == msg.peer_id:
+            key = (msg.info_hash, msg.peer_id)
+            if swarm is not None and key in conn.joined:
                 swarm.remove(msg.peer_id, conn_id)
-                del conn.joined[msg.info_hash]
+                conn.joined.discard(key)
             out_swarm = swarm
         else:
             if swarm is None:
@@ -154,13 +157,10 @@ class TrackerCore:
             if holder is not None and holder.conn != conn_id and holder.conn is not None:
                 # The same destination reconnected: the old socket no longer owns this peer.
                 old = self.connections.get(holder.conn)
-                if old is not None and old.joined.get(msg.info_hash) == msg.peer_id:
-                    del old.joined[msg.info_hash]
-            previous = conn.joined.get(msg.info_hash)
-            if previous is not None and previous != msg.peer_id:
-                swarm.remove(previous, conn_id)
+                if old is not None:
+                    old.joined.discard((msg.info_hash, msg.peer_id))
             _, evicted = swarm.upsert(msg.peer_id, conn.identity, conn_id, msg.event, msg.left, now)
-            conn.joined[msg.info_hash] = msg.peer_id
+            conn.joined.add((msg.info_hash, msg.peer_id))
             self._forget(evicted)
             out_swarm = swarm
         complete = out_swarm.complete if out_swarm is not None else 0
@@ -194,7 +194,7 @@ class TrackerCore:
         if pending is None or pending.expires < now or pending.offerer_peer_id != msg.to_peer_id:
             return []  # like the reference server: an unroutable answer gets no reply
         target = self.connections.get(pending.offerer_conn)
-        if target is None or target.joined.get(msg.info_hash) != msg.to_peer_id:
+        if target is None or (msg.info_hash, msg.to_peer_id) not in target.joined:
             return []
         return [(target.conn_id, messages.answer_relay(msg, conn.identity.origin()))]
 
@@ -337,10 +337,10 @@ class TrackerCore:
             conn = self.connections.get(peer.conn)
             if conn is None:
                 continue
-            for info_hash, peer_id in list(conn.joined.items()):
+            for info_hash, peer_id in list(conn.joined):
                 if peer_id == peer.peer_id and (info_hash not in self.swarms
                                                 or self.swarms[info_hash].ws.get(peer_id) is not peer):
-                    del conn.joined[info_hash]
+                    conn.joined.discard((info_hash, peer_id))
 
     def _scrape_files(self, hashes: tuple[str, ...]) -> dict[str, tuple[int, int, int]]:
         if not hashes:

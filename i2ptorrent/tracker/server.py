@@ -117,8 +117,14 @@ class TrackerServer:
             name = request.headers.get(self.identity_header)
             if name:
                 return PeerIdentity(name.strip().lower(), request.headers.get(self.identity_header + "-B64"))
+        # Plain TCP (tests, benchmarks): a WebSocket is one peer per connection; classic HTTP requests
+        # come on fresh connections, so they are told apart by host only. Never I2P identities.
         peer = transport.get_extra_info("peername") if transport is not None else None
-        return PeerIdentity(f"loopback:{peer[0]}:{peer[1]}" if peer else "loopback:?")
+        if not peer:
+            return PeerIdentity("loopback:?")
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return PeerIdentity(f"loopback:{peer[0]}:{peer[1]}")
+        return PeerIdentity(f"loopback:{peer[0]}")
 
     # -- the app ---------------------------------------------------------------------------------
 
