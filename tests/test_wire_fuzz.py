@@ -52,6 +52,9 @@ def corpus() -> list[bytes]:
                                       "v": "fuzz", "reqq": 10})),
         frame(20, b"\x03" + meta + bytes(16384)) + frame(20, b"\x03" + bencode({"msg_type": 2, "piece": 1})),
         frame(20, b"\x03" + bencode({"msg_type": 0, "piece": 0})) + frame(9, b"\x1a\xe1") + frame(99, b"?"),
+        frame(20, b"\x03" + bencode({"msg_type": 1, "piece": 1, "total_size": 20000}) + bytes(3616)),
+        frame(6, t3(2, 0, 16384)) * 3 + frame(8, t3(2, 0, 16384)) + frame(6, t3(19, 0, 777)),
+        frame(20, b"\x03" + bencode([1, 2])) + frame(20, b"\x00" + bencode({"m": {"ut_metadata": 0}})),
     ]
 
 
@@ -82,8 +85,11 @@ def mutate(rng: random.Random, data: bytes, pool: list[bytes]) -> bytes:
 
 def fuzz_one(rng: random.Random, pool: list[bytes], stats: Counter) -> None:
     fast, ext, magnet = rng.random() < 0.7, rng.random() < 0.8, rng.random() < 0.25
-    wire = PeerWire(INFO_HASH, b"R" * 20, fast=rng.random() < 0.8, **({} if magnet else GEO))
+    wire = PeerWire(INFO_HASH, b"R" * 20, fast=rng.random() < 0.8, metadata_size=rng.choice([None, 20000]),
+                    **({} if magnet else GEO))
     wire.send_handshake()
+    if rng.random() < 0.5:  # unchoked: the peer's requests become outstanding, so cancels and floods count
+        wire.send_unchoke()
     roll = rng.random()
     if roll < 0.1:
         stream = rng.randbytes(rng.randint(0, 200))  # no valid handshake at all
