@@ -107,7 +107,9 @@ def is_b32(address: str) -> bool:
 
 
 def _quote(value: str) -> str:
-    if any(c in value for c in ' "\n\r\t='):
+    # Only spaces need quotes: '=' inside a value is fine (base64 padding), and i2pd takes quotes literally
+    # in DESTINATION=, so quoting a destination would break it.
+    if any(c in value for c in ' "\n\r\t'):
         if '"' in value or "\n" in value:
             raise ValueError(f"SAM values cannot contain quotes or newlines: {value!r}")
         return f'"{value}"'
