@@ -103,7 +103,7 @@ def apply(a: PeerWire, b: PeerWire, first_msg: str, ops: list[tuple], bitfield: 
             a.send_metadata_request(o[1])
             at_b = [MetadataRequested(o[1])]
         elif kind == "request":
-            if o[1] in a.our_requests or o[1] in a.cancelled:  # see send_request: ambiguous with fast
+            if o[1] in a.our_requests:
                 continue
             a.send_request(*o[1])
             at_b = [BlockRequested(*o[1])]

@@ -18,7 +18,8 @@ PeerWire(info_hash, peer_id, *, extensions=True, fast=True,
     send_keepalive() send_choke() -> list[Request] (requests voided; rejected on the wire with fast)
     send_unchoke() send_interested() send_not_interested() send_have(i) send_bitfield(bytes)
     send_request(i, begin, length)           tracked; needs unchoked (or an allowed-fast piece with fast)
-    send_cancel(i, begin, length)            a block arriving later is still accepted (cancelled=True)
+    send_cancel(i, begin, length)            a block arriving later is still accepted (cancelled=True);
+                                             re-requesting a cancelled block is allowed
     send_piece(i, begin, data) -> bool       only answers an outstanding peer request; False if cancelled
     send_have_all() send_have_none() send_suggest(i) send_allowed_fast(i)   fast extension only
     send_reject(i, begin, length) -> bool    fast extension only

@@ -7,7 +7,7 @@ the adapter drops that peer. Misuse by our own code raises `LocalProtocolError`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 from . import messages as m
 from .errors import LocalProtocolError, ProtocolError
@@ -75,7 +75,9 @@ class PeerWire:
         self.peer_interested = False
 
         self.our_requests: set[Request] = set()  # we asked, not yet answered
-        self.cancelled: dict[Request, None] = {}  # we cancelled; a block may still be in flight (insertion order)
+        # We cancelled these; the peer may still answer (with fast it must). Value = answers still possible,
+        # insertion order = age, so the oldest is forgotten first when MAX_CANCELLED is reached.
+        self.cancelled: dict[Request, int] = {}
         self.peer_requests: set[Request] = set()  # the peer asked us, not yet answered
         self.allowed_fast_from_peer: set[int] = set()
         self.allowed_fast_to_peer: set[int] = set()
@@ -195,7 +197,7 @@ class PeerWire:
         del buf[:pos]
         return events
 
-    def _fail(self, message: str) -> None:
+    def _fail(self, message: str) -> NoReturn:
         raise ProtocolError(message)
 
     def _on_handshake(self, hs: Handshake) -> HandshakeReceived:
@@ -204,8 +206,9 @@ class PeerWire:
         if hs.peer_id == self.peer_id:
             self._fail("connected to ourselves")
         self.peer_handshake = hs
-        self.fast = hs.fast and bool(self.reserved[7] & 0x04)
-        self.extensions = hs.extensions and bool(self.reserved[5] & 0x10)
+        ours = Handshake(self.reserved, self.info_hash, self.peer_id)
+        self.fast = hs.fast and ours.fast
+        self.extensions = hs.extensions and ours.extensions
         return HandshakeReceived(hs.peer_id, hs.reserved, self.fast, self.extensions)
 
     def _check_index(self, index: int, what: str) -> None:
@@ -310,26 +313,33 @@ class PeerWire:
             self._out += m.encode_triple(m.REJECT, *req)
         return RequestCancelled(*req)
 
-    def _on_reject(self, req: Request) -> Event:
+    def _match_answer(self, req: Request, what: str) -> bool:
+        """Pair an incoming piece/reject with what we asked; True when it answers a cancelled request.
+
+        With fast the peer answers in order and must answer a cancelled request, so a cancelled copy is
+        matched first (that makes re-requesting a cancelled block unambiguous). Without fast a cancelled
+        request may never be answered, so the live request is matched first.
+        """
+        owed = self.cancelled.get(req, 0)
+        if owed and (self.fast or req not in self.our_requests):
+            if owed == 1:
+                del self.cancelled[req]
+            else:
+                self.cancelled[req] = owed - 1
+            return True
         if req in self.our_requests:
             self.our_requests.discard(req)
-        elif req in self.cancelled:
-            del self.cancelled[req]
-        else:
-            self._fail(f"reject for a request we never made: {tuple(req)}")
+            return False
+        self._fail(f"{what}: index {req.index} begin {req.begin} length {req.length}")
+
+    def _on_reject(self, req: Request) -> Event:
+        self._match_answer(req, "reject for a request we never made")
         return RequestRejected(*req)
 
     def _on_piece(self, payload: memoryview) -> Event:
         index, begin = m.unpack_index(payload), m.unpack_index(payload[4:])
         req = Request(index, begin, len(payload) - 8)
-        cancelled = False
-        if req in self.our_requests:
-            self.our_requests.discard(req)
-        elif req in self.cancelled:
-            del self.cancelled[req]
-            cancelled = True
-        else:
-            self._fail(f"piece nobody asked for: index {index} begin {begin} length {req.length}")
+        cancelled = self._match_answer(req, "piece nobody asked for")
         return BlockReceived(index, begin, bytes(payload[8:]), cancelled)
 
     def _on_extended(self, payload: memoryview) -> Event | None:
@@ -465,10 +475,6 @@ class PeerWire:
             raise LocalProtocolError("the peer is choking us")
         if req in self.our_requests:
             raise LocalProtocolError(f"{tuple(req)} already requested")
-        if self.fast and req in self.cancelled:
-            # The peer still owes a piece or reject for the cancelled one; a new identical request would
-            # make that answer ambiguous. (Without fast the cancelled entry stays, so two blocks are fine.)
-            raise LocalProtocolError(f"{tuple(req)} was cancelled and its answer has not arrived yet")
         self.our_requests.add(req)
         self._core(m.encode_triple(m.REQUEST, *req))
 
@@ -478,7 +484,7 @@ class PeerWire:
         if req not in self.our_requests:
             raise LocalProtocolError(f"{tuple(req)} is not outstanding")
         self.our_requests.discard(req)
-        self.cancelled[req] = None
+        self.cancelled[req] = self.cancelled.get(req, 0) + 1
         if len(self.cancelled) > MAX_CANCELLED:
             del self.cancelled[next(iter(self.cancelled))]
         self._core(m.encode_triple(m.CANCEL, *req))
