@@ -145,7 +145,7 @@ class LinkConfig:
     retain_bytes: int = 1536 * 1024
     """Sent datagrams kept for repair (about SCTP's 1 MiB window plus batching slack)."""
     max_outbox: int = 128
-    """Sealed datagrams waiting for pacing; when full, senders wait (backpressure into DTLS/SCTP)."""
+    """Sealed datagrams waiting for pacing; when full, new packets are dropped like a full UDP queue."""
     max_inbox: int = 1024
     """Received packets waiting for DTLS to read them; beyond this they are dropped (SCTP retransmits)."""
     ping_interval: float = 15.0

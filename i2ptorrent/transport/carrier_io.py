@@ -1,7 +1,10 @@
 """Asyncio carriers: move one DTLS packet per call between two peers (thin adapters over carrier.py).
 
 A carrier is what stands in for ICE under aiortc's DTLS: `recv()` gives the next whole packet (raises
-ConnectionError once closed), `send(packet)` waits only when the carrier's bounded queue is full.
+ConnectionError once closed), `send(packet)` never waits: like a UDP socket, a full carrier drops the
+packet and SCTP retransmits it. Waiting there would deadlock: aiortc sends acknowledgements from the
+same task that reads the carrier, so two peers blocked on full send queues would never read again.
+Flow control is SCTP's window and the data channel's bufferedAmount, not the carrier.
 Packets produced in one event-loop tick are written together (one SAM write or one datagram), which is
 what keeps the router's per-message cost down.
 """
@@ -48,6 +51,7 @@ class MemoryCarrier:
         self._inbox, self._outbox = inbox, outbox
         self.remote = remote
         self._closed = False
+        self.dropped = 0
 
     @classmethod
     def pair(cls, max_queue: int = 1024, remotes: tuple[str, str] = ("b", "a")) -> tuple[MemoryCarrier, MemoryCarrier]:
@@ -67,7 +71,10 @@ class MemoryCarrier:
     async def send(self, packet: bytes) -> None:
         if self._closed:
             raise ConnectionError("carrier closed")
-        await self._outbox.put(packet)
+        try:
+            self._outbox.put_nowait(packet)
+        except asyncio.QueueFull:
+            self.dropped += 1
 
     async def close(self) -> None:
         if self._closed:
@@ -124,20 +131,21 @@ class DelayedCarrier:
 class StreamCarrier:
     """Length-prefixed DTLS packets over a reliable byte stream, coalesced per event-loop tick."""
 
-    HIGH_WATER = 256 * 1024
+    MAX_PENDING = 2 * 1024 * 1024
+    """More than SCTP ever has in flight (its window is 1 MiB): reached only if the SAM stream stalls."""
 
-    def __init__(self, stream: ByteStream) -> None:
+    def __init__(self, stream: ByteStream, initial: bytes = b"") -> None:
         self._stream = stream
         self.remote = stream.remote
         self._framer = StreamFramer()
+        self._framer.feed(initial)  # bytes a signaling reader took past its own message
         self._pending = bytearray()
         self._wake = asyncio.Event()
-        self._drained = asyncio.Event()
-        self._drained.set()
         self._closed = False
         self._error: BaseException | None = None
         self._writer = asyncio.ensure_future(self._write_loop())
         self.writes = 0  # SAM writes made (for the benchmark)
+        self.dropped = 0
 
     async def _write_loop(self) -> None:
         try:
@@ -150,7 +158,6 @@ class StreamCarrier:
                     continue
                 batch = bytes(self._pending)
                 self._pending.clear()
-                self._drained.set()
                 self.writes += 1
                 await self._stream.write(batch)
         except asyncio.CancelledError:
@@ -158,14 +165,13 @@ class StreamCarrier:
         except Exception as exc:  # a write failure closes the carrier; recv/send report it
             self._error = exc
             self._closed = True
-            self._drained.set()
 
     async def send(self, packet: bytes) -> None:
-        while len(self._pending) >= self.HIGH_WATER and not self._closed:
-            self._drained.clear()
-            await self._drained.wait()
         if self._closed:
             raise ConnectionError("carrier closed") from self._error
+        if len(self._pending) >= self.MAX_PENDING:
+            self.dropped += 1
+            return
         self._pending += StreamFramer.encode(packet)
         self._wake.set()
 
@@ -325,8 +331,7 @@ class DatagramCarrier:
         self.link = DatagramLink(conn_id, config, now=self._loop.time())
         self._impairment = impairment
         self._readable = asyncio.Event()
-        self._space = asyncio.Event()
-        self._space.set()
+        self.dropped = 0
         self._wake_sender = asyncio.Event()
         self._flush_scheduled = False
         self._timer: asyncio.TimerHandle | None = None
@@ -376,11 +381,11 @@ class DatagramCarrier:
     # ---- send ---------------------------------------------------------------------------------
 
     async def send(self, packet: bytes) -> None:
-        while not self.link.can_queue():
-            if self._error is not None or self.link.closed:
-                raise ConnectionError("carrier closed") from self._error
-            self._space.clear()
-            await self._space.wait()
+        if self._error is not None or self.link.closed:
+            raise ConnectionError("carrier closed") from self._error
+        if not self.link.can_queue():
+            self.dropped += 1
+            return
         self.link.queue_packet(packet)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -400,14 +405,10 @@ class DatagramCarrier:
                     return
                 datagram, wait = self.link.next_datagram(now)
                 if datagram is None:
-                    if self.link.can_queue():
-                        self._space.set()
                     self._wake_sender.clear()
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(self._wake_sender.wait(), max(wait, 0.001))
                     continue
-                if self.link.can_queue():
-                    self._space.set()
                 out = self._impairment.apply(datagram) if self._impairment else [datagram]
                 for d in out:
                     await self._mux.endpoint.send(self.peer_dest, d)
@@ -423,7 +424,6 @@ class DatagramCarrier:
             self._error = exc
         self.link.closed = True
         self._readable.set()
-        self._space.set()
         self._mux._forget(self)
         if self._timer is not None:
             self._timer.cancel()

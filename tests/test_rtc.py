@@ -1,0 +1,152 @@
+"""RTCStream (aiortc DTLS + SCTP + one data channel, no ICE) over in-memory carriers: bytes identical,
+fingerprints enforced, bounded buffers, and the datagram carrier under injected loss/dup/reordering."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+
+import pytest
+from aiortc import RTCCertificate
+
+from i2ptorrent.transport.carrier import Impairment, LinkConfig
+from i2ptorrent.transport.carrier_io import Carrier, DatagramMux, MemoryCarrier, MemoryDatagramEndpoint
+from i2ptorrent.transport.rtc import FingerprintMismatch, RTCError, RTCStream, local_fingerprints
+from i2ptorrent.transport.stream import ByteStream
+
+CERT_A = RTCCertificate.generateCertificate()
+CERT_B = RTCCertificate.generateCertificate()
+CERT_X = RTCCertificate.generateCertificate()
+
+
+def _pair(ca: Carrier, cb: Carrier, b_expects: RTCCertificate = CERT_A) -> tuple[RTCStream, RTCStream]:
+    a = RTCStream(ca, remote="peer-b", certificate=CERT_A, remote_fingerprints=local_fingerprints(CERT_B),
+                  dtls_server=True, initiator=True)
+    b = RTCStream(cb, remote="peer-a", certificate=CERT_B, remote_fingerprints=local_fingerprints(b_expects),
+                  dtls_server=False, initiator=False)
+    return a, b
+
+
+async def _read_all(s: ByteStream) -> bytes:
+    out = bytearray()
+    while chunk := await s.read(65536):
+        out += chunk
+    return bytes(out)
+
+
+async def _exchange(a: RTCStream, b: RTCStream, size: int) -> None:
+    """Both directions at once, then close: what each side reads is exactly what the other wrote."""
+    da, db = os.urandom(size), os.urandom(size // 2)
+
+    async def side(me: RTCStream, data: bytes) -> bytes:
+        async def send() -> None:
+            await me.write(data)
+        writer = asyncio.ensure_future(send())
+        got = bytearray()
+        while len(got) < (len(db) if me is a else len(da)):
+            chunk = await me.read()
+            assert chunk, "stream ended early"
+            got += chunk
+        await writer
+        return bytes(got)
+
+    got_a, got_b = await asyncio.wait_for(asyncio.gather(side(a, da), side(b, db)), 120)
+    assert hashlib.sha256(got_b).digest() == hashlib.sha256(da).digest()
+    assert hashlib.sha256(got_a).digest() == hashlib.sha256(db).digest()
+
+
+async def test_memory_pair_moves_bytes_both_ways_and_implements_bytestream() -> None:
+    a, b = _pair(*MemoryCarrier.pair())
+    assert isinstance(a, ByteStream)
+    await asyncio.gather(a.start(10), b.start(10))
+    await _exchange(a, b, 4 * 1024 * 1024)
+    await a.close()
+    assert await asyncio.wait_for(b.read(), 10) == b""  # the peer sees EOF
+    with pytest.raises(ConnectionResetError):
+        await b.write(b"late")
+    await b.close()
+    await b.close()  # twice is fine
+
+
+async def test_fingerprint_mismatch_is_refused_on_both_sides() -> None:
+    a, b = _pair(*MemoryCarrier.pair(), b_expects=CERT_X)
+    ra, rb = await asyncio.gather(a.start(10), b.start(10), return_exceptions=True)
+    assert isinstance(rb, FingerprintMismatch) and "does not match the SDP fingerprint" in str(rb)
+    assert isinstance(ra, RTCError)  # the offerer's side fails too: the carrier was closed on it
+
+
+async def test_setup_times_out_when_the_peer_never_answers() -> None:
+    ca, _cb = MemoryCarrier.pair()
+    a, _ = _pair(ca, _cb)
+    with pytest.raises(RTCError, match="timed out"):
+        await a.start(1.5)
+
+
+async def test_read_buffer_is_bounded_while_the_reader_sleeps() -> None:
+    a, b = _pair(*MemoryCarrier.pair(max_queue=64))
+    await asyncio.gather(a.start(10), b.start(10))
+    data = os.urandom(12 * 1024 * 1024)
+    writer = asyncio.ensure_future(a.write(data))
+    for _ in range(300):  # let the loop run a good while with nobody reading on b
+        await asyncio.sleep(0.01)
+    assert not writer.done()  # backpressure reached the writer
+    assert len(b._buf) <= RTCStream.READ_HIGH + 262144
+    assert a._channel is not None and a._channel.bufferedAmount <= RTCStream.HIGH_WATER + 16384
+    got = bytearray()
+    while len(got) < len(data):
+        got += await asyncio.wait_for(b.read(), 30)
+    await writer
+    assert bytes(got) == data
+    await a.close()
+    await b.close()
+
+
+async def _datagram_pair(impair: float, seed: int) -> tuple[RTCStream, RTCStream, DatagramMux, DatagramMux]:
+    ea, eb = MemoryDatagramEndpoint.pair("A", "B")
+    ma, mb = DatagramMux(ea), DatagramMux(eb)
+    cid = os.urandom(8)
+    cfg = LinkConfig(rate=20e6, burst=256 * 1024)
+    imp = (lambda s: Impairment(impair, impair, impair, seed=s)) if impair else (lambda s: None)
+    ca = ma.open("B", cid, cfg, imp(seed))
+    cb = mb.open("A", cid, LinkConfig(rate=20e6, burst=256 * 1024), imp(seed + 1))
+    a, b = _pair(ca, cb)
+    await asyncio.gather(a.start(20), b.start(20))
+    return a, b, ma, mb
+
+
+async def test_datagram_carrier_in_memory() -> None:
+    a, b, ma, mb = await _datagram_pair(0.0, 1)
+    await _exchange(a, b, 2 * 1024 * 1024)
+    await a.close()
+    assert await asyncio.wait_for(b.read(), 10) == b""
+    await b.close()
+    await ma.close()
+    await mb.close()
+
+
+async def test_datagram_carrier_survives_loss_duplication_and_reordering() -> None:
+    a, b, ma, mb = await _datagram_pair(0.05, 7)
+    await _exchange(a, b, 2 * 1024 * 1024)
+    link = b.carrier.link  # type: ignore[attr-defined]
+    assert link.stats.duplicates > 0 and link.stats.reordered > 0 and a.carrier.link.stats.repaired > 0  # type: ignore[attr-defined]
+    await a.close()
+    await b.close()
+    await ma.close()
+    await mb.close()
+
+
+async def test_mux_drops_datagrams_from_unexpected_senders() -> None:
+    net: dict[str, MemoryDatagramEndpoint] = {}
+    ea, eb, ex = (MemoryDatagramEndpoint(n, net) for n in ("A", "B", "X"))
+    ma = DatagramMux(ea)
+    cid = os.urandom(8)
+    carrier = ma.open("B", cid)
+    mx = DatagramMux(ex)
+    intruder = mx.open("A", cid)  # same connection id, wrong sender
+    await intruder.send(b"\x16" + b"hello" * 10)
+    for _ in range(50):
+        await asyncio.sleep(0.005)
+    assert carrier.link.stats.received_datagrams == 0 and ma.dropped >= 1
+    await ma.close()
+    await mx.close()
