@@ -520,6 +520,10 @@ def test_ut_metadata_reject_and_wrong_sizes(real_info):
     assert pump(seeder, leecher) == [MetadataRejected(0)]
     with pytest.raises(LocalProtocolError):
         leecher.send_metadata_request(2)  # past the advertised metadata_size
+    quiet = metadata_pair(info, ti)[1]
+    quiet.extension_handshake_sent = False  # as if it had never sent one
+    with pytest.raises(LocalProtocolError, match="send_extension_handshake"):
+        quiet.send_metadata_request(0)
     with pytest.raises(LocalProtocolError):
         seeder.send_metadata_data(1, metadata_piece(info, 0))  # wrong size for the last piece
     # a data message whose length does not match its piece is the peer's error

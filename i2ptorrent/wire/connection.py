@@ -64,6 +64,7 @@ class PeerWire:
 
         self.peer_handshake: Handshake | None = None
         self.handshake_sent = False
+        self.extension_handshake_sent = False
         self.fast = False  # negotiated: both sides set the bit
         self.extensions = False
         self.peer_extensions: dict[str, int] = {}  # from the peer's BEP 10 handshake
@@ -532,6 +533,7 @@ class PeerWire:
         """Advertise ut_metadata (and metadata_size when we have the metadata)."""
         self._require_extensions()
         self._out += m.encode_extended(0, encode_extension_handshake(self.metadata_size, client, extra))
+        self.extension_handshake_sent = True
 
     def set_metadata_size(self, size: int) -> None:
         """We now hold the metadata (a magnet finished): serve it; send a new extension handshake to tell."""
@@ -546,6 +548,9 @@ class PeerWire:
 
     def send_metadata_request(self, piece: int) -> None:
         ext_id = self._peer_metadata_id()
+        if not self.extension_handshake_sent:
+            # the peer answers with OUR id for ut_metadata, which only our extension handshake tells it
+            raise LocalProtocolError("send_extension_handshake() before requesting metadata")
         if self.peer_metadata_size is not None and not 0 <= piece < metadata_piece_count(self.peer_metadata_size):
             raise LocalProtocolError(f"metadata piece {piece} past the peer's metadata_size")
         self.metadata_requests.add(piece)
