@@ -24,9 +24,12 @@ PeerWire(info_hash, peer_id, *, extensions=True, fast=True,
     send_have_all() send_have_none() send_suggest(i) send_allowed_fast(i)   fast extension only
     send_reject(i, begin, length) -> bool    fast extension only
     send_extension_handshake(client=None, extra=None)   advertises ut_metadata (+ metadata_size, reqq)
-    send_metadata_request(piece) send_metadata_data(piece, data) send_metadata_reject(piece)
+    send_metadata_request(piece)             tracked; needs our extension handshake sent first (the peer
+                                             answers with our ut_metadata id)
+    send_metadata_data(piece, data) send_metadata_reject(piece)
     state: am_choking, am_interested, peer_choking, peer_interested, fast, extensions (negotiated),
-           peer_handshake, peer_extensions (name -> id), peer_metadata_size, our_requests, peer_requests,
+           peer_handshake, handshake_sent, extension_handshake_sent, peer_extensions (name -> id),
+           peer_metadata_size, metadata_size, our_requests, cancelled, peer_requests, metadata_requests,
            allowed_fast_from_peer, num_pieces, piece_length, total_length, error
 peek_info_hash(prefix) -> bytes | None       route an accepted connection (None until 48 bytes)
 HANDSHAKE_LEN (68), Handshake, parse_handshake(68 bytes)
@@ -42,7 +45,7 @@ Events (frozen dataclasses, all subclasses of Event):
 Request(index, begin, length)                NamedTuple
 MetadataAssembler(info_hash, total_size): add(piece, data, total_size=None) -> complete, missing(),
     complete, result() -> verified info dict bytes (MetadataError on SHA-1 mismatch, pieces forgotten)
-metadata_piece(info_bytes, piece) -> bytes, metadata_piece_count(size)
+metadata_piece(info_bytes, piece) -> bytes, metadata_piece_count(size), UT_METADATA ("ut_metadata")
 bencode(value), bdecode(data)                strict, bounded; errors are ProtocolError
 Errors: ProtocolError (the peer broke the protocol: drop it), LocalProtocolError (our misuse),
     MetadataError (assembled metadata wrong)
@@ -60,7 +63,13 @@ Behaviour worth knowing
 - One bitfield / have_all / have_none is accepted, at any point before the peer's first `have` (BEP 3 says
   "first message", but a magnet peer can only send it once it has the metadata); a second one, or one after
   a `have`, is a ProtocolError. Our own must precede every other core message we send.
-- Unknown message ids and extended messages for extensions we did not advertise are ignored (size-bounded).
+- Unknown message ids and extended messages for extensions we did not advertise are ignored (size-bounded),
+  as are the DHT port message, duplicate peer requests and cancels for requests no longer outstanding
+  (i2psnark retransmits requests and sends cancels freely).
+- ut_metadata data must carry total_size = the advertised metadata_size and exactly the piece's length
+  (i2psnark before 0.9.21, 2015, sent the piece length there and is refused).
+- Interop is tested against libtorrent 2.1.1 (tests/test_wire_libtorrent.py) and WebTorrent's own wire,
+  bittorrent-protocol 5 + ut_metadata 4 under node (tests/test_wire_webtorrent.py), in both directions.
 """
 
 from .bencode import bdecode, bencode
@@ -72,7 +81,7 @@ from .events import (
     MetadataRejected, MetadataRequested, NotInterested, Request, RequestCancelled, RequestRejected, Suggest,
     Unchoke,
 )
-from .extension import MetadataAssembler, metadata_piece, metadata_piece_count
+from .extension import UT_METADATA, MetadataAssembler, metadata_piece, metadata_piece_count
 from .handshake import HANDSHAKE_LEN, Handshake, parse_handshake, peek_info_hash
 from .messages import MAX_BLOCK, MAX_METADATA_SIZE
 
@@ -82,6 +91,6 @@ __all__ = [
     "HaveReceived", "Interested", "KeepAlive", "LocalProtocolError", "MAX_BLOCK", "MAX_METADATA_SIZE",
     "MAX_PEER_REQUESTS", "MetadataAssembler", "MetadataError", "MetadataPieceReceived", "MetadataRejected",
     "MetadataRequested", "NotInterested", "PeerWire", "ProtocolError", "Request", "RequestCancelled",
-    "RequestRejected", "Suggest", "Unchoke", "bdecode", "bencode", "metadata_piece", "metadata_piece_count",
+    "RequestRejected", "Suggest", "UT_METADATA", "Unchoke", "bdecode", "bencode", "metadata_piece", "metadata_piece_count",
     "parse_handshake", "peek_info_hash",
 ]

@@ -53,7 +53,9 @@ class PeerWire:
         self.info_hash = bytes(info_hash)
         self.peer_id = bytes(peer_id)
         self.reserved = make_reserved(extensions=extensions, fast=fast)
-        self.metadata_size = metadata_size  # ours, advertised in the extension handshake
+        self.metadata_size: int | None = None  # ours, advertised in the extension handshake
+        if metadata_size is not None:
+            self.set_metadata_size(metadata_size)
         self.num_pieces: int | None = None
         self.piece_length: int | None = None
         self.total_length: int | None = None
@@ -537,6 +539,8 @@ class PeerWire:
 
     def set_metadata_size(self, size: int) -> None:
         """We now hold the metadata (a magnet finished): serve it; send a new extension handshake to tell."""
+        if not 0 < size <= m.MAX_METADATA_SIZE:
+            raise ValueError(f"metadata size {size} outside 1..{m.MAX_METADATA_SIZE}")
         self.metadata_size = size
 
     def _peer_metadata_id(self) -> int:
