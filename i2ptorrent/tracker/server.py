@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import logging
 import socket
+import struct
 import time
 from typing import Callable
 
@@ -30,6 +31,15 @@ IDENTITY_KEY = web.AppKey("identity_of", object)
 SWEEP_INTERVAL = 15.0
 
 
+def text_frame_header(length: int) -> bytes:
+    """RFC 6455 header of one unmasked, final text frame (server to client)."""
+    if length < 126:
+        return bytes((0x81, length))
+    if length < 65536:
+        return struct.pack("!BBH", 0x81, 126, length)
+    return struct.pack("!BBQ", 0x81, 127, length)
+
+
 class TrackerServer:
     """Serves one TrackerCore over HTTP/WebSocket. Start with `start_tcp` and/or feed `serve_stream`."""
 
@@ -43,6 +53,8 @@ class TrackerServer:
         self._ids = itertools.count(1)
         self._sockets: dict[int, web.WebSocketResponse] = {}
         self._transports: dict[int, asyncio.Transport] = {}
+        self._pending: dict[int, bytearray] = {}
+        self._flush_scheduled = False
         self._stream_identity: dict[asyncio.BaseTransport, PeerIdentity] = {}
         self._runner: web.AppRunner | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -161,16 +173,19 @@ class TrackerServer:
             await ws.close(message=b"too many connections")
             return ws
         transport = request.transport
-        if transport is not None:
-            transport.set_write_buffer_limits(high=2 * SLOW_PEER_BUFFER)
-            self._transports[conn_id] = transport  # type: ignore[assignment]
+        if transport is None:
+            await ws.close()
+            return ws
+        # Frames to this socket are written straight to its transport (see _dispatch); aiohttp's
+        # writer only sends control frames. compress=False keeps both byte-identical framing.
+        self._transports[conn_id] = transport  # type: ignore[assignment]
         self._sockets[conn_id] = ws
         try:
             async for msg in ws:
                 if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                     out = self.core.ws_message(conn_id, msg.data, self.clock())
                     if out:
-                        await self._dispatch(out)
+                        self._dispatch(out)
                 else:
                     break
         finally:
@@ -179,21 +194,34 @@ class TrackerServer:
             self._transports.pop(conn_id, None)
         return ws
 
-    async def _dispatch(self, out: list[tuple[int, bytes]]) -> None:
-        """Write each frame to its socket; a recipient that stopped reading is dropped, not waited on."""
+    def _dispatch(self, out: list[tuple[int, bytes]]) -> None:
+        """Queue frames per socket; one write per socket per loop iteration (a syscall per frame
+        is what bounds a tracker's rate). A socket that stopped reading is dropped, not waited on."""
+        pending = self._pending
         for conn_id, data in out:
-            ws = self._sockets.get(conn_id)
-            if ws is None or ws.closed:
+            if conn_id not in self._transports:
                 continue
+            buf = pending.get(conn_id)
+            if buf is None:
+                buf = pending[conn_id] = bytearray()
+            buf += text_frame_header(len(data))
+            buf += data
+        if pending and not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        pending, self._pending = self._pending, {}
+        for conn_id, buf in pending.items():
             transport = self._transports.get(conn_id)
-            if transport is not None and (transport.is_closing()
-                                          or transport.get_write_buffer_size() > SLOW_PEER_BUFFER):
+            ws = self._sockets.get(conn_id)
+            if transport is None or ws is None or ws.closed or transport.is_closing():
+                continue
+            if transport.get_write_buffer_size() > SLOW_PEER_BUFFER:
                 self._drop(conn_id)
                 continue
-            try:
-                await ws.send_frame(data, WSMsgType.TEXT)
-            except (ConnectionError, RuntimeError):
-                self._drop(conn_id)
+            transport.write(buf)
 
     def _drop(self, conn_id: int) -> None:
         ws = self._sockets.pop(conn_id, None)
