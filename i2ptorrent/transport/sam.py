@@ -197,6 +197,12 @@ async def load_or_create_destination(path: Path, sam: SAMAddress) -> Destination
     return dest
 
 
+def _consume(task: asyncio.Future[object]) -> None:
+    """Retrieve a cancelled helper task's outcome so asyncio does not log it as lost."""
+    if not task.cancelled():
+        task.exception()
+
+
 class SAMStream(AsyncioByteStream):
     """A connected SAM stream; `remote_destination` is the peer's full public destination when known."""
 
@@ -379,8 +385,10 @@ class StreamSession:
                 done, _ = await asyncio.wait({closed, line_task}, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 closed.cancel()
+                if not line_task.done():
+                    line_task.cancel()
+                    line_task.add_done_callback(_consume)
             if line_task not in done:
-                line_task.cancel()
                 self._check_open()
             try:
                 line = line_task.result()

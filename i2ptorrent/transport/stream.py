@@ -66,3 +66,27 @@ class AsyncioByteStream:
             await self._writer.wait_closed()
         except (ConnectionError, OSError):
             pass
+
+
+class PrefixedStream:
+    """A ByteStream whose first bytes were already read (to tell protocols apart): they are replayed first."""
+
+    def __init__(self, stream: ByteStream, head: bytes) -> None:
+        self._stream = stream
+        self._head = head
+
+    @property
+    def remote(self) -> str:
+        return self._stream.remote
+
+    async def read(self, n: int = 65536) -> bytes:
+        if self._head:
+            data, self._head = self._head[:n], self._head[n:]
+            return data
+        return await self._stream.read(n)
+
+    async def write(self, data: bytes) -> None:
+        await self._stream.write(data)
+
+    async def close(self) -> None:
+        await self._stream.close()

@@ -1,0 +1,354 @@
+"""The Client: one I2P identity, one SAM session, one engine, and the trackers its torrents name.
+
+Everything a user does goes through here (the CLI, the daemon, the examples). Peers arrive three ways and
+all end up as ByteStreams handed to the engine:
+- dialled by .b32 over a plain SAM stream (magnet x.pe, classic HTTP trackers): the wire i2psnark,
+  BiglyBT and libtorrent-based clients speak;
+- WebRTC data channels set up through a WebSocket tracker's offers and answers (the WebTorrent way);
+- accepted on our session: a classic handshake goes to the engine, an RTC signaling stream to the RTC
+  endpoint (it tells them apart by the first bytes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from i2ptorrent.engine import Engine, Metainfo, Torrent, TorrentStatus, as_metainfo, create_torrent
+from i2ptorrent.tracker.client import (
+    AnswerReceived,
+    OfferExpired,
+    OfferReceived,
+    Opener,
+    TrackerError,
+    TrackerFailure,
+    WebSocketTrackerClient,
+    http_announce,
+    tcp_opener,
+)
+from i2ptorrent.transport.router import NETWORK_OPTIONS
+from i2ptorrent.transport.rtc import RTCError
+from i2ptorrent.transport.sam import SAMAddress, SAMError, StreamSession, load_or_create_destination
+from i2ptorrent.transport.sam_protocol import is_b32
+from i2ptorrent.transport.sdp import SdpError
+from i2ptorrent.transport.signaling import RTCEndpoint
+from i2ptorrent.transport.stream import ByteStream, PrefixedStream
+
+log = logging.getLogger(__name__)
+
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+MAX_PENDING_OFFERS = 200
+
+
+class ClientError(Exception):
+    """A request the client cannot carry out; the message is meant for the user."""
+
+
+@dataclass
+class ClientConfig:
+    data_dir: Path
+    sam: SAMAddress = field(default_factory=SAMAddress)
+    session_options: dict[str, str] = field(default_factory=lambda: dict(NETWORK_OPTIONS))
+    max_peers: int = 50
+    connect_timeout: float = 75.0
+    """How long a SAM stream connect may take (i2psnark uses 75 s on the real network)."""
+    webrtc: bool = True
+    """Answer and make WebRTC offers through WebSocket trackers."""
+    invite: str | None = None
+    """An invite token for private trackers."""
+    allow_loopback_trackers: bool = False
+    """Tests and the demo may run a tracker on 127.0.0.1; a real client only talks to .i2p hosts."""
+
+
+def tracker_opener(session: StreamSession, url: str, allow_loopback: bool, timeout: float) -> Opener:
+    """How to reach a tracker: through SAM for .i2p hosts, loopback TCP only when allowed. Never clearnet."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if host.endswith(".i2p"):
+        async def open_() -> ByteStream:
+            return await session.connect(host, timeout=timeout)
+        return open_
+    if allow_loopback and host in LOOPBACK_HOSTS and parts.port:
+        return tcp_opener(host, parts.port)
+    raise ClientError(f"tracker {url!r} is not an I2P address: i2ptorrent only announces to .i2p trackers")
+
+
+class Client:
+    """A running i2ptorrent node. `async with Client(config) as c: t = await c.add(magnet, Path('dl'))`."""
+
+    def __init__(self, config: ClientConfig, session: StreamSession | None = None) -> None:
+        """`session`: an existing SAM session to use (and leave open) instead of our persistent one."""
+        self.config = config
+        self.session: StreamSession | None = session
+        self._own_session = session is None
+        self.engine: Engine | None = None
+        self.rtc: RTCEndpoint | None = None
+        self._ws: dict[str, WebSocketTrackerClient] = {}
+        self._offers: dict[bytes, tuple[bytes, object]] = {}  # offer_id -> (info_hash, Offer)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._tracker_tasks: dict[bytes, list[asyncio.Task[None]]] = {}
+        self.tracker_errors: dict[bytes, str] = {}
+
+    # ---- lifecycle ------------------------------------------------------------------------------
+
+    @property
+    def b32(self) -> str:
+        if self.session is None:
+            raise ClientError("client not started")
+        return self.session.b32
+
+    async def start(self) -> "Client":
+        cfg = self.config
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.session is None:
+            destination = await load_or_create_destination(cfg.data_dir / "keys" / "destination.key", cfg.sam)
+            self.session = await StreamSession.create(cfg.sam, destination, cfg.session_options)
+        try:
+            self.engine = Engine(cfg.data_dir, dial=self._dial, own_addresses=(self.session.b32,),
+                                 max_peers=cfg.max_peers)
+            await self.engine.start()
+            self.rtc = RTCEndpoint(self.session)
+            self._spawn(self.rtc.serve(self.session.accept, self._incoming_classic))
+            self._spawn(self._rtc_accept_loop())
+        except BaseException:
+            await self.close()
+            raise
+        log.info("i2ptorrent node %s is up", self.session.b32)
+        return self
+
+    async def close(self) -> None:
+        for ws in list(self._ws.values()):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(), 10)
+        self._ws.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await task
+        if self.rtc is not None:
+            await self.rtc.close()
+        if self.engine is not None:
+            await self.engine.close()
+        if self.session is not None and self._own_session:
+            await self.session.close()
+
+    async def __aenter__(self) -> "Client":
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _spawn(self, coro: object) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _engine(self) -> Engine:
+        if self.engine is None:
+            raise ClientError("client not started")
+        return self.engine
+
+    # ---- torrents -------------------------------------------------------------------------------
+
+    async def add(self, source: Metainfo | str | bytes | os.PathLike[str], save_path: Path,
+                  selected_files: Iterable[int | str] | None = None) -> Torrent:
+        """Add a magnet, .torrent (path or bytes) or Metainfo; it downloads (or seeds) from now on."""
+        engine = self._engine()
+        t = await engine.add(source, Path(save_path), selected_files=selected_files)
+        meta = t.metainfo
+        if meta.peers:
+            t.add_candidates(meta.peers)
+        self._announce(t, meta.trackers)
+        return t
+
+    async def seed(self, path: Path, trackers: Iterable[str] = (), piece_size: int | None = None) -> Torrent:
+        """Make a torrent of a file or directory and seed it; its .torrent is kept in the data dir."""
+        path = Path(path).resolve()
+        if not path.exists():
+            raise ClientError(f"{path}: no such file or directory")
+        trackers = list(trackers)
+        for url in trackers:
+            tracker_opener(self.session, url, self.config.allow_loopback_trackers, 1)  # type: ignore[arg-type]
+        data = await asyncio.to_thread(create_torrent, path, trackers=trackers, piece_size=piece_size)
+        meta = as_metainfo(data)
+        store = self.config.data_dir / "torrents"
+        store.mkdir(parents=True, exist_ok=True)
+        (store / f"{meta.info_hash.hex()}.torrent").write_bytes(data)
+        return await self.add(meta, path.parent)
+
+    def magnet(self, t: Torrent) -> str:
+        """The torrent's magnet with its trackers and our own .b32 as a peer (x.pe): no tracker needed."""
+        return t.magnet(peers=[self.b32])
+
+    def status(self) -> list[TorrentStatus]:
+        return [t.status() for t in self._engine().torrents]
+
+    async def remove(self, t: Torrent) -> None:
+        for task in self._tracker_tasks.pop(t.info_hash, []):
+            task.cancel()
+        for ws in self._ws.values():
+            with contextlib.suppress(Exception):
+                await ws.remove(t.info_hash)
+        await self._engine().remove(t)
+
+    # ---- peers ----------------------------------------------------------------------------------
+
+    async def _dial(self, b32: str) -> ByteStream:
+        assert self.session is not None
+        return await self.session.connect(b32, timeout=self.config.connect_timeout)
+
+    async def _incoming_classic(self, stream: ByteStream, head: bytes) -> None:
+        try:
+            await self._engine().handle_incoming(PrefixedStream(stream, head))
+        except Exception as exc:  # one bad peer must never end the accept loop
+            log.info("incoming peer %s dropped: %s", stream.remote, exc)
+            await stream.close()
+
+    async def _rtc_accept_loop(self) -> None:
+        assert self.rtc is not None
+        while True:
+            stream = await self.rtc.accept()
+            self._spawn(self._incoming_classic(stream, b""))
+
+    async def connect_peer(self, t: Torrent, b32: str, webrtc: bool = False) -> None:
+        """Connect to a peer we know by address: a SAM stream, or a WebRTC channel signaled over one."""
+        if not is_b32(b32):
+            raise ClientError(f"not a .b32.i2p address: {b32!r}")
+        stream: ByteStream
+        if webrtc:
+            assert self.rtc is not None
+            stream = await self.rtc.connect(b32)
+        else:
+            stream = await self._dial(b32)
+        await self._engine().add_peer(t, stream)
+
+    # ---- trackers -------------------------------------------------------------------------------
+
+    def _announce(self, t: Torrent, trackers: Iterable[str]) -> None:
+        assert self.session is not None
+        tasks = self._tracker_tasks.setdefault(t.info_hash, [])
+        for url in trackers:
+            scheme = urlsplit(url).scheme
+            try:
+                opener = tracker_opener(self.session, url, self.config.allow_loopback_trackers,
+                                        self.config.connect_timeout)
+            except ClientError as exc:
+                self.tracker_errors[t.info_hash] = str(exc)
+                log.warning("%s", exc)
+                continue
+            if scheme in ("ws", "wss"):
+                if not self.config.webrtc:
+                    continue
+                ws = self._ws.get(url)
+                if ws is None:
+                    ws = self._ws[url] = WebSocketTrackerClient(
+                        url, opener, self._engine().peer_id, offer_factory=self._make_offers,
+                        invite=self.config.invite)
+                    ws.start()
+                    self._spawn(self._ws_events(ws))
+                ws.add(t.info_hash, left=self._left(t))
+            elif scheme == "http":
+                tasks.append(self._spawn(self._http_loop(t, url, opener)))
+            else:
+                log.warning("unsupported tracker scheme: %s", url)
+
+    @staticmethod
+    def _left(t: Torrent) -> int | None:
+        st = t.status()
+        if not st.total_size:
+            return None
+        return max(0, st.total_size - st.downloaded) if st.progress < 1 else 0
+
+    async def _http_loop(self, t: Torrent, url: str, opener: Opener) -> None:
+        event: str | None = "started"
+        while True:
+            st = t.status()
+            try:
+                result = await http_announce(opener, url, t.info_hash, self._engine().peer_id, event=event,
+                                             left=self._left(t) or 0, uploaded=st.uploaded,
+                                             downloaded=st.downloaded, invite=self.config.invite)
+                event = None
+                self.tracker_errors.pop(t.info_hash, None)
+                t.add_candidates(p for p in result.peers if is_b32(p))
+                delay = float(max(60, min(result.interval, 3600)))
+            except (TrackerError, SAMError, OSError, asyncio.TimeoutError) as exc:
+                self.tracker_errors[t.info_hash] = f"{url}: {exc}"
+                log.info("announce to %s failed: %s", url, exc)
+                delay = 60.0
+            await asyncio.sleep(delay)
+
+    async def _make_offers(self, info_hash: bytes, count: int) -> list[tuple[bytes, str]]:
+        if self.rtc is None or self._engine().get(info_hash) is None:
+            return []
+        made = []
+        for _ in range(count):
+            if len(self._offers) >= MAX_PENDING_OFFERS:
+                break
+            try:
+                offer = self.rtc.make_offer()
+            except RTCError:
+                break
+            offer_id = os.urandom(20)
+            self._offers[offer_id] = (info_hash, offer)
+            made.append((offer_id, offer.signal["sdp"]))
+        return made
+
+    async def _ws_events(self, ws: WebSocketTrackerClient) -> None:
+        while True:
+            ev = await ws.events.get()
+            if isinstance(ev, OfferReceived):
+                self._spawn(self._answer_offer(ws, ev))
+            elif isinstance(ev, AnswerReceived):
+                self._spawn(self._finish_offer(ev))
+            elif isinstance(ev, OfferExpired):
+                entry = self._offers.pop(ev.offer_id, None)
+                if entry is not None:
+                    entry[1].cancel()  # type: ignore[attr-defined]
+            elif isinstance(ev, TrackerFailure):
+                if ev.info_hash is not None:
+                    self.tracker_errors[ev.info_hash] = f"{ws.url}: {ev.reason}"
+                log.warning("tracker %s: %s", ws.url, ev.reason)
+
+    async def _answer_offer(self, ws: WebSocketTrackerClient, ev: OfferReceived) -> None:
+        assert self.rtc is not None
+        t = self._engine().get(ev.info_hash)
+        if t is None:
+            return
+        try:
+            answer, pending = self.rtc.accept_offer({"type": "offer", "sdp": ev.sdp})
+        except SdpError as exc:
+            log.info("refused an offer from %s: %s", ev.remote_b32 or "?", exc)
+            return
+        try:
+            await ws.answer(ev.info_hash, ev.peer_id, ev.offer_id, answer["sdp"])
+            stream = await pending
+        except (RTCError, SdpError, SAMError, OSError, asyncio.TimeoutError) as exc:
+            log.info("WebRTC to %s failed: %s", ev.remote_b32 or "?", exc)
+            with contextlib.suppress(BaseException):
+                pending.close()  # type: ignore[attr-defined]
+            return
+        await self._engine().add_peer(t, stream)
+
+    async def _finish_offer(self, ev: AnswerReceived) -> None:
+        entry = self._offers.pop(ev.offer_id, None)
+        if entry is None:
+            return
+        info_hash, offer = entry
+        t = self._engine().get(info_hash)
+        if t is None:
+            offer.cancel()  # type: ignore[attr-defined]
+            return
+        try:
+            stream = await offer.accept_answer({"type": "answer", "sdp": ev.sdp})  # type: ignore[attr-defined]
+        except (RTCError, SdpError, SAMError, OSError, asyncio.TimeoutError) as exc:
+            log.info("WebRTC answer from %s failed: %s", ev.remote_b32 or "?", exc)
+            return
+        await self._engine().add_peer(t, stream)
