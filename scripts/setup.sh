@@ -1,17 +1,36 @@
 #!/usr/bin/env bash
-# Everything a fresh machine needs: i2pd (the router the demo and tests start privately, loopback only)
-# and the Python package with its test extras. Safe to run again.
+# Everything a fresh machine needs. Safe to run again (it skips what is already there).
+#   bash scripts/setup.sh          i2pd and the Python package: enough for the demo and real use
+#   bash scripts/setup.sh --test   also the test partners: Chromium, node + the npm packages, strace
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
+tests=0
+[ "${1:-}" = "--test" ] && tests=1
+
 need_apt=()
 command -v i2pd >/dev/null 2>&1 || need_apt+=(i2pd)
-command -v strace >/dev/null 2>&1 || need_apt+=(strace)
+if [ $tests = 1 ]; then
+  command -v strace >/dev/null 2>&1 || need_apt+=(strace)
+  command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+  { command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; } || need_apt+=(nodejs npm)
+  command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+  command -v nsenter >/dev/null 2>&1 || need_apt+=(util-linux)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -q
-  apt-get install -y -q "${need_apt[@]}"
+  apt-get install -y -q --no-install-recommends "${need_apt[@]}"
 fi
-# The Debian package enables i2pd as a system service with its default (clearnet) configuration.
-# We never use it: stop it if the package started it, so nothing reaches public routers.
-if command -v systemctl >/dev/null 2>&1; then systemctl disable --now i2pd >/dev/null 2>&1 || true; fi
-python3 -m pip install -q -e '.[test]'
+# The Debian package may enable i2pd as a system service with its default (clearnet) configuration.
+# i2ptorrent never uses that: stop it if the package started it, so nothing reaches public routers.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet i2pd 2>/dev/null; then
+  systemctl disable --now i2pd >/dev/null 2>&1 || true
+fi
+
+if [ $tests = 1 ]; then
+  python3 -m pip install -q -e '.[test]'
+  bash scripts/setup-node.sh
+  bash scripts/setup-browser.sh
+else
+  python3 -m pip install -q -e .
+fi
