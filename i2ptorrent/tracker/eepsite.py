@@ -1,0 +1,153 @@
+"""The tracker published as an eepsite: a persistent destination whose SAM accept loop feeds the server.
+
+We accept streams ourselves instead of using an I2P HTTP server tunnel (WebSocket upgrades break
+there) or a STREAM FORWARD to a local port (any local process could connect to that port and claim to
+be any destination). Each accepted stream carries the caller's destination as SAM reported it, and
+that is the only identity the tracker ever uses for the requests on that stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..transport.sam import SAMAddress, SAMError, StreamSession, load_or_create_destination
+from ..transport.stream import ByteStream
+from .access import FILE_NAME as ACCESS_FILE, AccessList
+from .client import Opener
+from .identity import PeerIdentity
+from .limits import TrackerLimits
+from .server import TrackerServer
+
+log = logging.getLogger(__name__)
+
+KEY_FILE = "tracker.key"
+ACCEPTORS = 4  # concurrent STREAM ACCEPTs, so a burst of callers does not wait for one another
+MAX_STREAMS = 4096  # served at once; more are closed at once (the caller retries later)
+
+
+class TrackerEepsite:
+    """Serves `server` on every stream `session` accepts, until closed."""
+
+    def __init__(self, server: TrackerServer, session: StreamSession, *, acceptors: int = ACCEPTORS,
+                 max_streams: int = MAX_STREAMS, close_session: bool = False) -> None:
+        self.server = server
+        self.close_session = close_session
+        self.session = session
+        self.acceptors = acceptors
+        self.max_streams = max_streams
+        self._loops: list[asyncio.Task[None]] = []
+        self._streams: set[asyncio.Task[None]] = set()
+
+    @property
+    def b32(self) -> str:
+        return self.session.b32
+
+    @property
+    def announce_url(self) -> str:
+        """The WebSocket announce URL to put in magnets and torrents."""
+        return f"ws://{self.b32}/announce"
+
+    @property
+    def http_announce_url(self) -> str:
+        return f"http://{self.b32}/announce"
+
+    async def start(self) -> None:
+        await self.server.start()
+        self._loops = [asyncio.ensure_future(self._accept_loop()) for _ in range(self.acceptors)]
+
+    async def close(self) -> None:
+        for task in [*self._loops, *self._streams]:
+            task.cancel()
+        for task in [*self._loops, *self._streams]:
+            with contextlib.suppress(BaseException):
+                await task
+        await self.server.close()
+        if self.close_session:
+            await self.session.close()
+
+    async def _accept_loop(self) -> None:
+        failures = 0
+        while not self.session.closed:
+            try:
+                stream = await self.session.accept()
+            except SAMError as err:
+                if self.session.closed:
+                    break
+                failures += 1
+                log.info("tracker accept failed: %s", err)
+                await asyncio.sleep(min(30.0, 0.5 * 2 ** min(failures, 6)))
+                continue
+            except OSError as err:
+                failures += 1
+                log.warning("tracker accept: SAM bridge unreachable: %s", err)
+                await asyncio.sleep(min(30.0, 0.5 * 2 ** min(failures, 6)))
+                continue
+            failures = 0
+            if len(self._streams) >= self.max_streams:
+                await stream.close()
+                continue
+            identity = PeerIdentity(stream.remote, stream.remote_destination)
+            task = asyncio.ensure_future(self._serve(stream, identity))
+            self._streams.add(task)
+            task.add_done_callback(self._streams.discard)
+
+    async def _serve(self, stream: ByteStream, identity: PeerIdentity) -> None:
+        try:
+            await self.server.serve_stream(stream, identity)
+        except (OSError, ConnectionError) as err:
+            log.debug("tracker stream from %s ended: %s", identity.name, err)
+
+
+@dataclass
+class TrackerPaths:
+    """What a tracker keeps in its data directory."""
+
+    data_dir: Path
+
+    @property
+    def key(self) -> Path:
+        return self.data_dir / KEY_FILE
+
+    @property
+    def access(self) -> Path:
+        return self.data_dir / ACCESS_FILE
+
+
+async def start_tracker(data_dir: Path | str, sam: SAMAddress, session_options: dict[str, str], *,
+                        private: bool = True, limits: TrackerLimits | None = None) -> TrackerEepsite:
+    """Start the tracker eepsite at the persistent destination kept in `data_dir` (created once).
+
+    With `private`, only destinations in data_dir/access.json (or holders of its invites) are served.
+    """
+    paths = TrackerPaths(Path(data_dir))
+    paths.data_dir.mkdir(parents=True, exist_ok=True)
+    destination = await load_or_create_destination(paths.key, sam)
+    access = AccessList.load(paths.access, private=private)
+    session = await StreamSession.create(sam, destination, session_options)
+    site = TrackerEepsite(TrackerServer(access=access, limits=limits), session, close_session=True)
+    try:
+        await site.start()
+    except BaseException:
+        await session.close()
+        raise
+    return site
+
+
+def sam_opener(session: StreamSession, url: str, timeout: float = 120.0) -> Opener:
+    """An opener for the tracker clients: a new SAM stream to the URL's .b32.i2p host."""
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    if not host.endswith(".i2p"):
+        raise ValueError(f"not an I2P tracker URL: {url!r}")
+
+    async def open_() -> ByteStream:
+        if host.endswith(".b32.i2p"):
+            return await session.connect(host, timeout=timeout)
+        return await session.connect(await session.lookup(host), timeout=timeout)  # address book name
+
+    return open_

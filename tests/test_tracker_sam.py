@@ -1,0 +1,108 @@
+"""The tracker eepsite on the real i2pd router: peers find each other only through it.
+
+One private tracker at a persistent destination (started with `start_tracker`) and three peers on
+their own SAM sessions: a member on the allowlist, a guest holding an invite, and a stranger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+
+import pytest
+
+from i2ptorrent.tracker.access import AccessList
+from i2ptorrent.tracker.client import (AnnounceResult, AnswerReceived, OfferReceived, TrackerError,
+                                       TrackerFailure, WebSocketTrackerClient, http_announce)
+from i2ptorrent.tracker.eepsite import TrackerPaths, sam_opener, start_tracker
+from i2ptorrent.transport.sam import Destination
+
+pytestmark = pytest.mark.timeout(400)
+
+
+async def next_event(client: WebSocketTrackerClient, kind: type, timeout: float = 180.0):
+    while True:
+        event = await asyncio.wait_for(client.events.get(), timeout)
+        if isinstance(event, kind):
+            return event
+
+
+async def fake_offers(info_hash: bytes, count: int) -> list[tuple[bytes, str]]:
+    return [(os.urandom(20), "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\n") for _ in range(count)]
+
+
+async def test_private_tracker_eepsite_over_sam(router, sam_pool, tmp_path) -> None:
+    paths = TrackerPaths(tmp_path / "tracker")
+    # The tracker's session and the peers' sessions become ready together (~20 s on i2pd 2.45).
+    site, (member, guest, stranger) = await asyncio.gather(
+        start_tracker(paths.data_dir, router.sam, router.session_options, private=True),
+        sam_pool.streams("tracker-member", "tracker-guest", "tracker-stranger"))
+    clients: list[WebSocketTrackerClient] = []
+    try:
+        # A persistent identity: the key file is 0600 and is the eepsite's destination.
+        assert stat.S_IMODE(paths.key.stat().st_mode) == 0o600
+        assert Destination.load(paths.key).b32 == site.b32
+        acl = site.server.access
+        assert acl is not None
+        acl.allow(member.b32)
+        token = acl.invite()
+        assert AccessList.load(paths.access).allowed == {member.b32}
+
+        def ws_client(session, invite=None) -> WebSocketTrackerClient:
+            c = WebSocketTrackerClient(site.announce_url, sam_opener(session, site.announce_url),
+                                       os.urandom(20), offer_factory=fake_offers, invite=invite)
+            clients.append(c)
+            c.start()
+            return c
+
+        info_hash = os.urandom(20)
+        a = ws_client(member)
+        a.add(info_hash, left=0)
+        joined = await next_event(a, AnnounceResult)
+        assert (joined.complete, joined.incomplete) == (1, 0)
+
+        # The stranger is refused, learns no counts, and its offers reach nobody.
+        c = ws_client(stranger)
+        c.add(info_hash, left=10)
+        refused = await next_event(c, TrackerFailure)
+        assert "private tracker" in refused.reason
+        with pytest.raises(TrackerError, match="private tracker"):
+            await http_announce(sam_opener(stranger, site.http_announce_url), site.http_announce_url,
+                                info_hash, os.urandom(20), left=10)
+
+        # The guest's invite admits it; then its offer reaches the member, who answers.
+        b = ws_client(guest, invite=token)
+        b.add(info_hash, left=10)
+        result = await next_event(b, AnnounceResult)
+        assert (result.complete, result.incomplete) == (1, 1)
+        assert guest.b32 in AccessList.load(paths.access).allowed
+        await b.announce_now(info_hash)
+        offer = await next_event(a, OfferReceived)
+        assert offer.remote_b32 == guest.b32  # the address SAM reported for the guest's stream
+        assert offer.remote_destination == guest.destination.public
+        await a.answer(offer.info_hash, offer.peer_id, offer.offer_id, "v=0\r\nanswer\r\n")
+        answer = await next_event(b, AnswerReceived)
+        assert answer.offer_id == offer.offer_id and answer.remote_b32 == member.b32
+        assert all(not isinstance(e, (OfferReceived, AnswerReceived)) for e in _drain(c))
+
+        # Classic I2P announces over SAM: compact peer lists are the other side's destination hash.
+        http_hash = os.urandom(20)
+        first = await http_announce(sam_opener(member, site.http_announce_url), site.http_announce_url,
+                                    http_hash, os.urandom(20), event="started", left=0,
+                                    uploaded=0, downloaded=0)
+        assert first.peers == []
+        second = await http_announce(sam_opener(guest, site.http_announce_url), site.http_announce_url,
+                                     http_hash, os.urandom(20), event="started", left=5)
+        assert second.peers == [member.b32] and (second.complete, second.incomplete) == (1, 1)
+    finally:
+        for client in clients:
+            await client.close()
+        await site.close()
+
+
+def _drain(client: WebSocketTrackerClient) -> list:
+    events = []
+    while not client.events.empty():
+        events.append(client.events.get_nowait())
+    return events
