@@ -7,6 +7,7 @@ their own SAM sessions: a member on the allowlist, a guest holding an invite, an
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import stat
 
@@ -17,19 +18,11 @@ from i2ptorrent.tracker.client import (AnnounceResult, AnswerReceived, OfferRece
                                        TrackerFailure, WebSocketTrackerClient, http_announce)
 from i2ptorrent.tracker.eepsite import TrackerPaths, sam_opener, start_tracker
 from i2ptorrent.transport.sam import Destination
+from test_tracker_server import fake_offers
+from test_tracker_server import next_event as _next_event
 
 pytestmark = pytest.mark.timeout(400)
-
-
-async def next_event(client: WebSocketTrackerClient, kind: type, timeout: float = 180.0):
-    while True:
-        event = await asyncio.wait_for(client.events.get(), timeout)
-        if isinstance(event, kind):
-            return event
-
-
-async def fake_offers(info_hash: bytes, count: int) -> list[tuple[bytes, str]]:
-    return [(os.urandom(20), "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\n") for _ in range(count)]
+next_event = functools.partial(_next_event, timeout=180.0)  # I2P is slow to build tunnels
 
 
 async def test_private_tracker_eepsite_over_sam(router, sam_pool, tmp_path) -> None:
