@@ -218,3 +218,57 @@ async def test_malformed_frames_do_not_disturb_other_peers() -> None:
 def _query(info_hash: bytes) -> str:
     from urllib.parse import quote_from_bytes
     return f"info_hash={quote_from_bytes(info_hash, safe='')}&peer_id={'p' * 20}&left=3&compact=1"
+
+
+async def test_client_reconnects_after_the_tracker_drops_it_and_announces_again() -> None:
+    from i2ptorrent.tracker.client import ClientTimers
+    server = TrackerServer()
+    port = await server.start_tcp()
+    info_hash = os.urandom(20)
+    client = WebSocketTrackerClient(f"ws://127.0.0.1:{port}/announce", tcp_opener("127.0.0.1", port),
+                                    b"r" * 20, timers=ClientTimers(reconnect_min=0.05, reconnect_jitter=0.0))
+    try:
+        client.start()
+        client.add(info_hash, left=0)
+        await next_event(client, AnnounceResult)
+        for conn_id in list(server._sockets):
+            server._drop(conn_id)  # what the idle sweep or a slow-peer drop does
+        assert info_hash.decode("latin-1") not in server.core.swarms
+        again = await next_event(client, AnnounceResult)
+        assert again.complete == 1 and client.retries == 0
+        assert list(server.core.swarms[info_hash.decode("latin-1")].ws) == ["r" * 20]
+    finally:
+        await client.close()
+        await server.close()
+
+
+def test_reconnect_backoff_follows_the_reference_client() -> None:
+    from i2ptorrent.tracker.client import ClientTimers
+    client = WebSocketTrackerClient("ws://x.b32.i2p/announce", tcp_opener("127.0.0.1", 1), b"b" * 20)
+    assert client.timers == ClientTimers(30.0, 50.0, 10.0, 3600.0, 300.0, 120.0)
+    client.retries = 3
+    assert 80.0 <= client.backoff() <= 380.0
+    client.retries = 30
+    assert 3600.0 <= client.backoff() <= 3900.0
+
+
+async def test_idle_websockets_are_closed_by_the_sweep() -> None:
+    from i2ptorrent.tracker.limits import TrackerLimits
+    now = [0.0]
+    server = TrackerServer(limits=TrackerLimits(idle_timeout=300.0), clock=lambda: now[0])
+    port = await server.start_tcp()
+    try:
+        async with aiohttp.ClientSession() as http:
+            ws = await http.ws_connect(f"http://127.0.0.1:{port}/announce")
+            await ws.send_str('{"action":"announce","info_hash":"%s","peer_id":"%s"}' % ("i" * 20, "p" * 20))
+            await ws.receive_json()
+            now[0] = 200.0
+            server.sweep()
+            assert server.core.swarms  # still there: not idle long enough
+            now[0] = 301.0
+            server.sweep()
+            msg = await asyncio.wait_for(ws.receive(), 10)
+            assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
+            assert server.core.swarms == {} and server.core.connections == {}
+    finally:
+        await server.close()

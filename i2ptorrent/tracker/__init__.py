@@ -1,0 +1,24 @@
+"""The private WebTorrent + classic I2P tracker (server, eepsite, access control) and its clients.
+
+Server:   site = await start_tracker(data_dir, sam, session_options, private=True); site.announce_url
+Access:   AccessList.load(data_dir / "access.json").invite() / .allow(b32) / .revoke(b32)
+Clients:  WebSocketTrackerClient(url, sam_opener(session, url), peer_id, offer_factory=...).start()
+          await http_announce(sam_opener(session, url), url, info_hash, peer_id, ...)
+"""
+
+from .access import AccessList
+from .client import (AnnounceResult, AnswerReceived, ClientTimers, HttpAnnounceResult, OfferExpired,
+                     OfferReceived, TrackerError, TrackerEvent, TrackerFailure, WebSocketTrackerClient,
+                     http_announce, http_scrape, tcp_opener)
+from .core import TrackerCore
+from .eepsite import TrackerEepsite, TrackerPaths, sam_opener, start_tracker
+from .identity import PeerIdentity
+from .limits import TrackerLimits
+from .server import TrackerServer
+
+__all__ = [
+    "AccessList", "AnnounceResult", "AnswerReceived", "ClientTimers", "HttpAnnounceResult", "OfferExpired",
+    "OfferReceived", "PeerIdentity", "TrackerCore", "TrackerEepsite", "TrackerError", "TrackerEvent",
+    "TrackerFailure", "TrackerLimits", "TrackerPaths", "TrackerServer", "WebSocketTrackerClient",
+    "http_announce", "http_scrape", "sam_opener", "start_tracker", "tcp_opener",
+]
