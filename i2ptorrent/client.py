@@ -32,6 +32,7 @@ from i2ptorrent.tracker.client import (
     http_announce,
     tcp_opener,
 )
+from i2ptorrent.tracker.eepsite import sam_opener
 from i2ptorrent.transport.router import NETWORK_OPTIONS
 from i2ptorrent.transport.rtc import RTCError
 from i2ptorrent.transport.sam import SAMAddress, SAMError, StreamSession, load_or_create_destination
@@ -71,9 +72,7 @@ def tracker_opener(session: StreamSession, url: str, allow_loopback: bool, timeo
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
     if host.endswith(".i2p"):
-        async def open_() -> ByteStream:
-            return await session.connect(host, timeout=timeout)
-        return open_
+        return sam_opener(session, url, timeout)
     if allow_loopback and host in LOOPBACK_HOSTS and parts.port:
         return tcp_opener(host, parts.port)
     raise ClientError(f"tracker {url!r} is not an I2P address: i2ptorrent only announces to .i2p trackers")
