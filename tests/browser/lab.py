@@ -203,10 +203,10 @@ class PageServer:
 
     async def start(self) -> None:
         app = web.Application(client_max_size=self.MAX_RESULT)
-        app.router.add_get("/index.html", lambda r: web.FileResponse(PAGE_DIR / "index.html"))
-        app.router.add_get("/app.js", lambda r: web.FileResponse(PAGE_DIR / "app.js", headers=_JS))
-        app.router.add_get("/webtorrent.min.js", lambda r: web.FileResponse(WEBTORRENT_JS, headers=_JS))
-        app.router.add_get("/file", lambda r: web.Response(body=self.file))
+        app.router.add_get("/index.html", _static(PAGE_DIR / "index.html", "text/html"))
+        app.router.add_get("/app.js", _static(PAGE_DIR / "app.js", "text/javascript"))
+        app.router.add_get("/webtorrent.min.js", _static(WEBTORRENT_JS, "text/javascript"))
+        app.router.add_get("/file", self._file)
         app.router.add_post("/result/{kind}", self._result)
         app.router.add_post("/log", self._log)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -214,6 +214,9 @@ class PageServer:
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def _file(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.file)
 
     async def _result(self, request: web.Request) -> web.Response:
         fut = self._future(request.match_info["kind"])
@@ -232,4 +235,7 @@ class PageServer:
             await self._runner.cleanup()
 
 
-_JS = {"Content-Type": "text/javascript"}
+def _static(path: Path, content_type: str) -> Any:
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(body=path.read_bytes(), content_type=content_type)
+    return handler
