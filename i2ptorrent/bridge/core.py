@@ -34,6 +34,7 @@ class BridgeLimits:
     channels_per_peer: int = 1  # data channels per (browser peer, torrent)
     max_channels: int = 64  # live and connecting channels, whole bridge
     max_connecting: int = 16  # offers being answered at once, whole bridge
+    max_connecting_per_socket: int = 4  # so one socket cannot hold every slot with offers that never connect
     announce_interval: int = 30  # seconds; the browser re-announces (with fresh offers) this often
     connect_timeout: float = 30.0  # offer received -> data channel open
     idle_timeout: float = 5 * 60.0  # a socket that sent nothing for this long is closed
@@ -90,6 +91,7 @@ class _Socket:
     bucket: TokenBucket
     last_seen: float
     strikes: int = 0
+    connecting: int = 0
     torrents: set[ChannelKey] = field(default_factory=set)
 
 
@@ -129,17 +131,23 @@ class BridgeCore:
 
     # -- channels (reported by the adapter) ------------------------------------------------------
 
-    def channel_open(self, key: ChannelKey) -> None:
-        self._connecting = max(0, self._connecting - 1)
+    def channel_open(self, socket_id: int, key: ChannelKey) -> None:
+        self._connected(socket_id)
 
-    def channel_closed(self, key: ChannelKey, opened: bool) -> None:
+    def channel_closed(self, socket_id: int, key: ChannelKey, opened: bool) -> None:
         if not opened:
-            self._connecting = max(0, self._connecting - 1)
+            self._connected(socket_id)
         n = self._channels.get(key, 0) - 1
         if n > 0:
             self._channels[key] = n
         else:
             self._channels.pop(key, None)
+
+    def _connected(self, socket_id: int) -> None:
+        self._connecting = max(0, self._connecting - 1)
+        sock = self._sockets.get(socket_id)
+        if sock is not None:
+            sock.connecting = max(0, sock.connecting - 1)
 
     # -- messages --------------------------------------------------------------------------------
 
@@ -190,17 +198,18 @@ class BridgeCore:
         if view is None:
             return out
         for offer in msg.offers:
-            if not self._budget(key):
+            if not self._budget(sock, key):
                 break
             self._channels[key] = self._channels.get(key, 0) + 1
             self._connecting += 1
+            sock.connecting += 1
             out.append(AnswerOffer(socket_id, key, offer, msg.left))
         return out
 
-    def _budget(self, key: ChannelKey) -> bool:
+    def _budget(self, sock: _Socket, key: ChannelKey) -> bool:
         lim = self.limits
         return (self._channels.get(key, 0) < lim.channels_per_peer and self.channels < lim.max_channels
-                and self._connecting < lim.max_connecting)
+                and self._connecting < lim.max_connecting and sock.connecting < lim.max_connecting_per_socket)
 
     def answer(self, key: ChannelKey, offer_id: str, sdp: str) -> bytes:
         """The frame that carries our answer to the browser (as a tracker would relay it)."""

@@ -262,7 +262,7 @@ class Bridge:
                 log.info("browser offer for %s not connected: %s", key[1].encode("latin-1").hex()[:12], e)
                 return
             opened = True
-            self.core.channel_open(key)
+            self.core.channel_open(action.socket_id, key)
             self.channels_opened += 1
             self._streams.setdefault(key, set()).add(stream)
             await self._join(key, stream, action.left)
@@ -281,7 +281,7 @@ class Bridge:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(pc.close(), 5.0)
                 self._pcs.discard(pc)
-            self.core.channel_closed(key, opened)
+            self.core.channel_closed(action.socket_id, key, opened)
 
     async def _connect(self, pc: RTCPeerConnection, action: AnswerOffer, sdp: str) -> ChannelStream:
         loop = asyncio.get_running_loop()
