@@ -1,0 +1,209 @@
+"""The daemon's control protocol and its saved torrent list, with no I/O of their own.
+
+Protocol: a client connects to the daemon's unix socket (mode 0600 in the data directory, so only this
+user can use it), writes one JSON object on one line, reads one JSON object on one line, and closes.
+
+    {"op": "list"}                                   -> {"ok": true, "torrents": [status, ...]}
+    {"op": "status", "torrent": ID}                  -> {"ok": true, "torrent": status}
+    {"op": "pause" | "resume" | "remove", "torrent": ID}
+    {"op": "add", "magnet": URI | "torrent_b64": B64, "save_path": ABS, "selected": [i, ...] | null}
+    {"op": "stop"}                                   -> the daemon saves resume data and exits
+    errors: {"ok": false, "error": "one line", "code": "input" | "not_found" | "failed"}
+
+ID is an info-hash, a unique prefix of one (4+ hex digits), or a torrent's exact name.
+
+The registry (data_dir/daemon/torrents.json) is what the daemon restores at start; the engine's resume
+files hold the pieces, so a restarted daemon carries on where it stopped.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+MAX_LINE = 64 * 1024 * 1024  # a request may carry a .torrent (at most 64 MiB as the engine allows)
+MAX_REGISTRY_BYTES = 16 * 1024 * 1024
+OPS = ("list", "status", "pause", "resume", "remove", "add", "stop")
+HEX40 = re.compile(r"[0-9a-f]{40}")
+
+
+class ControlError(Exception):
+    """A request the daemon refuses; `code` tells the CLI which exit code to use."""
+
+    def __init__(self, message: str, code: str = "input") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Request:
+    op: str
+    torrent: str | None = None
+    magnet: str | None = None
+    torrent_bytes: bytes | None = None
+    save_path: str | None = None
+    selected: tuple[int, ...] | None = None
+
+    def encode(self) -> bytes:
+        d: dict[str, Any] = {"op": self.op}
+        if self.torrent is not None:
+            d["torrent"] = self.torrent
+        if self.magnet is not None:
+            d["magnet"] = self.magnet
+        if self.torrent_bytes is not None:
+            d["torrent_b64"] = base64.b64encode(self.torrent_bytes).decode()
+        if self.save_path is not None:
+            d["save_path"] = self.save_path
+        if self.selected is not None:
+            d["selected"] = list(self.selected)
+        return json.dumps(d).encode() + b"\n"
+
+
+def _loads(line: bytes, what: str) -> dict[str, Any]:
+    if len(line) > MAX_LINE:
+        raise ControlError(f"{what} too large")
+    try:
+        obj = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        raise ControlError(f"{what} is not JSON") from None
+    if not isinstance(obj, dict):
+        raise ControlError(f"{what} is not a JSON object")
+    return obj
+
+
+def decode_request(line: bytes) -> Request:
+    """Parse and check one request line; every field is validated here and nowhere else."""
+    obj = _loads(line, "request")
+    op = obj.get("op")
+    if op not in OPS:
+        raise ControlError(f"unknown op {op!r}")
+    torrent = obj.get("torrent")
+    if op in ("status", "pause", "resume", "remove") and (op != "status" or torrent is not None):
+        if not isinstance(torrent, str) or not 0 < len(torrent) <= 1024:
+            raise ControlError(f"{op}: which torrent?")
+    if op != "add":
+        return Request(op, torrent if isinstance(torrent, str) else None)
+    magnet, b64 = obj.get("magnet"), obj.get("torrent_b64")
+    data = None
+    if isinstance(b64, str):
+        try:
+            data = base64.b64decode(b64, validate=True)
+        except (binascii.Error, ValueError):
+            raise ControlError("add: torrent_b64 is not base64") from None
+    elif not isinstance(magnet, str):
+        raise ControlError("add: give a magnet or torrent_b64")
+    save = obj.get("save_path")
+    if not isinstance(save, str) or not os.path.isabs(save) or "\0" in save:
+        raise ControlError("add: save_path must be an absolute path")
+    sel = obj.get("selected")
+    if sel is not None:
+        if not isinstance(sel, list) or len(sel) > 1_000_000 or \
+                not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < 1 << 31 for i in sel):
+            raise ControlError("add: selected must be a list of file indices")
+        sel = tuple(sel)
+    return Request("add", None, magnet if data is None else None, data, save, sel)
+
+
+def reply_ok(**data: Any) -> bytes:
+    return json.dumps({"ok": True, **data}, default=str).encode() + b"\n"
+
+
+def reply_error(message: str, code: str = "failed") -> bytes:
+    return json.dumps({"ok": False, "error": message, "code": code}).encode() + b"\n"
+
+
+def decode_reply(line: bytes) -> dict[str, Any]:
+    obj = _loads(line, "daemon reply")
+    if obj.get("ok") is not True and not isinstance(obj.get("error"), str):
+        raise ControlError("malformed daemon reply", "failed")
+    return obj
+
+
+def resolve(ident: str, candidates: list[tuple[str, str]]) -> str:
+    """ID -> info-hash hex among (info_hash_hex, name) pairs: full hash, unique prefix, or exact name."""
+    key = ident.strip().lower()
+    if HEX40.fullmatch(key):
+        if any(h == key for h, _ in candidates):
+            return key
+        raise ControlError(f"no torrent {ident}", "not_found")
+    if len(key) >= 4 and re.fullmatch(r"[0-9a-f]+", key):
+        hits = [h for h, _ in candidates if h.startswith(key)]
+        if len(hits) == 1:
+            return hits[0]
+        if len(hits) > 1:
+            raise ControlError(f"{ident!r} matches {len(hits)} torrents; give more of the info-hash")
+    named = [h for h, n in candidates if n == ident]
+    if len(named) == 1:
+        return named[0]
+    if len(named) > 1:
+        raise ControlError(f"{len(named)} torrents are named {ident!r}; use the info-hash")
+    raise ControlError(f"no torrent {ident!r}", "not_found")
+
+
+@dataclass
+class Entry:
+    """One torrent the daemon restores at start."""
+
+    info_hash: str
+    source: str  # a magnet, or the path of the .torrent kept in data_dir/torrents
+    save_path: str
+    selected: list[int] | None = None
+    paused: bool = False
+
+
+@dataclass
+class Registry:
+    """The daemon's torrent list, saved atomically as JSON after every change."""
+
+    path: Path
+    entries: dict[str, Entry] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> "Registry":
+        reg = cls(path)
+        try:
+            if path.stat().st_size > MAX_REGISTRY_BYTES:
+                raise ControlError(f"{path}: too large")
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return reg
+        try:
+            doc = json.loads(raw)
+            for item in doc.get("torrents", []):
+                e = Entry(str(item["info_hash"]), str(item["source"]), str(item["save_path"]),
+                          [int(i) for i in item["selected"]] if item.get("selected") is not None else None,
+                          bool(item.get("paused", False)))
+                if HEX40.fullmatch(e.info_hash):
+                    reg.entries[e.info_hash] = e
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise ControlError(f"{path}: corrupt torrent list (fix or remove it)") from None
+        return reg
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        data = json.dumps({"torrents": [asdict(e) for e in self.entries.values()]}, indent=1)
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+    def put(self, entry: Entry) -> None:
+        self.entries[entry.info_hash] = entry
+        self.save()
+
+    def set_paused(self, info_hash: str, paused: bool) -> None:
+        if info_hash in self.entries:
+            self.entries[info_hash].paused = paused
+            self.save()
+
+    def drop(self, info_hash: str) -> None:
+        if self.entries.pop(info_hash, None) is not None:
+            self.save()
