@@ -148,7 +148,7 @@ class Bridge:
     async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(SWEEP_INTERVAL)
-            self._run(self.core.expire(time.monotonic()))
+            await self._apply(self.core.expire(time.monotonic()))
 
     # -- what we serve -----------------------------------------------------------------------------
 
@@ -201,7 +201,8 @@ class Bridge:
         try:
             async for msg in ws:
                 if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
-                    self._run(self.core.receive(sid, msg.data, time.monotonic()))
+                    # In order, and this socket waits for its own replies (its backpressure, nobody else's).
+                    await self._apply(self.core.receive(sid, msg.data, time.monotonic()))
                 else:
                     break
         finally:
@@ -209,17 +210,18 @@ class Bridge:
             self._sockets.pop(sid, None)
         return ws
 
-    def _run(self, actions: list[Any]) -> None:
+    async def _apply(self, actions: list[Any]) -> None:
         for action in actions:
             if isinstance(action, Send):
-                self._spawn(self._send(action.socket_id, action.data))
+                await self._send(action.socket_id, action.data)
             elif isinstance(action, AnswerOffer):
                 self._spawn(self._answer(action))
             elif isinstance(action, CloseSocket):
                 ws = self._sockets.get(action.socket_id)
                 if ws is not None:
                     log.info("closing browser socket %d: %s", action.socket_id, action.reason)
-                    self._spawn(ws.close(code=1008, message=action.reason[:120].encode()))
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(ws.close(code=1008, message=action.reason[:120].encode()), SEND_TIMEOUT)
             elif isinstance(action, DropChannels):
                 for s in list(self._streams.get(action.key, ())):
                     self._spawn(s.close())
@@ -285,7 +287,7 @@ class Bridge:
 
     async def _connect(self, pc: RTCPeerConnection, action: AnswerOffer, sdp: str) -> ChannelStream:
         loop = asyncio.get_running_loop()
-        channel_ready: asyncio.Future[RTCDataChannel] = loop.create_future()
+        channel_ready: asyncio.Future[RTCDataChannel | None] = loop.create_future()
 
         @pc.on("datachannel")
         def on_datachannel(channel: RTCDataChannel) -> None:
@@ -297,7 +299,7 @@ class Bridge:
         @pc.on("connectionstatechange")
         def on_state() -> None:
             if pc.connectionState in ("failed", "closed") and not channel_ready.done():
-                channel_ready.set_exception(ConnectionError(f"ICE/DTLS {pc.connectionState}"))
+                channel_ready.set_result(None)
 
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
@@ -311,6 +313,8 @@ class Bridge:
             raise ConnectionError("no local address is allowed for ICE")
         await self._send(action.socket_id, self.core.answer(action.key, action.offer.offer_id, answer))
         channel = await channel_ready
+        if channel is None:
+            raise ConnectionError(f"ICE/DTLS {pc.connectionState}")
         label = "browser:" + action.key[0].encode("latin-1").hex()
         return ChannelStream(pc, channel, label)
 
