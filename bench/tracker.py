@@ -30,7 +30,7 @@ NODE_DIR = ROOT / "tests" / "node"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def serve(port: int) -> None:
+def serve(port: int, loop: str) -> None:
     """Child process: our tracker on loopback, printing its port, until killed."""
     sys.path.insert(0, str(ROOT))
     from i2ptorrent.tracker.limits import TrackerLimits
@@ -42,7 +42,11 @@ def serve(port: int) -> None:
         print(json.dumps({"port": bound}), flush=True)
         await asyncio.Event().wait()
 
-    asyncio.run(main())
+    if loop == "uvloop":
+        import uvloop  # optional, not a dependency of the package: measured to inform that choice
+        uvloop.run(main())
+    else:
+        asyncio.run(main())
 
 
 def cpu_seconds(pid: int) -> float:
@@ -56,9 +60,9 @@ def rss_mb(pid: int) -> tuple[float, float]:
     return int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024
 
 
-def start_server(kind: str) -> tuple[subprocess.Popen[str], int]:
+def start_server(kind: str, loop: str) -> tuple[subprocess.Popen[str], int]:
     if kind == "ours":
-        cmd = [sys.executable, __file__, "--serve", "0"]
+        cmd = [sys.executable, __file__, "--serve", "0", "--loop", loop]
         cwd = ROOT
     else:
         cmd = ["node", "reference-server.mjs", "0"]
@@ -105,10 +109,12 @@ def main() -> None:
     parser.add_argument("--peers", type=int, nargs="+", default=[1000, 5000])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rate", type=int, default=1000)
+    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio",
+                        help="event loop for our server (uvloop must be importable)")
     parser.add_argument("--servers", nargs="+", default=["reference", "ours"], choices=["reference", "ours"])
     args = parser.parse_args()
     if args.serve is not None:
-        serve(args.serve)
+        serve(args.serve, args.loop)
         return
     if not (NODE_DIR / "node_modules" / "ws").exists():
         sys.exit("npm partners missing: run scripts/setup-node.sh")
@@ -116,25 +122,26 @@ def main() -> None:
     for peers in args.peers:
         for kind in args.servers:
             for mode in ("closed", "rate"):
-                proc, port = start_server(kind)  # a fresh server per measurement
+                proc, port = start_server(kind, args.loop)  # a fresh server per measurement
                 try:
                     r = load(port, proc.pid, peers, mode, args.rate, args.seconds)
                 finally:
                     stop(proc)
-                r.update(server=kind)
+                r.update(server=kind if kind == "reference" else f"ours/{args.loop}")
                 rows.append(r)
                 print(json.dumps(r), file=sys.stderr, flush=True)
-    print(f"\n{'peers':>5} {'server':>9} {'mode':>12} {'ann/s':>7} {'p50 ms':>7} {'p99 ms':>8} "
+    print(f"\n{'peers':>5} {'server':>13} {'mode':>12} {'ann/s':>7} {'p50 ms':>7} {'p99 ms':>8} "
           f"{'srv CPU%':>8} {'CPU us/ann':>10} {'RSS MB':>7} {'gen CPU%':>8} {'fail':>5} {'offers in':>9} {'answers in':>10}")
     for r in rows:
         mode = "closed loop" if r["mode"] == "closed" else f"{args.rate}/s"
-        print(f"{r['peers']:>5} {r['server']:>9} {mode:>12} {r['announcesPerSecond']:>7.0f} "
+        print(f"{r['peers']:>5} {r['server']:>13} {mode:>12} {r['announcesPerSecond']:>7.0f} "
               f"{r['p50ms'] or 0:>7.1f} {r['p99ms'] or 0:>8.1f} {r['serverCpuPercent']:>8.0f} "
               f"{1e4 * r['serverCpuPercent'] / max(r['announcesPerSecond'], 1):>10.0f} "
               f"{r['serverRssMB']:>7.0f} {r['loadgenCpuPercent']:>8.0f} {r['failures']:>5} "
               f"{r['offersReceived']:>9} {r['answersReceived']:>10}")
     for peers in args.peers if len(args.servers) == 2 else ():
-        ours = next(r for r in rows if r["peers"] == peers and r["server"] == "ours" and r["mode"] == "closed")
+        ours = next(r for r in rows if r["peers"] == peers and r["server"].startswith("ours")
+                    and r["mode"] == "closed")
         ref = next(r for r in rows if r["peers"] == peers and r["server"] == "reference" and r["mode"] == "closed")
         print(f"{peers} peers: saturated throughput ours/reference = "
               f"{ours['announcesPerSecond'] / ref['announcesPerSecond']:.2f}")

@@ -14,7 +14,7 @@ from typing import Protocol
 from . import classic, messages
 from .identity import PeerIdentity
 from .limits import TokenBucket, TrackerLimits
-from .messages import Announce, Answer, ParseContext, Scrape, TrackerProtocolError
+from .messages import Announce, Answer, Scrape, TrackerProtocolError
 from .swarm import Swarm, SwarmPeer
 
 Outgoing = list[tuple[int, bytes]]
@@ -39,13 +39,6 @@ class OpenAccess:
 
 
 @dataclass(slots=True)
-class _PendingOffer:
-    offerer_conn: int
-    offerer_peer_id: str
-    expires: float
-
-
-@dataclass(slots=True)
 class Connection:
     """One open WebSocket: who it is, which swarms it joined, which offers it may answer."""
 
@@ -56,7 +49,9 @@ class Connection:
     # (info_hash, peer_id) pairs: the reference client shares one socket between all its torrents
     # and all clients of a process, so one socket may hold several peers, even in one swarm.
     joined: set[tuple[str, str]] = field(default_factory=set)
-    pending: OrderedDict[tuple[str, str], _PendingOffer] = field(default_factory=OrderedDict)
+    # (info_hash, offer_id) -> (offerer conn id, offerer peer_id, expiry): plain tuples of atoms, which
+    # the garbage collector stops tracking, because there can be hundreds of thousands of them.
+    pending: OrderedDict[tuple[str, str], tuple[int, str, float]] = field(default_factory=OrderedDict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,28 +108,27 @@ class TrackerCore:
         if conn is None:
             return []
         conn.last_active = now
-        ctx = ParseContext()
         lim = self.limits
         try:
             msg = messages.parse_ws_message(data, max_size=lim.max_message_size, max_offers=lim.max_offers,
-                                            max_scrape=lim.max_scrape, context=ctx)
+                                            max_scrape=lim.max_scrape)
         except TrackerProtocolError as err:
             self.counters["failures"] += 1
-            return [(conn_id, messages.failure(str(err), ctx))]
+            return [(conn_id, messages.failure(str(err), messages.failure_context(data, lim.max_message_size)))]
         invite = getattr(msg, "invite", None) or conn.invite
         if not self._admit(conn.identity, invite, now):
             self.counters["denied"] += 1
-            return [(conn_id, messages.failure(NOT_ALLOWED, ctx))]
+            return [(conn_id, messages.failure(NOT_ALLOWED, messages.context_of(msg)))]
         if not self._rate_ok(conn.identity.name, now):
             self.counters["failures"] += 1
-            return [(conn_id, messages.failure(RATE_LIMITED, ctx))]
+            return [(conn_id, messages.failure(RATE_LIMITED, messages.context_of(msg)))]
         if isinstance(msg, Announce):
-            return self._ws_announce(conn, msg, ctx, now)
+            return self._ws_announce(conn, msg, now)
         if isinstance(msg, Answer):
             return self._ws_answer(conn, msg, now)
         return [(conn_id, self._scrape_reply_ws(msg))]
 
-    def _ws_announce(self, conn: Connection, msg: Announce, ctx: ParseContext, now: float) -> Outgoing:
+    def _ws_announce(self, conn: Connection, msg: Announce, now: float) -> Outgoing:
         self.counters["announces"] += 1
         conn_id = conn.conn_id
         swarm = self.swarms.get(msg.info_hash)
@@ -153,7 +147,7 @@ class TrackerCore:
             if holder is not None and holder.conn != conn_id and holder.identity.name != conn.identity.name:
                 # Someone else's peer_id: taking it over would steal their answers.
                 self.counters["failures"] += 1
-                return [(conn_id, messages.failure("peer_id in use", ctx))]
+                return [(conn_id, messages.failure("peer_id in use", messages.context_of(msg)))]
             if holder is not None and holder.conn != conn_id and holder.conn is not None:
                 # The same destination reconnected: the old socket no longer owns this peer.
                 old = self.connections.get(holder.conn)
@@ -168,7 +162,7 @@ class TrackerCore:
         out: Outgoing = [(conn_id, messages.announce_reply(
             msg.info_hash, self.limits.announce_interval, complete, incomplete))]
         if msg.offers and swarm is not None and msg.event != "stopped":
-            origin = conn.identity.origin()
+            tail = messages.offer_relay_tail(msg.info_hash, msg.peer_id, conn.identity.origin())
             targets = swarm.pick(swarm.ws, len(msg.offers), exclude=msg.peer_id)
             expires = now + self.limits.offer_timeout
             for peer, offer in zip(targets, msg.offers):
@@ -177,11 +171,11 @@ class TrackerCore:
                     continue
                 pending = target.pending
                 key = (msg.info_hash, offer.offer_id)
-                pending[key] = _PendingOffer(conn_id, msg.peer_id, expires)
+                pending[key] = (conn_id, msg.peer_id, expires)
                 pending.move_to_end(key)
                 if len(pending) > self.limits.max_pending_offers:
                     pending.popitem(last=False)
-                out.append((target.conn_id, messages.offer_relay(msg.info_hash, msg.peer_id, offer, origin)))
+                out.append((target.conn_id, messages.offer_relay(offer, tail)))
             self.counters["offers_relayed"] += len(out) - 1
         if swarm is not None and not swarm:
             self.swarms.pop(msg.info_hash, None)
@@ -191,9 +185,9 @@ class TrackerCore:
         """Route an answer to the peer whose offer we relayed to this connection; nothing else."""
         self.counters["answers"] += 1
         pending = conn.pending.pop((msg.info_hash, msg.offer_id), None)
-        if pending is None or pending.expires < now or pending.offerer_peer_id != msg.to_peer_id:
+        if pending is None or pending[2] < now or pending[1] != msg.to_peer_id:
             return []  # like the reference server: an unroutable answer gets no reply
-        target = self.connections.get(pending.offerer_conn)
+        target = self.connections.get(pending[0])
         if target is None or (msg.info_hash, msg.to_peer_id) not in target.joined:
             return []
         return [(target.conn_id, messages.answer_relay(msg, conn.identity.origin()))]
@@ -270,7 +264,7 @@ class TrackerCore:
         for conn in self.connections.values():
             while conn.pending:
                 first = next(iter(conn.pending.values()))
-                if first.expires >= now:
+                if first[2] >= now:
                     break
                 conn.pending.popitem(last=False)
             if conn.last_active < idle_before:

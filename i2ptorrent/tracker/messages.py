@@ -115,13 +115,8 @@ def _invite(obj: dict[str, Any]) -> str | None:
     return invite
 
 
-def parse_ws_message(data: str | bytes, *, max_size: int, max_offers: int, max_scrape: int,
-                     context: ParseContext | None = None) -> Message:
-    """One text frame -> Announce, Answer or Scrape; TrackerProtocolError otherwise.
-
-    `context` (if given) is filled as parsing goes, so a failure reply can name the action and
-    info_hash the client is waiting on (the reference client drops replies for other hashes).
-    """
+def parse_ws_message(data: str | bytes, *, max_size: int, max_offers: int, max_scrape: int) -> Message:
+    """One text frame -> Announce, Answer or Scrape; TrackerProtocolError otherwise."""
     if len(data) > max_size:
         raise TrackerProtocolError("message too large")
     try:
@@ -130,18 +125,37 @@ def parse_ws_message(data: str | bytes, *, max_size: int, max_offers: int, max_s
         raise TrackerProtocolError("invalid JSON") from None
     if not isinstance(obj, dict):
         raise TrackerProtocolError("message is not an object")
-    ctx = context if context is not None else ParseContext()
     action = obj.get("action")
-    if action in ("announce", "scrape"):
-        ctx.action = action
-    info_hash = obj.get("info_hash")
-    if is_binary_id(info_hash):
-        ctx.info_hash = info_hash
     if action == "announce":
         return _parse_announce(obj, max_offers)
     if action == "scrape":
         return _parse_scrape(obj, max_scrape)
     raise TrackerProtocolError("invalid action")
+
+
+def failure_context(data: str | bytes, max_size: int) -> ParseContext:
+    """For a failure reply to a bad message: the action and info_hash it named, when readable
+    (the reference client ignores replies that do not carry the info_hash it is waiting on)."""
+    ctx = ParseContext()
+    if len(data) > max_size:
+        return ctx
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return ctx
+    if isinstance(obj, dict):
+        action = obj.get("action")
+        if action in ("announce", "scrape"):
+            ctx.action = action
+        if is_binary_id(obj.get("info_hash")):
+            ctx.info_hash = obj["info_hash"]
+    return ctx
+
+
+def context_of(msg: Message) -> ParseContext:
+    if isinstance(msg, Scrape):
+        return ParseContext("scrape", msg.info_hashes[0] if len(msg.info_hashes) == 1 else None)
+    return ParseContext("announce", msg.info_hash)
 
 
 def _parse_announce(obj: dict[str, Any], max_offers: int) -> Announce | Answer:
@@ -215,10 +229,14 @@ def announce_reply(info_hash: str, interval: int, complete: int, incomplete: int
                   "complete": complete, "incomplete": incomplete})
 
 
-def offer_relay(info_hash: str, from_peer_id: str, offer: Offer, origin: dict[str, str]) -> bytes:
-    """The offer as the chosen peer sees it; `origin` adds the offerer's I2P address (i2p_b32, ...)."""
-    return dumps({"action": "announce", "offer": {"type": "offer", "sdp": offer.sdp},
-                  "offer_id": offer.offer_id, "peer_id": from_peer_id, "info_hash": info_hash, **origin})
+def offer_relay_tail(info_hash: str, from_peer_id: str, origin: dict[str, str]) -> bytes:
+    """What every relayed offer of one announce shares; see `offer_relay`."""
+    return b"," + dumps({"action": "announce", "peer_id": from_peer_id, "info_hash": info_hash, **origin})[1:]
+
+
+def offer_relay(offer: Offer, tail: bytes) -> bytes:
+    """The offer as the chosen peer sees it; the tail adds the offerer's ids and I2P address."""
+    return b'{"offer":' + dumps({"type": "offer", "sdp": offer.sdp}) + b',"offer_id":' + dumps(offer.offer_id) + tail
 
 
 def answer_relay(answer: Answer, origin: dict[str, str]) -> bytes:
