@@ -272,3 +272,17 @@ async def test_idle_websockets_are_closed_by_the_sweep() -> None:
             assert server.core.swarms == {} and server.core.connections == {}
     finally:
         await server.close()
+
+
+async def test_a_stream_that_sends_no_request_is_closed() -> None:
+    server = TrackerServer()
+    server.first_request_timeout = 0.2
+    a, b = socket.socketpair()
+    ra, wa = await asyncio.open_connection(sock=a)
+    rb, wb = await asyncio.open_connection(sock=b)
+    try:
+        await asyncio.wait_for(server.serve_stream(AsyncioByteStream(rb, wb, "x"), identity(9)), 10)
+        assert await asyncio.wait_for(ra.read(), 10) == b""  # the caller sees the stream end
+    finally:
+        wa.close()
+        await server.close()

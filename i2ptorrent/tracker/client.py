@@ -318,7 +318,11 @@ class WebSocketTrackerClient:
         if self.invite:
             msg["invite"] = self.invite
         if offers and self.offer_factory is not None and self.numwant > 0:
-            made = await self.offer_factory(t.info_hash, self.numwant)
+            try:
+                made = (await self.offer_factory(t.info_hash, self.numwant))[:self.numwant]
+            except Exception:  # the engine's WebRTC side failing must not stop announces
+                log.exception("making offers failed; announcing without offers")
+                made = []
             expires = self.clock() + self.timers.offer_timeout
             msg["numwant"] = len(made)
             msg["offers"] = [{"offer": {"type": "offer", "sdp": sdp}, "offer_id": _s(oid)} for oid, sdp in made]

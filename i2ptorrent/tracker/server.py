@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 SLOW_PEER_BUFFER = 256 * 1024  # a WebSocket with this much unsent is not reading: drop it
 IDENTITY_KEY = web.AppKey("identity_of", object)
 SWEEP_INTERVAL = 15.0
+FIRST_REQUEST_TIMEOUT = 60.0  # an accepted stream must carry a request by then
 
 
 def text_frame_header(length: int) -> bytes:
@@ -56,9 +57,10 @@ class TrackerServer:
         self._pending: dict[int, bytearray] = {}
         self._flush_scheduled = False
         self._stream_identity: dict[asyncio.BaseTransport, PeerIdentity] = {}
+        self._stream_used: set[asyncio.BaseTransport] = set()
+        self.first_request_timeout = FIRST_REQUEST_TIMEOUT
         self._runner: web.AppRunner | None = None
         self._sweeper: asyncio.Task[None] | None = None
-        self._pumps: set[asyncio.Task[None]] = set()
         self.app = self._make_app()
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -66,7 +68,7 @@ class TrackerServer:
     async def start(self) -> None:
         """Prepare the aiohttp runner (needed before `serve_stream`); idempotent."""
         if self._runner is None:
-            self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+            self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
             await self._runner.setup()
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep_loop())
 
@@ -85,10 +87,8 @@ class TrackerServer:
     async def close(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
-        for ws in list(self._sockets.values()):
-            await ws.close()
-        for task in list(self._pumps):
-            task.cancel()
+        for conn_id in list(self._sockets):
+            self._drop(conn_id)  # no close handshake: thousands of peers must not delay a stop
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -109,10 +109,19 @@ class TrackerServer:
         theirs.setblocking(False)
         transport, _ = await loop.connect_accepted_socket(self._runner.server, theirs)
         self._stream_identity[transport] = identity
+        splice = asyncio.ensure_future(_splice(stream, ours, loop))
         try:
-            await _splice(stream, ours, loop)
+            await asyncio.wait((splice,), timeout=self.first_request_timeout)
+            if not splice.done() and transport not in self._stream_used:
+                splice.cancel()  # a caller that sends no request in time holds no stream
+            await splice
+        except asyncio.CancelledError:
+            splice.cancel()
+            if not splice.done():
+                raise
         finally:
             self._stream_identity.pop(transport, None)
+            self._stream_used.discard(transport)
             ours.close()
             transport.close()
             await stream.close()
@@ -124,6 +133,7 @@ class TrackerServer:
         if transport is not None:
             ident = self._stream_identity.get(transport)
             if ident is not None:
+                self._stream_used.add(transport)
                 return ident
         if self.identity_header is not None:
             name = request.headers.get(self.identity_header)
