@@ -18,7 +18,7 @@ from i2ptorrent.tracker.client import (AnnounceResult, AnswerReceived, OfferRece
                                        TrackerFailure, WebSocketTrackerClient, http_announce)
 from i2ptorrent.tracker.eepsite import TrackerPaths, sam_opener, start_tracker
 from i2ptorrent.transport.sam import Destination
-from test_tracker_server import fake_offers
+from test_tracker_server import _drain, fake_offers
 from test_tracker_server import next_event as _next_event
 
 pytestmark = pytest.mark.timeout(400)
@@ -93,9 +93,3 @@ async def test_private_tracker_eepsite_over_sam(router, sam_pool, tmp_path) -> N
             await client.close()
         await site.close()
 
-
-def _drain(client: WebSocketTrackerClient) -> list:
-    events = []
-    while not client.events.empty():
-        events.append(client.events.get_nowait())
-    return events

@@ -286,3 +286,36 @@ async def test_a_stream_that_sends_no_request_is_closed() -> None:
     finally:
         wa.close()
         await server.close()
+
+
+async def test_unanswered_offers_expire_and_late_answers_are_ignored(served) -> None:
+    from i2ptorrent.tracker.client import ClientTimers, OfferExpired
+    make, client, tasks = served
+    server = make()
+    info_hash = os.urandom(20)
+    seeder = client(server, 1)
+    leecher = WebSocketTrackerClient(URL, stream_opener(server, identity(2), tasks), bytes([2]) * 20,
+                                     offer_factory=fake_offers, timers=ClientTimers(offer_timeout=0.05))
+    leecher.start()
+    try:
+        seeder.add(info_hash, left=0)
+        await next_event(seeder, AnnounceResult)
+        leecher.add(info_hash, left=5)
+        await next_event(leecher, AnnounceResult)
+        await leecher.announce_now(info_hash)
+        offer = await next_event(seeder, OfferReceived)
+        expired = await next_event(leecher, OfferExpired)
+        assert expired.info_hash == info_hash
+        await seeder.answer(offer.info_hash, offer.peer_id, offer.offer_id, "too late")
+        await seeder.scrape([info_hash])  # a round trip on the same tracker after the answer
+        await leecher.scrape([info_hash])
+        assert not [e for e in _drain(leecher) if isinstance(e, AnswerReceived)]
+    finally:
+        await leecher.close()
+
+
+def _drain(client: WebSocketTrackerClient) -> list:
+    events = []
+    while not client.events.empty():
+        events.append(client.events.get_nowait())
+    return events
