@@ -109,6 +109,8 @@ def main() -> None:
     parser.add_argument("--peers", type=int, nargs="+", default=[1000, 5000])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rate", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run the whole comparison N times, interleaved (the machine is shared)")
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio",
                         help="event loop for our server (uvloop must be importable)")
     parser.add_argument("--servers", nargs="+", default=["reference", "ours"], choices=["reference", "ours"])
@@ -119,19 +121,20 @@ def main() -> None:
     if not (NODE_DIR / "node_modules" / "ws").exists():
         sys.exit("npm partners missing: run scripts/setup-node.sh")
     rows = []
-    for peers in args.peers:
-        for kind in args.servers:
-            for mode in ("closed", "rate"):
-                proc, port = start_server(kind, args.loop)  # a fresh server per measurement
-                try:
-                    r = load(port, proc.pid, peers, mode, args.rate, args.seconds)
-                finally:
-                    stop(proc)
-                r.update(server=kind if kind == "reference" else f"ours/{args.loop}")
-                rows.append(r)
-                print(json.dumps(r), file=sys.stderr, flush=True)
+    plan = [(peers, kind, mode) for _ in range(args.repeat) for peers in args.peers
+            for kind in args.servers for mode in ("closed", "rate")]
+    for peers, kind, mode in plan:
+        proc, port = start_server(kind, args.loop)  # a fresh server per measurement
+        try:
+            r = load(port, proc.pid, peers, mode, args.rate, args.seconds)
+        finally:
+            stop(proc)
+        r.update(server=kind if kind == "reference" else f"ours/{args.loop}")
+        rows.append(r)
+        print(json.dumps(r), file=sys.stderr, flush=True)
     print(f"\n{'peers':>5} {'server':>13} {'mode':>12} {'ann/s':>7} {'p50 ms':>7} {'p99 ms':>8} "
-          f"{'srv CPU%':>8} {'CPU us/ann':>10} {'RSS MB':>7} {'gen CPU%':>8} {'fail':>5} {'offers in':>9} {'answers in':>10}")
+          f"{'srv CPU%':>8} {'CPU us/ann':>10} {'RSS MB':>7} {'gen CPU%':>8} {'fail':>5} {'offers in':>9} "
+          f"{'answers in':>10}")
     for r in rows:
         mode = "closed loop" if r["mode"] == "closed" else f"{args.rate}/s"
         print(f"{r['peers']:>5} {r['server']:>13} {mode:>12} {r['announcesPerSecond']:>7.0f} "
@@ -139,12 +142,14 @@ def main() -> None:
               f"{1e4 * r['serverCpuPercent'] / max(r['announcesPerSecond'], 1):>10.0f} "
               f"{r['serverRssMB']:>7.0f} {r['loadgenCpuPercent']:>8.0f} {r['failures']:>5} "
               f"{r['offersReceived']:>9} {r['answersReceived']:>10}")
-    for peers in args.peers if len(args.servers) == 2 else ():
-        ours = next(r for r in rows if r["peers"] == peers and r["server"].startswith("ours")
-                    and r["mode"] == "closed")
-        ref = next(r for r in rows if r["peers"] == peers and r["server"] == "reference" and r["mode"] == "closed")
-        print(f"{peers} peers: saturated throughput ours/reference = "
-              f"{ours['announcesPerSecond'] / ref['announcesPerSecond']:.2f}")
+    if len(args.servers) == 2:
+        for peers in args.peers:
+            def median_rate(prefix: str) -> float:
+                rates = sorted(r["announcesPerSecond"] for r in rows if r["peers"] == peers
+                               and r["server"].startswith(prefix) and r["mode"] == "closed")
+                return rates[len(rates) // 2]
+            print(f"{peers} peers: saturated throughput ours/reference = "
+                  f"{median_rate('ours') / median_rate('reference'):.2f} (median of {args.repeat})")
 
 
 if __name__ == "__main__":

@@ -293,3 +293,16 @@ def test_identity_helpers() -> None:
     name = hash_to_b32(digest)
     assert len(name) == 60 and b32_to_hash(name) == digest
     assert b32_to_hash("example.i2p") is None and not PeerIdentity("loopback:1").is_i2p
+
+
+def test_non_compact_peer_entries_become_b32_names() -> None:
+    import hashlib
+
+    from i2ptorrent.tracker.client import _peer_name
+    from i2ptorrent.transport.sam_protocol import i2p_b64encode
+    raw = os.urandom(384) + b"\x00\x00\x00"  # keys + a NULL certificate: a minimal destination
+    expected = hash_to_b32(hashlib.sha256(raw).digest())
+    assert _peer_name((i2p_b64encode(raw) + ".i2p").encode()) == expected
+    assert _peer_name(i2p_b64encode(raw).encode()) == expected
+    assert _peer_name(expected.upper().encode()) == expected
+    assert _peer_name(b"10.0.0.1") is None and _peer_name(None) is None

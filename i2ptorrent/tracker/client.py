@@ -20,7 +20,9 @@ import bencodepy
 
 from ..transport.stream import AsyncioByteStream, ByteStream
 from . import messages
+from ..transport.sam_protocol import b32_address
 from .classic import parse_compact_peers
+from .identity import b32_to_hash
 from .messages import TrackerProtocolError
 from .websocket import Closed, Message, WebSocketClient, WebSocketError
 
@@ -470,19 +472,35 @@ def _bdecode(body: bytes) -> dict[bytes, object]:
     return reply
 
 
+def _peer_name(ip: object) -> str | None:
+    """A non-compact peer's 'ip': a full base64 destination (often + '.i2p') or a .b32.i2p name."""
+    if not isinstance(ip, bytes) or len(ip) > 1024:
+        return None
+    text = ip.decode("ascii", "replace")
+    if b32_to_hash(text) is not None:
+        return text.lower()
+    try:
+        return b32_address(text[:-4] if text.endswith(".i2p") else text)
+    except (ValueError, IndexError):
+        return None
+
+
 def _int_or_none(value: object) -> int | None:
     return value if isinstance(value, int) else None
 
 
 async def http_announce(opener: Opener, url: str, info_hash: bytes, peer_id: bytes, *, event: str | None = None,
                         left: int = 0, uploaded: int = 0, downloaded: int = 0, numwant: int = 50,
-                        invite: str | None = None, timeout: float = 120.0) -> HttpAnnounceResult:
+                        invite: str | None = None, ip: str | None = None,
+                        timeout: float = 120.0) -> HttpAnnounceResult:
     """A classic I2P announce: compact=1, port=6881 placeholder, our identity is the SAM stream's."""
     params = [("info_hash", info_hash), ("peer_id", peer_id), ("port", b"6881"),
               ("uploaded", str(uploaded).encode()), ("downloaded", str(downloaded).encode()),
               ("left", str(left).encode()), ("compact", b"1"), ("numwant", str(numwant).encode())]
     if event:
         params.append(("event", event.encode()))
+    if ip:  # other I2P trackers may want our full destination (ours ignores it and uses SAM's)
+        params.append(("ip", ip.encode()))
     if invite:
         params.append(("invite", invite.encode()))
     query = "&".join(f"{k}={quote_from_bytes(v, safe='')}" for k, v in params)
@@ -494,8 +512,7 @@ async def http_announce(opener: Opener, url: str, info_hash: bytes, peer_id: byt
         except TrackerProtocolError as err:
             raise TrackerError(str(err)) from None
     elif isinstance(peers_raw, list):
-        peers = [p[b"ip"].decode("ascii", "replace") for p in peers_raw if isinstance(p, dict)
-                 and isinstance(p.get(b"ip"), bytes)]
+        peers = [name for p in peers_raw if isinstance(p, dict) and (name := _peer_name(p.get(b"ip")))]
     else:
         raise TrackerError("bad peers field")
     interval = _int_or_none(reply.get(b"interval")) or 1800

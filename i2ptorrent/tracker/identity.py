@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
 
-B32_SUFFIX = ".b32.i2p"
-B32_LENGTH = 52  # base32 of a 32-byte SHA-256, unpadded
+from ..transport.sam_protocol import b32_from_hash as hash_to_b32
+from ..transport.sam_protocol import hash_from_b32
+
+__all__ = ["PeerIdentity", "b32_to_hash", "hash_to_b32"]
 
 
 def b32_to_hash(name: str) -> bytes | None:
     """'<52 chars>.b32.i2p' -> the 32-byte destination hash; None for anything else."""
-    if not name.endswith(B32_SUFFIX) or len(name) != B32_LENGTH + len(B32_SUFFIX):
-        return None
     try:
-        return base64.b32decode(name[:B32_LENGTH].upper() + "====")
-    except (binascii.Error, ValueError):
+        return hash_from_b32(name)
+    except ValueError:
         return None
-
-
-def hash_to_b32(digest: bytes) -> str:
-    if len(digest) != 32:
-        raise ValueError("a destination hash has 32 bytes")
-    return base64.b32encode(digest).decode("ascii").rstrip("=").lower() + B32_SUFFIX
 
 
 @dataclass(frozen=True, slots=True)
