@@ -55,6 +55,7 @@ NO_BRIDGE_HINT = ("start an I2P router with its SAM bridge enabled (i2pd: `[sam]
                   "Java I2P: enable SAM in the router console), pass --sam HOST:PORT, or use --private-router "
                   "for a local test router")
 POLL = 0.25
+JSON_PROGRESS_INTERVAL = 0.5  # --json: a {"event": "progress"} line this often while downloading
 
 
 class UserError(Exception):
@@ -354,9 +355,13 @@ async def cmd_add(args: argparse.Namespace, cfg: Config, out: Output) -> int:
             if out.json:
                 out.result("", event="added", info_hash=t.info_hash.hex(), name=t.name, path=str(dest))
             metadata_checked = meta.has_metadata
+            last_event = 0.0
             while True:
                 st = t.status()
                 out.show(st)
+                if out.json and time.monotonic() - last_event >= JSON_PROGRESS_INTERVAL:
+                    last_event = time.monotonic()
+                    out.result("", event="progress", **status_dict(st))
                 if not metadata_checked and st.state not in ("metadata",):
                     metadata_checked = True
                     check_selection(t.metainfo, selected)

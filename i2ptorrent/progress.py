@@ -7,9 +7,10 @@ alone; time is passed in. No dependency: a download's line is short enough to dr
 from __future__ import annotations
 
 import shutil
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from i2ptorrent.engine import TorrentStatus
+if TYPE_CHECKING:  # the engine imports libtorrent: keep `i2ptorrent --help` and `create` quick
+    from i2ptorrent.engine import TorrentStatus
 
 UNITS = ("B", "kB", "MB", "GB", "TB", "PB")
 PLAIN_INTERVAL = 5.0  # seconds between lines when stderr is not a terminal
@@ -39,7 +40,7 @@ def format_eta(seconds: float | None) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
-def eta_of(st: TorrentStatus) -> float | None:
+def eta_of(st: "TorrentStatus") -> float | None:
     """Seconds left at the current rate, None when unknown (no rate or size yet)."""
     if st.progress >= 1:
         return 0.0
@@ -54,7 +55,7 @@ def bar(fraction: float, width: int) -> str:
     return "[" + "#" * filled + "-" * (width - filled) + "]"
 
 
-def progress_line(st: TorrentStatus, width: int = 100) -> str:
+def progress_line(st: "TorrentStatus", width: int = 100) -> str:
     """One status line: name, state, percent, bar, speeds, peers, ETA; fitted to `width` columns."""
     if st.state == "metadata":
         core = f"fetching metadata  peers {st.peers}"
@@ -81,7 +82,7 @@ class ProgressDisplay:
         self._drawn = False
         self._last_line = ""
 
-    def update(self, st: TorrentStatus, now: float, force: bool = False) -> None:
+    def update(self, st: "TorrentStatus", now: float, force: bool = False) -> None:
         changed = st.state != self._last_state
         interval = TTY_INTERVAL if self.tty else PLAIN_INTERVAL
         if not (force or changed or now - self._last >= interval):

@@ -1,0 +1,257 @@
+"""The `i2ptorrent` command run as a user runs it: subprocesses, real files, the session's real i2pd.
+
+Offline checks (user errors and their exit codes, create/info) run many subprocesses at once. The router
+test starts a seeder, a leecher and a daemon together (their SAM sessions become ready together, ~20 s),
+interrupts the leecher mid-download, then restarts leecher and daemon together and checks that both
+carried on from what was saved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+from i2ptorrent.engine import create_torrent, load_torrent, magnet_of
+from i2ptorrent.transport.sam import new_destination
+from i2ptorrent.wire.bencode import bencode
+
+EXIT_OK, EXIT_USAGE, EXIT_INPUT, EXIT_I2P, EXIT_FS, EXIT_DAEMON, EXIT_INTERRUPTED = 0, 2, 3, 4, 5, 6, 130
+TIMEOUT = 240.0
+
+
+def cli_env(tmp: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("I2PTORRENT_")}
+    env.update(XDG_CONFIG_HOME=str(tmp / "xdg-config"), XDG_DATA_HOME=str(tmp / "xdg-data"),
+               PYTHONUNBUFFERED="1")
+    env.update(extra)
+    return env
+
+
+async def run(env: dict[str, str], *args: str, cwd: Path | None = None) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "i2ptorrent", *args, env=env, cwd=cwd,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    return proc.returncode, out.decode(), err.decode()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def huge_torrent(path: Path, size: int) -> None:
+    """A valid .torrent of one `size`-byte file (hashes are made up: it is never downloaded)."""
+    plen = 1 << 28
+    pieces = (size + plen - 1) // plen
+    info = {b"name": b"huge.bin", b"length": size, b"piece length": plen, b"pieces": b"\x01" * 20 * pieces}
+    path.write_bytes(bencode({b"info": info}))
+
+
+def one_error_line(err: str) -> str:
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    assert lines[0].startswith("i2ptorrent: ")
+    return lines[0]
+
+
+async def test_user_errors_are_one_line_with_their_exit_code(tmp_path: Path) -> None:
+    env = cli_env(tmp_path, I2PTORRENT_SAM=f"127.0.0.1:{free_port()}")
+    (tmp_path / "garbage.torrent").write_bytes(b"d4:infoi3e")
+    (tmp_path / "a-file").write_text("x")
+    huge = tmp_path / "huge.torrent"
+    huge_torrent(huge, 8 * (shutil.disk_usage(tmp_path).free + (1 << 30)))
+    share = tmp_path / "share.bin"
+    share.write_bytes(os.urandom(50_000))
+    good = tmp_path / "share.torrent"
+    good.write_bytes(create_torrent(share))
+    bad_config = tmp_path / "bad.toml"
+    bad_config.write_text("[tunnels]\ninbound_length = 99\n")
+    cases = [
+        # (args, extra env, exit code, words the message must contain)
+        (("add", "magnet:?xt=urn:btih:nothex"), {}, EXIT_INPUT, "invalid magnet"),
+        (("info", "magnet:?dn=no-hash"), {}, EXIT_INPUT, "magnet"),
+        (("add", str(tmp_path / "garbage.torrent")), {}, EXIT_INPUT, "invalid torrent"),
+        (("info", str(tmp_path / "missing.torrent")), {}, EXIT_INPUT, "no such file"),
+        (("add", str(good), "--select", "2"), {}, EXIT_INPUT, "no file 2"),
+        (("add", str(good), "-o", str(tmp_path / "a-file" / "sub")), {}, EXIT_FS, "cannot write"),
+        (("add", str(huge), "-o", str(tmp_path / "dl")), {}, EXIT_FS, "not enough free space"),
+        (("add", str(good), "-o", str(tmp_path / "dl")), {}, EXIT_I2P, "no SAM bridge answers"),
+        (("seed", str(share)), {}, EXIT_I2P, "--private-router"),
+        (("list",), {}, EXIT_DAEMON, "no daemon is running"),
+        (("add", "--no-such-flag", str(good)), {}, EXIT_USAGE, "unrecognized arguments"),
+        (("info", str(good), "--config", str(bad_config)), {}, EXIT_USAGE, "inbound_length"),
+        (("info", str(good)), {"I2PTORRENT_SAM": "example.com:7656"}, EXIT_USAGE, "loopback"),
+        (("create", str(share), "-t", "http://tracker.example.com/announce"), {}, EXIT_INPUT, "inside I2P"),
+    ]
+    results = await asyncio.gather(*(run({**env, **extra}, *args, cwd=tmp_path) for args, extra, _, _ in cases))
+    for (args, _, code, words), (rc, out, err) in zip(cases, results):
+        line = one_error_line(err)
+        assert (rc, words in line) == (code, True), (args, rc, err)
+    # --json: the error also as JSON on stdout, for scripts
+    rc, out, err = await run(env, "add", "--json", "magnet:?xt=urn:btih:nothex")
+    assert rc == EXIT_INPUT
+    assert json.loads(out)["exit_code"] == EXIT_INPUT
+
+
+async def test_create_then_info(tmp_path: Path) -> None:
+    env = cli_env(tmp_path)
+    d = tmp_path / "album"
+    d.mkdir()
+    (d / "one.bin").write_bytes(os.urandom(70_000))
+    (d / "two.txt").write_text("hello")
+    tracker = "ws://" + "a" * 52 + ".b32.i2p/announce"
+    rc, out, err = await run(env, "create", str(d), "-o", str(tmp_path / "album.torrent"), "-t", tracker,
+                             "--piece-size", "16K", "--json")
+    assert rc == EXIT_OK, err
+    created = json.loads(out)
+    meta = load_torrent(tmp_path / "album.torrent")
+    assert created["info_hash"] == meta.info_hash.hex() and meta.trackers == (tracker,)
+    rc, out, err = await run(env, "info", str(tmp_path / "album.torrent"), "--json")
+    assert rc == EXIT_OK, err
+    info = json.loads(out)
+    assert sorted(f["path"] for f in info["files"]) == ["album/one.bin", "album/two.txt"]
+    assert info["size"] == 70_005 and info["piece_length"] == 16384
+    # the magnet it prints names the same torrent
+    rc, out, err = await run(env, "info", info["magnet"])
+    assert rc == EXIT_OK and meta.info_hash.hex() in out and tracker in out
+    # a second create refuses to overwrite
+    rc, out, err = await run(env, "create", str(d), "-o", str(tmp_path / "album.torrent"))
+    assert rc == EXIT_FS and "already exists" in one_error_line(err)
+
+
+class Proc:
+    """A long-running CLI process whose stdout JSON lines we read as they come."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.events: list[dict] = []
+
+    @classmethod
+    async def start(cls, env: dict[str, str], *args: str) -> "Proc":
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "i2ptorrent", *args, "--json", env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        return cls(proc)
+
+    async def event(self, predicate, timeout: float = TIMEOUT) -> dict:
+        async def scan() -> dict:
+            assert self.proc.stdout is not None
+            while True:
+                line = await self.proc.stdout.readline()
+                if not line:
+                    err = await self.proc.stderr.read() if self.proc.stderr else b""
+                    raise AssertionError(f"process ended ({self.proc.returncode}): {err.decode()[-2000:]}")
+                ev = json.loads(line)
+                self.events.append(ev)
+                if predicate(ev):
+                    return ev
+        return await asyncio.wait_for(scan(), timeout)
+
+    async def finish(self, sig: int | None = None, timeout: float = 60) -> tuple[int, str]:
+        if sig is not None and self.proc.returncode is None:
+            self.proc.send_signal(sig)
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        rest, err = await asyncio.wait_for(self.proc.communicate(), timeout)
+        for line in rest.decode().splitlines():
+            self.events.append(json.loads(line))
+        return self.proc.returncode, err.decode()  # type: ignore[return-value]
+
+    async def kill(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+async def test_add_by_magnet_interrupt_resume_and_daemon_restart(router, tmp_path: Path) -> None:
+    sam = f"{router.sam.host}:{router.sam.port}"
+    env = cli_env(tmp_path, I2PTORRENT_SAM=sam, I2PTORRENT_PROFILE="local")
+    share = tmp_path / "share"
+    share.mkdir()
+    payload = share / "big.bin"
+    with open(payload, "wb") as f:
+        for _ in range(128):
+            f.write(os.urandom(1 << 20))
+    # the seeder's identity made in advance, so its address (x.pe) is known before it starts
+    seeder_dir = tmp_path / "seeder"
+    dest = await new_destination(router.sam)
+    dest.save(seeder_dir / "keys" / "destination.key")
+    meta = load_torrent(create_torrent(payload))
+    magnet = magnet_of(meta, peers=[dest.b32])
+    procs: list[Proc] = []
+    try:
+        seeder, leecher, daemon = await asyncio.gather(
+            Proc.start(env, "seed", str(payload), "--data-dir", str(seeder_dir)),
+            Proc.start(env, "add", magnet, "-o", str(tmp_path / "dl"), "--no-seed",
+                       "--data-dir", str(tmp_path / "leecher")),
+            Proc.start(env, "daemon", "--data-dir", str(tmp_path / "daemon")))
+        procs += [seeder, leecher, daemon]
+        seeding = await seeder.event(lambda e: e.get("event") == "seeding")
+        assert seeding["info_hash"] == meta.info_hash.hex() and dest.b32 in seeding["magnet"]
+        await daemon.event(lambda e: e.get("event") == "ready")
+        rc, out, err = await run(env, "add", magnet, "-o", str(tmp_path / "daemon-dl"), "--select", "1",
+                                 "--data-dir", str(tmp_path / "daemon"), "--json")
+        assert rc == EXIT_OK, err
+        assert json.loads(out)["daemon"] is True
+        # interrupt the leecher part way; it must say so, exit 130 and keep what it has
+        part = await leecher.event(lambda e: e.get("event") == "progress" and 0 < e["progress"] < 0.8)
+        rc, err = await leecher.finish(signal.SIGINT)
+        assert rc == EXIT_INTERRUPTED, err
+        assert "run the same command again to resume" in err
+        assert not any(e.get("event") == "complete" for e in leecher.events), "finished before Ctrl-C"
+        # wait for the daemon's copy to finish, then restart the daemon and the leecher together
+        for _ in range(int(TIMEOUT)):
+            rc, out, err = await run(env, "list", "--data-dir", str(tmp_path / "daemon"), "--json")
+            assert rc == EXIT_OK, err
+            if json.loads(out)["torrents"][0]["state"] == "seeding":
+                break
+            await asyncio.sleep(1)
+        rc, _ = await daemon.finish(signal.SIGTERM)
+        assert rc == EXIT_OK
+        daemon2, leecher2 = await asyncio.gather(
+            Proc.start(env, "daemon", "--data-dir", str(tmp_path / "daemon")),
+            Proc.start(env, "add", magnet, "-o", str(tmp_path / "dl"), "--no-seed",
+                       "--data-dir", str(tmp_path / "leecher")))
+        procs += [daemon2, leecher2]
+        ready = await daemon2.event(lambda e: e.get("event") == "ready")
+        assert ready["torrents"] == 1
+        rc, out, err = await run(env, "status", meta.info_hash.hex()[:8], "--data-dir", str(tmp_path / "daemon"),
+                                 "--json")
+        assert rc == EXIT_OK, err
+        st = json.loads(out)["torrent"]
+        assert (st["state"], st["progress"], st["downloaded"]) == ("seeding", 1.0, 0)  # from disk, not refetched
+        done = await leecher2.event(lambda e: e.get("event") == "complete")
+        rc, err = await leecher2.finish()
+        assert rc == EXIT_OK, err
+        assert Path(done["path"]).read_bytes() == payload.read_bytes()
+        assert (tmp_path / "daemon-dl" / "big.bin").read_bytes() == payload.read_bytes()
+        # the second run fetched only what the first had not verified
+        assert 0 < done["downloaded"] <= meta.total_size - part["pieces_done"] * meta.piece_length
+        # remove through the control API; the files stay
+        rc, out, err = await run(env, "remove", "big.bin", "--data-dir", str(tmp_path / "daemon"))
+        assert rc == EXIT_OK and "removed" in out, err
+        rc, out, err = await run(env, "list", "--data-dir", str(tmp_path / "daemon"))
+        assert (rc, out.strip()) == (EXIT_OK, "no torrents")
+        assert (tmp_path / "daemon-dl" / "big.bin").exists()
+        rc, _ = await daemon2.finish(signal.SIGTERM)
+        assert rc == EXIT_OK
+        rc, _ = await seeder.finish(signal.SIGINT)
+        assert rc == EXIT_OK
+    finally:
+        for p in procs:
+            await p.kill()
