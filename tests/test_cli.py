@@ -255,3 +255,53 @@ async def test_add_by_magnet_interrupt_resume_and_daemon_restart(router, tmp_pat
     finally:
         for p in procs:
             await p.kill()
+
+
+def i2pd_processes_under(path: Path) -> list[int]:
+    """PIDs of i2pd processes whose data directory is under `path` (to prove the demo stopped its router)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if cmdline and cmdline[0].endswith(b"i2pd") and any(str(path).encode() in a for a in cmdline):
+            pids.append(int(entry.name))
+    return pids
+
+
+async def test_demo_downloads_through_the_tracker_and_cleans_up(tmp_path: Path) -> None:
+    """README command one: on its own private router; interrupted or not, nothing is left behind."""
+    full_tmp, cut_tmp = tmp_path / "full", tmp_path / "cut"
+    full_tmp.mkdir()
+    cut_tmp.mkdir()
+
+    async def interrupted() -> tuple[int, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "i2ptorrent", "demo", env=cli_env(cut_tmp, TMPDIR=str(cut_tmp)),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        try:
+            assert proc.stderr is not None
+            while b"[3/6]" not in await asyncio.wait_for(proc.stderr.readline(), 60):
+                pass
+            proc.send_signal(signal.SIGINT)
+            _, err = await asyncio.wait_for(proc.communicate(), 60)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        return proc.returncode, err.decode()  # type: ignore[return-value]
+
+    (rc, out, err), (cut_rc, cut_err) = await asyncio.gather(
+        run(cli_env(full_tmp, TMPDIR=str(full_tmp)), "demo", "--size", "3M", "--json"), interrupted())
+    assert rc == EXIT_OK, err
+    result = json.loads(out.splitlines()[-1])
+    assert result["identical"] is True and result["size"] == 3 * 1024 * 1024
+    assert result["tracker"] and result["tracker"] in result["magnet"]
+    assert "x.pe" not in result["magnet"]  # the leecher had only the tracker to go by
+    assert cut_rc == EXIT_INTERRUPTED, cut_err
+    for where in (full_tmp, cut_tmp):
+        assert not list(where.glob("i2ptorrent-demo-*")), "demo left files behind"
+        assert i2pd_processes_under(where) == [], "demo left its router running"
