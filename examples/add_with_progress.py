@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Callable
 
 from i2ptorrent.client import Client, ClientConfig
-from i2ptorrent.config import parse_sam
+from i2ptorrent.config import open_router, parse_sam
 from i2ptorrent.engine import Torrent, TorrentStatus
-from i2ptorrent.transport.router import NETWORK_OPTIONS, ManagedRouter
 
 
 async def download(client: Client, source: str, dest: Path,
@@ -42,29 +41,25 @@ async def main() -> None:
     ap.add_argument("--sam", help="use this SAM bridge instead of a private router")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="i2ptorrent-example-"))
-    router = None
-    if args.sam:
-        sam, options = parse_sam(args.sam), NETWORK_OPTIONS
-    else:
-        router = ManagedRouter(work / "router")
-        sam, options = await router.start(), router.session_options
-    clients = [Client(ClientConfig(work / "me", sam, dict(options)))]
-    if args.source is None:
-        clients.append(Client(ClientConfig(work / "seeder", sam, dict(options))))
     try:
-        print("opening I2P destinations (building tunnels)...")
-        await asyncio.gather(*(c.start() for c in clients))
-        source = args.source
-        if source is None:
-            share = work / "sample.bin"
-            share.write_bytes(os.urandom(4 << 20))
-            source = clients[1].magnet(await clients[1].seed(share))
-        torrent = await asyncio.wait_for(download(clients[0], source, work / "downloads", print_progress), 600)
-        print("done:", work / "downloads" / torrent.name)
+        async with open_router(parse_sam(args.sam) if args.sam else None) as (sam, options):
+            clients = [Client(ClientConfig(work / "me", sam, options))]
+            if args.source is None:
+                clients.append(Client(ClientConfig(work / "seeder", sam, options)))
+            print("opening I2P destinations (building tunnels)...")
+            await asyncio.gather(*(c.start() for c in clients))
+            try:
+                source = args.source
+                if source is None:
+                    share = work / "sample.bin"
+                    share.write_bytes(os.urandom(4 << 20))
+                    source = clients[1].magnet(await clients[1].seed(share))
+                torrent = await asyncio.wait_for(
+                    download(clients[0], source, work / "downloads", print_progress), 600)
+                print("done:", torrent.name)
+            finally:
+                await asyncio.gather(*(c.close() for c in clients))
     finally:
-        await asyncio.gather(*(c.close() for c in clients))
-        if router is not None:
-            await router.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

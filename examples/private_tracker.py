@@ -15,9 +15,8 @@ import tempfile
 from pathlib import Path
 
 from i2ptorrent.client import Client, ClientConfig
-from i2ptorrent.config import parse_sam
+from i2ptorrent.config import open_router, parse_sam
 from i2ptorrent.tracker.eepsite import start_tracker
-from i2ptorrent.transport.router import NETWORK_OPTIONS, ManagedRouter
 
 
 async def main() -> None:
@@ -27,43 +26,36 @@ async def main() -> None:
     ap.add_argument("--serve", action="store_true", help="keep the tracker running until Ctrl-C")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="i2ptorrent-example-"))
-    router = None
-    if args.sam:
-        sam, options = parse_sam(args.sam), NETWORK_OPTIONS
-    else:
-        router = ManagedRouter(work / "router")
-        sam, options = await router.start(), router.session_options
     try:
-        # each invite admits one destination, once
-        seeder_cfg = ClientConfig(work / "seeder", sam, dict(options))
-        leecher_cfg = ClientConfig(work / "leecher", sam, dict(options))
-        seeder, leecher = Client(seeder_cfg), Client(leecher_cfg)
-        print("starting the tracker eepsite and two clients (building tunnels)...")
-        site, *_ = await asyncio.gather(
-            start_tracker(args.data_dir or work / "tracker", sam, dict(options), private=True),
-            seeder.start(), leecher.start())
-        seeder_cfg.invite = site.server.access.invite(ttl=3600)
-        leecher_cfg.invite = site.server.access.invite(ttl=3600)
-        print("tracker:", site.announce_url)
-        try:
-            share = work / "notes.txt"
-            share.write_bytes(os.urandom(256 * 1024))
-            torrent = await seeder.seed(share, trackers=[site.announce_url, site.http_announce_url])
-            magnet = torrent.magnet()  # trackers only: the leecher must ask the tracker for peers
-            print("magnet:", magnet)
-            download = await leecher.add(magnet, work / "downloads")
-            await asyncio.wait_for(download.wait_complete(), 300)
-            same = (work / "downloads" / share.name).read_bytes() == share.read_bytes()
-            print(f"leecher found the seeder through the private tracker; identical: {same}")
-            print("allowed destinations:", sorted(site.server.access.allowed))
-            if args.serve:
-                print("serving; Ctrl-C to stop")
-                await asyncio.Event().wait()
-        finally:
-            await asyncio.gather(seeder.close(), leecher.close(), site.close())
+        async with open_router(parse_sam(args.sam) if args.sam else None) as (sam, options):
+            seeder_cfg = ClientConfig(work / "seeder", sam, options)
+            leecher_cfg = ClientConfig(work / "leecher", sam, options)
+            seeder, leecher = Client(seeder_cfg), Client(leecher_cfg)
+            print("starting the tracker eepsite and two clients (building tunnels)...")
+            site, *_ = await asyncio.gather(
+                start_tracker(args.data_dir or work / "tracker", sam, options, private=True),
+                seeder.start(), leecher.start())
+            # each invite admits one destination, once; the client presents it when it announces
+            seeder_cfg.invite = site.server.access.invite(ttl=3600)
+            leecher_cfg.invite = site.server.access.invite(ttl=3600)
+            print("tracker:", site.announce_url)
+            try:
+                share = work / "notes.bin"
+                share.write_bytes(os.urandom(256 * 1024))
+                torrent = await seeder.seed(share, trackers=[site.announce_url, site.http_announce_url])
+                magnet = torrent.magnet()  # trackers only: the leecher must ask the tracker for peers
+                print("magnet:", magnet)
+                download = await leecher.add(magnet, work / "downloads")
+                await asyncio.wait_for(download.wait_complete(), 300)
+                same = (work / "downloads" / share.name).read_bytes() == share.read_bytes()
+                print(f"leecher found the seeder through the private tracker; identical: {same}")
+                print("allowed destinations:", sorted(site.server.access.allowed))
+                if args.serve:
+                    print("serving; Ctrl-C to stop")
+                    await asyncio.Event().wait()
+            finally:
+                await asyncio.gather(seeder.close(), leecher.close(), site.close())
     finally:
-        if router is not None:
-            await router.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

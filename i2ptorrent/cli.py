@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from i2ptorrent import __version__
-from i2ptorrent.config import Config, ConfigError, load_config, parse_sam
+from i2ptorrent.config import Config, ConfigError, load_config, open_router, parse_sam
 from i2ptorrent.progress import ProgressDisplay, format_bytes
 
 log = logging.getLogger("i2ptorrent.cli")
@@ -170,28 +170,13 @@ def load_source(source: str) -> Any:
     return meta
 
 
-def session_setup(cfg: Config) -> tuple[Any, dict[str, str]]:
-    return cfg.sam, cfg.session_options
-
-
 @contextlib.asynccontextmanager
 async def i2p_router(cfg: Config, private: bool, say: Callable[[str], None]) -> AsyncIterator[tuple[Any, dict[str, str]]]:
     """(SAM address, session options): the configured bridge, or a private router we start and stop."""
-    from i2ptorrent.transport.router import ManagedRouter, sam_answers
-    from i2ptorrent.transport.sam import SAMUnavailable
-
     if private:
-        router = ManagedRouter()
         say("starting a private I2P router (loopback only: peers on other machines cannot reach it)")
-        sam = await router.start()
-        try:
-            yield sam, dict(router.session_options)
-        finally:
-            await router.stop()
-        return
-    if not await sam_answers(cfg.sam):
-        raise SAMUnavailable(f"no SAM bridge answers at {cfg.sam.host}:{cfg.sam.port}")
-    yield cfg.sam, cfg.session_options
+    async with open_router(None if private else cfg.sam, cfg.session_options) as found:
+        yield found
 
 
 class DataDirLock:

@@ -30,14 +30,15 @@ I2PTORRENT_INBOUND_LENGTH (and the other three tunnel keys likewise).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from i2ptorrent.transport.router import LOCAL_ROUTER_OPTIONS, NETWORK_OPTIONS
-from i2ptorrent.transport.sam import SAMAddress
+from i2ptorrent.transport.router import LOCAL_ROUTER_OPTIONS, NETWORK_OPTIONS, ManagedRouter, sam_answers
+from i2ptorrent.transport.sam import SAMAddress, SAMUnavailable
 
 MAX_CONFIG_BYTES = 64 * 1024
 PROFILES = {"network": NETWORK_OPTIONS, "local": LOCAL_ROUTER_OPTIONS}
@@ -209,3 +210,24 @@ def load_config(path: Path | None = None, env: Mapping[str, str] = os.environ) -
         _apply_table(cfg, doc, str(path))
     _apply_env(cfg, env)
     return cfg
+
+
+@contextlib.asynccontextmanager
+async def open_router(sam: SAMAddress | None, options: Mapping[str, str] | None = None,
+                      ) -> AsyncIterator[tuple[SAMAddress, dict[str, str]]]:
+    """(SAM address, session options) to build Clients on.
+
+    With `sam`: that bridge (checked to answer, SAMUnavailable if not) and `options` (NETWORK_OPTIONS by
+    default). With None: a private loopback-only i2pd started here and stopped on exit, with its options.
+    """
+    if sam is None:
+        router = ManagedRouter()
+        started = await router.start()
+        try:
+            yield started, dict(router.session_options)
+        finally:
+            await router.stop()
+        return
+    if not await sam_answers(sam):
+        raise SAMUnavailable(f"no SAM bridge answers at {sam.host}:{sam.port}")
+    yield sam, dict(options if options is not None else NETWORK_OPTIONS)

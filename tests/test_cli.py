@@ -272,11 +272,27 @@ def i2pd_processes_under(path: Path) -> list[int]:
     return pids
 
 
-async def test_demo_downloads_through_the_tracker_and_cleans_up(tmp_path: Path) -> None:
-    """README command one: on its own private router; interrupted or not, nothing is left behind."""
-    full_tmp, cut_tmp = tmp_path / "full", tmp_path / "cut"
-    full_tmp.mkdir()
-    cut_tmp.mkdir()
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+async def run_example(name: str, tmp: Path) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(EXAMPLES / name), env=cli_env(tmp, TMPDIR=str(tmp)),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    return proc.returncode, out.decode()  # type: ignore[return-value]
+
+
+async def test_demo_and_examples_run_on_their_own_private_router(tmp_path: Path) -> None:
+    """README command one and the examples: each on its own private router, nothing left behind."""
+    full_tmp, cut_tmp, ex_tmp = tmp_path / "full", tmp_path / "cut", tmp_path / "examples"
+    for d in (full_tmp, cut_tmp, ex_tmp):
+        d.mkdir()
 
     async def interrupted() -> tuple[int, str]:
         proc = await asyncio.create_subprocess_exec(
@@ -294,14 +310,18 @@ async def test_demo_downloads_through_the_tracker_and_cleans_up(tmp_path: Path) 
                 await proc.wait()
         return proc.returncode, err.decode()  # type: ignore[return-value]
 
-    (rc, out, err), (cut_rc, cut_err) = await asyncio.gather(
-        run(cli_env(full_tmp, TMPDIR=str(full_tmp)), "demo", "--size", "3M", "--json"), interrupted())
+    examples = ("seed_and_fetch.py", "private_tracker.py", "add_with_progress.py")
+    (rc, out, err), (cut_rc, cut_err), *ran = await asyncio.gather(
+        run(cli_env(full_tmp, TMPDIR=str(full_tmp)), "demo", "--size", "3M", "--json"), interrupted(),
+        *(run_example(name, ex_tmp) for name in examples))
+    for name, (ex_rc, ex_out) in zip(examples, ran):
+        assert ex_rc == 0 and ("identical: True" in ex_out or "done:" in ex_out), (name, ex_out)
     assert rc == EXIT_OK, err
     result = json.loads(out.splitlines()[-1])
     assert result["identical"] is True and result["size"] == 3 * 1024 * 1024
     assert result["tracker"] and result["tracker"] in result["magnet"]
     assert "x.pe" not in result["magnet"]  # the leecher had only the tracker to go by
     assert cut_rc == EXIT_INTERRUPTED, cut_err
-    for where in (full_tmp, cut_tmp):
-        assert not list(where.glob("i2ptorrent-demo-*")), "demo left files behind"
+    for where in (full_tmp, cut_tmp, ex_tmp):
+        assert not list(where.glob("i2ptorrent-*")), "demo or example left files behind"
         assert i2pd_processes_under(where) == [], "demo left its router running"
