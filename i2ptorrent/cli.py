@@ -31,16 +31,17 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from i2ptorrent import __version__
 from i2ptorrent.config import Config, ConfigError, load_config, open_router, parse_sam
 from i2ptorrent.progress import ProgressDisplay, format_bytes
 
 log = logging.getLogger("i2ptorrent.cli")
+T = TypeVar("T")
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -206,10 +207,16 @@ class DataDirLock:
 
 
 @contextlib.asynccontextmanager
-async def running_client(cfg: Config, args: argparse.Namespace, out: "Output") -> AsyncIterator[Any]:
-    """A started Client on the configured router (or a private one), closed (resume saved) on exit."""
+async def running_client(cfg: Config, args: argparse.Namespace, out: "Output",
+                         stop: "StopSignal") -> AsyncIterator[Any]:
+    """A started Client on the configured router (or a private one), closed (resume saved) on exit.
+
+    Building tunnels takes 20 s to minutes: Ctrl-C meanwhile abandons the start at once (exit 130).
+    """
     from i2ptorrent.client import Client, ClientConfig
 
+    if cfg.download_rate or cfg.upload_rate:
+        out.say("note: rate limits are configured but not enforced yet by this version")
     lock = DataDirLock(writable_dir(cfg.data_dir))
     lock.acquire()
     try:
@@ -217,7 +224,11 @@ async def running_client(cfg: Config, args: argparse.Namespace, out: "Output") -
             out.say(f"connecting to I2P through SAM at {sam.host}:{sam.port} (building tunnels)...")
             client = Client(ClientConfig(data_dir=cfg.data_dir, sam=sam, session_options=options,
                                          max_peers=cfg.max_peers))
-            await client.start()
+            try:
+                await stop.guard(client.start())
+            except BaseException:
+                await client.close()
+                raise
             try:
                 out.say(f"I2P address: {client.b32}")
                 yield client
@@ -287,6 +298,21 @@ class StopSignal:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
 
+    async def guard(self, aw: Awaitable[T]) -> T:
+        """Await `aw`, or cancel it and raise UserError(130) if a stop is requested first."""
+        task = asyncio.ensure_future(aw)
+        waiter = asyncio.ensure_future(self.event.wait())
+        try:
+            await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+            raise UserError("interrupted", EXIT_INTERRUPTED)
+        return task.result()
+
     async def sleep(self, seconds: float) -> bool:
         """Sleep; True if a stop was requested meanwhile."""
         with contextlib.suppress(asyncio.TimeoutError):
@@ -334,7 +360,7 @@ async def cmd_add(args: argparse.Namespace, cfg: Config, out: Output) -> int:
                        event="added", daemon=True, **handed)
             return EXIT_OK
     with StopSignal() as stop:
-        async with running_client(cfg, args, out) as client:
+        async with running_client(cfg, args, out, stop) as client:
             t = await client.add(meta, dest, selected_files=selected)
             out.say(f"downloading {t.name} ({t.info_hash.hex()}) to {dest}")
             if out.json:
@@ -380,7 +406,7 @@ async def cmd_seed(args: argparse.Namespace, cfg: Config, out: Output) -> int:
         raise UserError(f"{args.path}: no such file or directory", EXIT_INPUT)
     trackers = list(args.tracker or [])
     with StopSignal() as stop:
-        async with running_client(cfg, args, out) as client:
+        async with running_client(cfg, args, out, stop) as client:
             out.say(f"hashing {path} ...")
             t = await client.seed(path, trackers)
             magnet = client.magnet(t)
@@ -557,6 +583,8 @@ def build_parser() -> Parser:
             x.add_argument("torrent", metavar="INFOHASH", nargs="?" if name == "status" else None,
                            help="info-hash (or a unique prefix), or the torrent's name")
         x.set_defaults(run=cmd_control)
+    st = sub.add_parser("stop", parents=[common], help="stop the running daemon (resume data is saved)")
+    st.set_defaults(run=cmd_control)
     return p
 
 

@@ -153,7 +153,7 @@ async def run_daemon(args: argparse.Namespace, cfg: Config, out: Output) -> int:
     writable_dir(cfg.data_dir)
     os.chmod(cfg.data_dir, 0o700)
     with StopSignal() as stop:
-        async with running_client(cfg, args, out) as client:
+        async with running_client(cfg, args, out, stop) as client:
             registry = Registry.load(cfg.data_dir / "daemon" / "torrents.json")
             daemon = Daemon(client, registry, cfg.data_dir)
             restored = await daemon.restore()
@@ -254,7 +254,9 @@ async def control_command(args: argparse.Namespace, cfg: Config, out: Output) ->
         raise UserError(f"no daemon is running for {cfg.data_dir} (start one with: i2ptorrent daemon)",
                         EXIT_DAEMON)
     reply = _check(reply)
-    if "torrents" in reply:
+    if args.command == "stop":
+        out.result(f"the daemon for {cfg.data_dir} is stopping", action="stop")
+    elif "torrents" in reply:
         rows = reply["torrents"]
         text = "\n".join(format_row(st) for st in rows) if rows else "no torrents"
         out.result(text, torrents=rows)

@@ -64,9 +64,9 @@ def progress_line(st: "TorrentStatus", width: int = 100) -> str:
                 f"down {format_rate(st.download_rate):>10}  up {format_rate(st.upload_rate):>10}  "
                 f"peers {st.peers:<3} ETA {format_eta(eta_of(st))}")
     name = st.name if len(st.name) <= 24 else st.name[:23] + "~"
-    room = width - len(name) - len(core) - 4
-    if st.state != "metadata" and room >= 12:
-        core = core.replace("%  ", "%  " + bar(st.progress, min(30, room - 2)) + "  ", 1)
+    inner = min(30, width - 1 - len(name) - 2 - len(core) - 4)  # room left for the bar's inside
+    if st.state != "metadata" and inner >= 10:
+        core = core.replace("%  ", "%  " + bar(st.progress, inner) + "  ", 1)
     line = f"{name}  {core}"
     return line[: max(10, width - 1)]
 
