@@ -258,7 +258,7 @@ def http_query(peer: int, info_hash: bytes = b"H" * 20, **extra: str) -> str:
 def test_http_announce_returns_compact_destination_hashes_and_ignores_ip() -> None:
     core = new_core()
     first = bencodepy.decode(core.http_announce(ident(1), http_query(1), 0.0))
-    assert first[b"peers"] == b"" and first[b"incomplete"] == 1
+    assert first[b"peers"] == b"" and first[b"incomplete"] == 1 and first[b"interval"] == 600
     # Peer 2 claims to be someone else with `ip`: the transport's identity wins.
     reply = bencodepy.decode(core.http_announce(ident(2), http_query(2, ip="A" * 516 + ".i2p"), 0.0))
     assert reply[b"peers"] == b32_to_hash(ident(1).name)

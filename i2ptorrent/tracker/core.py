@@ -233,7 +233,7 @@ class TrackerCore:
             peers = swarm.pick(swarm.http, req.numwant, exclude=req.peer_id)
         complete = swarm.complete if swarm is not None else 0
         incomplete = swarm.incomplete if swarm is not None else 0
-        return classic.announce_reply(self.limits.announce_interval, complete, incomplete,
+        return classic.announce_reply(self.limits.http_announce_interval, complete, incomplete,
                                       [(p.peer_id, p.identity) for p in peers], req.compact)
 
     def http_scrape(self, identity: PeerIdentity, raw_query: str, now: float) -> bytes:

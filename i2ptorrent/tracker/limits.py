@@ -8,6 +8,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True, slots=True)
 class TrackerLimits:
     announce_interval: int = 120  # seconds, the reference server's WebSocket interval
+    http_announce_interval: int = 600  # the reference server's HTTP interval (I2P round trips are slow)
     max_message_size: int = 64 * 1024  # one WebSocket frame / JSON message
     max_offers: int = 10  # offers relayed per announce; extra offers are ignored
     max_numwant: int = 50  # peers per classic HTTP announce
