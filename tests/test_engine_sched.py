@@ -181,3 +181,17 @@ def test_removed_peer_frees_slot() -> None:
     assert c.unchoked() == {"a", "b"}
     d = c.remove_peer("a", 1)
     assert d.unchoke == ["c"]
+
+
+def test_banned_peer_blocks_are_discarded() -> None:
+    p = make(2)
+    for peer in ("bad", "good"):
+        p.add_peer(peer)
+        p.peer_bitfield(peer, full(2))
+    reqs = p.pick("bad", 2)  # half of one piece
+    for i, b, _ in reqs:
+        p.block_received("bad", i, b)
+    assert p.discard_blocks_of("bad") == [reqs[0][0]]
+    p.remove_peer("bad")
+    got = p.pick("good", 100)
+    assert len(got) == 8  # the bad half is fetched again from the good peer

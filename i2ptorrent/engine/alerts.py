@@ -61,6 +61,8 @@ class AlertPump:
         self._rsock.close()
         self._wsock.close()
         self._rsock = self._wsock = None
+        self._handlers.clear()
+        self._global.clear()
 
     def subscribe(self, info_hash: bytes, handler: AlertHandler) -> None:
         self._handlers[info_hash] = handler

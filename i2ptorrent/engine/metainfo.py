@@ -99,8 +99,26 @@ def _from_torrent_info(ti: lt.torrent_info, trackers: tuple[str, ...] = ()) -> M
     ih = ti.info_hashes().v1.to_bytes()
     if hashlib.sha1(info_bytes).digest() != ih:  # never trust a re-encode; this must hold for raw bytes
         raise MetainfoError("info section does not hash to the info-hash")
-    trs = trackers or tuple(t.url for t in ti.trackers())
-    return Metainfo(ih, ti.name(), trs, (), info_bytes)
+    return Metainfo(ih, ti.name(), trackers, (), info_bytes)
+
+
+def _trackers_of(data: bytes) -> tuple[str, ...]:
+    """announce-list (all tiers, in order) or announce, as text; entries that are not strings skipped."""
+    try:
+        top = lt.bdecode(data)
+    except RuntimeError:
+        return ()
+    if not isinstance(top, dict):
+        return ()
+    urls: list[bytes] = []
+    tiers = top.get(b"announce-list")
+    if isinstance(tiers, list):
+        for tier in tiers:
+            if isinstance(tier, list):
+                urls += [u for u in tier if isinstance(u, bytes)]
+    if not urls and isinstance(top.get(b"announce"), bytes):
+        urls.append(top[b"announce"])
+    return tuple(dict.fromkeys(u.decode("utf-8", "replace") for u in urls))
 
 
 def load_torrent(source: bytes | str | os.PathLike[str]) -> Metainfo:
@@ -115,7 +133,7 @@ def load_torrent(source: bytes | str | os.PathLike[str]) -> Metainfo:
             raise MetainfoError(f"cannot read {p}: {e.strerror}") from None
     else:
         data = bytes(source)
-    return _from_torrent_info(_torrent_info(data))
+    return _from_torrent_info(_torrent_info(data), _trackers_of(data))
 
 
 def _b32_peer(value: str) -> str | None:

@@ -48,6 +48,7 @@ class PiecePicker:
         for i in have:
             self._have |= 1 << i
         self._all = (1 << num_pieces) - 1
+        self._want = self._all  # pieces of the selected files
         self._avail = [0] * num_pieces
         self._peers: dict[PeerId, int] = {}  # peer -> bitset of its pieces
         self._partial: dict[int, _Partial] = {}
@@ -77,12 +78,22 @@ class PiecePicker:
         return bool(self._have >> piece & 1)
 
     @property
+    def have_bits(self) -> int:
+        return self._have
+
+    @property
     def num_have(self) -> int:
         return self._have.bit_count()
 
     @property
     def complete(self) -> bool:
-        return self._have == self._all
+        """Every wanted piece verified (all of them unless files were deselected)."""
+        return self._want & ~self._have == 0
+
+    def set_wanted(self, bits: int) -> None:
+        """Only pieces in `bits` are downloaded (file selection)."""
+        self._want = bits & self._all
+        self._order_dirty = True
 
     def piece_verified(self, piece: int) -> None:
         self._have |= 1 << piece
@@ -99,6 +110,14 @@ class PiecePicker:
         contributors = set(part.contributors) if part else set()
         self._drop_partial(piece)
         return contributors
+
+    def discard_blocks_of(self, peer: PeerId) -> list[int]:
+        """A banned peer's blocks cannot be trusted: restart the unfinished pieces it contributed to."""
+        reset = [i for i, part in self._partial.items() if peer in part.contributors and i not in self._verifying]
+        for i in reset:
+            self._drop_partial(i)
+            self._busy &= ~(1 << i)
+        return reset
 
     def _drop_partial(self, piece: int) -> None:
         part = self._partial.pop(piece, None)
@@ -145,7 +164,7 @@ class PiecePicker:
 
     def interesting(self, peer: PeerId) -> bool:
         """Whether the peer has a piece we still need."""
-        return bool(self._peers.get(peer, 0) & ~self._have)
+        return bool(self._peers.get(peer, 0) & self._want & ~self._have)
 
     def availability(self, piece: int) -> int:
         return self._avail[piece]
@@ -180,7 +199,7 @@ class PiecePicker:
 
     def _rarest_order(self) -> list[int]:
         if self._order_dirty:
-            need = self._all & ~self._have
+            need = self._want & ~self._have
             avail, tb = self._avail, self._tiebreak
             self._order = sorted((i for i in range(self.num_pieces) if need >> i & 1),
                                  key=lambda i: (avail[i], tb[i]))
@@ -192,7 +211,7 @@ class PiecePicker:
         bits = self._peers.get(peer, 0)
         reqs = self._peer_reqs.setdefault(peer, set())
         out: list[tuple[int, int, int]] = []
-        if count <= 0 or not bits & ~self._have:
+        if count <= 0 or not bits & self._want & ~self._have:
             return out
 
         def take(piece: int, part: _Partial, duplicate: bool = False) -> None:
@@ -214,7 +233,7 @@ class PiecePicker:
                 if len(out) >= count:
                     return out
         # 2. new pieces, rarest first
-        candidates = bits & ~(self._have | self._busy)
+        candidates = bits & self._want & ~(self._have | self._busy)
         if candidates:
             for piece in self._rarest_order():
                 if not candidates >> piece & 1 or piece in self._partial:
@@ -242,7 +261,7 @@ class PiecePicker:
 
     def in_endgame(self) -> bool:
         """Every piece we lack is started and none has a block left unrequested."""
-        if (self._all & ~(self._have | self._busy)) != 0:
+        if (self._want & ~(self._have | self._busy)) != 0:
             return False
         return all(not any(True for _ in p.unrequested()) for p in self._partial.values())
 

@@ -4,12 +4,15 @@ libtorrent stores, hashes and remembers pieces; our peers move them. Reads go th
 alert per piece) into a small LRU cache, so a peer pipelining sixteen 16 KiB requests costs one disk read,
 and concurrent requests for a piece share it. Writes hand a whole piece to add_piece and wait for
 piece_finished (kept) or hash_failed (dropped). libtorrent ignores a buffer of the wrong size without a
-word, so sizes are checked here. Memory is bounded: the cache by bytes, pending writes by a semaphore.
+word, so sizes are checked here; and a piece that fails libtorrent's hash check can be left in a state
+where no later copy is ever hashed (2.1.1, reproducible with add_piece alone), so each piece's SHA-1 is
+checked here first and libtorrent only ever receives pieces that verify. Memory is bounded: the cache by bytes, pending writes by a semaphore.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
@@ -21,6 +24,10 @@ log = logging.getLogger(__name__)
 
 _CHECKING = {lt.torrent_status.states.checking_files, lt.torrent_status.states.checking_resume_data,
              lt.torrent_status.states.queued_for_checking, lt.torrent_status.states.allocating}
+
+
+WRITE_VERDICT_TIMEOUT = 5.0
+WRITE_ATTEMPTS = 3
 
 
 class StorageError(Exception):
@@ -35,6 +42,7 @@ class PieceStore:
         self.num_pieces: int = ti.num_pieces()
         self.piece_length: int = ti.piece_length()
         self.total_size: int = ti.total_size()
+        self._hashes = [ti.hash_for_piece(i) for i in range(self.num_pieces)]
         self._have = bytearray(self.num_pieces)  # 0/1 per piece, in step with libtorrent
         self.num_have = 0
         self._cache: OrderedDict[int, bytes] = OrderedDict()
@@ -42,7 +50,9 @@ class PieceStore:
         self._cache_bytes = 0
         self._reads: dict[int, asyncio.Future[bytes]] = {}
         self._writes: dict[int, asyncio.Future[bool]] = {}
-        self._write_slots = asyncio.Semaphore(max(2, pending_write_bytes // self.piece_length))
+        self._pending_writes = 0
+        self._write_slot_count = max(2, pending_write_bytes // self.piece_length)
+        self._write_slots = asyncio.Semaphore(self._write_slot_count)
         self._closed = False
         self.on_piece_verified: Callable[[int], None] | None = None
         self.on_piece_failed: Callable[[int], None] | None = None
@@ -64,6 +74,15 @@ class PieceStore:
     @property
     def complete(self) -> bool:
         return self.num_have == self.num_pieces
+
+    @property
+    def writes_pending(self) -> int:
+        """Pieces handed to write_piece and not yet verified or failed (queued ones included)."""
+        return self._pending_writes
+
+    @property
+    def write_slots(self) -> int:
+        return self._write_slot_count
 
     async def wait_checked(self, poll: float = 0.05) -> None:
         """Wait for libtorrent to finish checking files/resume data, then load which pieces it has."""
@@ -95,12 +114,23 @@ class PieceStore:
             raise StorageError("torrent closed")
         if not self._have[piece]:
             raise StorageError(f"piece {piece} not available")
+        return await asyncio.shield(self._start_read(piece))
+
+    def _start_read(self, piece: int) -> asyncio.Future[bytes]:
         fut = self._reads.get(piece)
         if fut is None:
             fut = asyncio.get_running_loop().create_future()
             self._reads[piece] = fut
             self.handle.read_piece(piece)
-        return await asyncio.shield(fut)
+        return fut
+
+    def prefetch(self, piece: int) -> None:
+        """Start reading a piece a peer will soon ask for, so its blocks come from the cache."""
+        if self._closed or not self._have[piece] or piece in self._cache or piece in self._reads:
+            return
+        if len(self._reads) >= 8 or 8 * self.piece_length > self._cache_max:
+            return  # bounded: read-ahead must not push out the pieces being served
+        self._start_read(piece).add_done_callback(lambda f: f.cancelled() or f.exception())
 
     def _cache_put(self, piece: int, data: bytes) -> None:
         if piece in self._cache:
@@ -121,13 +151,43 @@ class PieceStore:
             raise ValueError(f"piece {piece}: {len(data)} bytes, expected {self.piece_size(piece)}")
         if self._have[piece]:
             return True
+        if hashlib.sha1(data).digest() != self._hashes[piece]:
+            return False
         if piece in self._writes:  # the same piece twice (endgame): share the first verdict
             return await asyncio.shield(self._writes[piece])
-        async with self._write_slots:
-            fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-            self._writes[piece] = fut
-            self.handle.add_piece(piece, bytes(data), 0)
-            return await asyncio.shield(fut)
+        self._pending_writes += 1
+        try:
+            async with self._write_slots:
+                return await self._add_piece(piece, bytes(data))
+        finally:
+            self._pending_writes -= 1
+
+    async def _add_piece(self, piece: int, data: bytes) -> bool:
+        # should libtorrent still give no answer, the piece is added again, then reported as an error
+        for _attempt in range(WRITE_ATTEMPTS):
+            if self._closed:
+                raise StorageError("torrent closed")
+            fut = self._writes.get(piece)
+            if fut is None or fut.done():
+                fut = asyncio.get_running_loop().create_future()
+                self._writes[piece] = fut
+            self.handle.add_piece(piece, data, lt.torrent_handle.overwrite_existing)
+            try:
+                return await asyncio.wait_for(asyncio.shield(fut), WRITE_VERDICT_TIMEOUT)
+            except asyncio.TimeoutError:
+                if self.handle.have_piece(piece):
+                    self._mark_have(piece)
+                    return True
+                log.info("no verdict for piece %d from libtorrent; adding it again", piece)
+        self._writes.pop(piece, None)
+        raise StorageError(f"libtorrent never verified piece {piece}")
+
+    def _mark_have(self, i: int) -> None:
+        if not self._have[i]:
+            self._have[i] = 1
+            self.num_have += 1
+            if self.on_piece_verified:
+                self.on_piece_verified(i)
 
     # -- alerts ----------------------------------------------------------------------------------
 
@@ -144,11 +204,8 @@ class PieceStore:
                 fut.set_result(data)
         elif isinstance(alert, lt.piece_finished_alert):
             i = alert.piece_index
-            if 0 <= i < self.num_pieces and not self._have[i]:
-                self._have[i] = 1
-                self.num_have += 1
-                if self.on_piece_verified:
-                    self.on_piece_verified(i)
+            if 0 <= i < self.num_pieces:
+                self._mark_have(i)
             wfut = self._writes.pop(i, None)
             if wfut is not None and not wfut.done():
                 wfut.set_result(True)

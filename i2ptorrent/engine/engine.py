@@ -1,0 +1,491 @@
+"""The engine: one libtorrent session for storage, and a swarm of our own peers per torrent.
+
+libtorrent never opens a connection (see settings.py); it keeps pieces on disk, verifies them, and
+remembers what is verified across restarts (resume data under data_dir). Peers arrive as ByteStreams:
+`add_peer` for streams we opened, `handle_incoming` for accepted ones (routed by the info-hash in their
+handshake), and the engine dials candidate .b32 addresses itself through the `dial` callable it was
+given, so it never knows which transport carries a stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import libtorrent as lt
+
+from ..transport.stream import ByteStream
+from ..wire.errors import ProtocolError
+from ..wire.handshake import INFO_HASH_END, peek_info_hash
+from .alerts import AlertPump
+from .metainfo import Metainfo, MetainfoError, as_metainfo, magnet_of
+from .settings import TORRENT_FLAGS_OFF, TORRENT_FLAGS_ON, anonymous_settings
+from .storage import PieceStore
+from .swarm import MAX_PEERS, Swarm, SwarmStats, new_peer_id
+
+log = logging.getLogger(__name__)
+
+Dialer = Callable[[str], Awaitable[ByteStream]]
+
+TICK = 1.0
+INCOMING_HANDSHAKE_TIMEOUT = 60.0
+RESUME_SAVE_INTERVAL = 30.0
+DIAL_CONCURRENCY = 8
+DIAL_BACKOFF_MIN, DIAL_BACKOFF_MAX = 30.0, 600.0
+MAX_CANDIDATES = 500
+
+
+class EngineError(Exception):
+    """The engine cannot do what was asked (not started, torrent unknown, storage failure)."""
+
+
+@dataclass(frozen=True)
+class TorrentStatus:
+    name: str
+    info_hash: str  # hex, v1
+    state: str  # 'metadata' | 'checking' | 'downloading' | 'seeding' | 'paused'
+    progress: float  # 0..1 of the wanted pieces
+    pieces_done: int
+    pieces_total: int  # 0 until a magnet's metadata is known
+    download_rate: float  # payload bytes/s
+    upload_rate: float
+    peers: int
+    downloaded: int  # payload bytes received this session
+    uploaded: int
+    total_size: int
+    stats: SwarmStats
+
+
+class Torrent:
+    """A torrent in the engine. Created by Engine.add; do not construct directly."""
+
+    def __init__(self, engine: "Engine", meta: Metainfo, handle: lt.torrent_handle, save_path: Path,
+                 selected_files: Sequence[int | str] | None) -> None:
+        self._engine = engine
+        self.meta = meta
+        self.handle = handle
+        self.save_path = save_path
+        self.selected_files = list(selected_files) if selected_files is not None else None
+        self.swarm = Swarm(meta, engine.peer_id, on_metadata=self._install_metadata, max_peers=engine.max_peers)
+        self.store: PieceStore | None = None
+        self.candidates: dict[str, None] = dict.fromkeys(meta.peers)
+        self._dialing: set[str] = set()
+        self._backoff: dict[str, tuple[float, float]] = {}  # b32 -> (next attempt, current backoff)
+        self._resume_waiters: list[asyncio.Future[bytes | None]] = []
+        self._checking = False
+
+    @property
+    def info_hash(self) -> bytes:
+        return self.meta.info_hash
+
+    @property
+    def name(self) -> str:
+        return self.swarm.meta.name
+
+    @property
+    def metainfo(self) -> Metainfo:
+        """The torrent as now known (with the info dict once a magnet's metadata arrived)."""
+        return self.swarm.meta
+
+    def magnet(self, peers: Iterable[str] = ()) -> str:
+        return magnet_of(self.swarm.meta, peers=tuple(peers))
+
+    def add_candidates(self, b32s: Iterable[str]) -> None:
+        """Addresses (from a tracker, a magnet, PEX) the engine may dial for this torrent."""
+        for b in b32s:
+            if len(self.candidates) >= MAX_CANDIDATES:
+                break
+            self.candidates[b.lower()] = None
+
+    # -- storage ---------------------------------------------------------------------------------
+
+    async def _open_store(self) -> None:
+        meta = self.swarm.meta
+        ti = meta.torrent_info()
+        store = PieceStore(self.handle, ti, cache_bytes=self._engine.cache_bytes)
+        self.store = store
+        self._checking = True
+        try:
+            await store.wait_checked()
+        finally:
+            self._checking = False
+        self.swarm.set_store(store, self._wanted_bits(ti))
+
+    def _wanted_bits(self, ti: lt.torrent_info) -> int | None:
+        if self.selected_files is None:
+            return None
+        fs = ti.files()
+        paths = {fs.file_path(i).replace(os.sep, "/"): i for i in range(fs.num_files())}
+        chosen: set[int] = set()
+        for f in self.selected_files:
+            idx = f if isinstance(f, int) else paths.get(str(f).replace(os.sep, "/"))
+            if idx is None or not 0 <= idx < fs.num_files():
+                raise MetainfoError(f"no such file in the torrent: {f!r}")
+            chosen.add(idx)
+        self.handle.prioritize_files([4 if i in chosen else 0 for i in range(fs.num_files())])
+        plen, bits = ti.piece_length(), 0
+        for i in chosen:
+            size = fs.file_size(i)
+            if size:
+                first, last = fs.file_offset(i) // plen, (fs.file_offset(i) + size - 1) // plen
+                bits |= ((1 << (last - first + 1)) - 1) << first
+        return bits
+
+    async def _install_metadata(self, meta: Metainfo) -> None:
+        """A magnet's info dict arrived (verified against the info-hash): libtorrent takes it over."""
+        assert meta.info_bytes is not None
+        self.meta = meta
+        if not self.handle.status().has_metadata:
+            self.handle.set_metadata(meta.info_bytes)
+        await self._open_store()
+        self._engine._request_resume_save(self)
+
+    def _on_alert(self, alert: Any) -> None:
+        if self.store is not None:
+            self.store.on_alert(alert)
+        if isinstance(alert, lt.save_resume_data_alert):
+            data = bytes(lt.write_resume_data_buf(alert.params))
+            self._settle_resume(data)
+        elif isinstance(alert, lt.save_resume_data_failed_alert):
+            self._settle_resume(None)
+
+    def _settle_resume(self, data: bytes | None) -> None:
+        waiters, self._resume_waiters = self._resume_waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(data)
+
+    async def save_resume(self, timeout: float = 30.0) -> bool:
+        """Ask libtorrent for resume data (flushing its write cache) and store it; True when written."""
+        if not self.handle.is_valid():
+            return False
+        fut: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+        self._resume_waiters.append(fut)
+        self.handle.save_resume_data(lt.torrent_handle.save_info_dict | lt.torrent_handle.flush_disk_cache)
+        try:
+            data = await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            return False
+        if data is None:
+            return False
+        self._engine._write_resume(self.info_hash, data)
+        return True
+
+    # -- user API --------------------------------------------------------------------------------
+
+    def status(self) -> TorrentStatus:
+        sw = self.swarm
+        picker = sw.picker
+        peers = [p for p in sw.peers if p.wire.peer_handshake is not None]
+        done = picker.num_have if picker else 0
+        total = picker.num_pieces if picker else 0
+        wanted_total = total
+        if picker is not None and self.selected_files is not None:
+            wanted_total = picker._want.bit_count()  # noqa: SLF001 - same package
+            done = (picker._want & picker.have_bits).bit_count()  # noqa: SLF001
+        if sw.paused:
+            state = "paused"
+        elif picker is None and not self._checking:
+            state = "metadata"
+        elif self._checking:
+            state = "checking"
+        elif sw.complete.is_set():
+            state = "seeding"
+        else:
+            state = "downloading"
+        return TorrentStatus(
+            name=self.name, info_hash=self.info_hash.hex(), state=state,
+            progress=(done / wanted_total) if wanted_total else 0.0, pieces_done=done, pieces_total=total,
+            download_rate=sum(p.down.rate for p in peers), upload_rate=sum(p.up.rate for p in peers),
+            peers=len(peers), downloaded=sw.stats.bytes_received,
+            uploaded=sw.stats.bytes_sent + sum(p.up.total for p in sw.peers),
+            total_size=self.store.total_size if self.store else 0, stats=sw.stats)
+
+    async def wait_complete(self) -> None:
+        await self.swarm.complete.wait()
+
+    async def wait_metadata(self) -> None:
+        await self.swarm.metadata_ready.wait()
+
+    def pause(self) -> None:
+        self.swarm.paused = True
+        self.swarm.close_all("paused")
+
+    def resume(self) -> None:
+        self.swarm.paused = False
+
+    # -- dialing ---------------------------------------------------------------------------------
+
+    def _dial_due(self, now: float, dial: Dialer, own: set[str]) -> None:
+        sw = self.swarm
+        if sw.paused or sw.closed or (sw.complete.is_set() and sw.metadata_ready.is_set()):
+            return
+        for b32 in list(self.candidates):
+            if len(self._dialing) >= DIAL_CONCURRENCY or len(sw.peers) + len(self._dialing) >= sw.max_peers:
+                return
+            if b32 in own or b32 in sw.banned or b32 in self._dialing or sw.connected_to(b32):
+                continue
+            nxt, _ = self._backoff.get(b32, (0.0, 0.0))
+            if now < nxt:
+                continue
+            self._dialing.add(b32)
+            asyncio.get_running_loop().create_task(self._dial(b32, dial))
+
+    async def _dial(self, b32: str, dial: Dialer) -> None:
+        try:
+            stream = await dial(b32)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            _, prev = self._backoff.get(b32, (0.0, 0.0))
+            wait = min(DIAL_BACKOFF_MAX, max(DIAL_BACKOFF_MIN, prev * 2))
+            self._backoff[b32] = (time.monotonic() + wait, wait)
+            log.info("dial %s failed (%s); next try in %.0f s", b32[:12], e, wait)
+            return
+        finally:
+            self._dialing.discard(b32)
+        self._backoff.pop(b32, None)
+        if self.swarm.attach(stream, outgoing=True) is None:
+            return
+
+
+class Engine:
+    """Storage (libtorrent) + our swarms. See the package docstring for the API."""
+
+    def __init__(self, data_dir: Path | str, dial: Dialer | None = None, own_addresses: Iterable[str] = (),
+                 max_peers: int = MAX_PEERS, cache_bytes: int = 16 * 1024 * 1024,
+                 peer_id: bytes | None = None) -> None:
+        self.data_dir = Path(data_dir)
+        self.dial = dial
+        self.own_addresses = {a.lower() for a in own_addresses}
+        self.max_peers = max_peers
+        self.cache_bytes = cache_bytes
+        self.peer_id = peer_id or new_peer_id()
+        self.session: lt.session | None = None
+        self._pump: AlertPump | None = None
+        self._torrents: dict[bytes, Torrent] = {}
+        self._tick_task: asyncio.Task[None] | None = None
+        self._incoming: set[asyncio.Task[None]] = set()
+        self._last_resume_save = 0.0
+        self._resume_due: set[bytes] = set()
+        self._unclean = False
+
+    @property
+    def torrents(self) -> list[Torrent]:
+        return list(self._torrents.values())
+
+    def get(self, info_hash: bytes) -> Torrent | None:
+        return self._torrents.get(info_hash)
+
+    @property
+    def _resume_dir(self) -> Path:
+        return self.data_dir / "resume"
+
+    @property
+    def _running_marker(self) -> Path:
+        return self.data_dir / "engine.running"
+
+    async def start(self) -> None:
+        if self.session is not None:
+            return
+        self._resume_dir.mkdir(parents=True, exist_ok=True)
+        # resume data written before a crash may predate pieces verified since: after an unclean stop,
+        # libtorrent re-checks the files instead of trusting it (a verified piece is never fetched twice)
+        self._unclean = self._running_marker.exists()
+        self._running_marker.touch()
+        self._last_resume_save = time.monotonic()
+        # the complete anonymous pack goes to the constructor: defaults would open sockets at once
+        self.session = lt.session(anonymous_settings())
+        self._pump = AlertPump(self.session)
+        self._pump.start()
+        self._tick_task = asyncio.get_running_loop().create_task(self._ticker())
+
+    def _require(self) -> lt.session:
+        if self.session is None:
+            raise EngineError("engine not started")
+        return self.session
+
+    # -- torrents --------------------------------------------------------------------------------
+
+    async def add(self, torrent: Metainfo | str | bytes | os.PathLike[str], save_path: Path | str,
+                  selected_files: Sequence[int | str] | None = None) -> Torrent:
+        """Add a torrent (Metainfo, magnet, .torrent bytes or path); resumes from saved state if any."""
+        session = self._require()
+        meta = as_metainfo(torrent)
+        existing = self._torrents.get(meta.info_hash)
+        if existing is not None:
+            existing.add_candidates(meta.peers)
+            return existing
+        save = Path(save_path).resolve()
+        save.mkdir(parents=True, exist_ok=True)
+        atp = self._load_resume(meta.info_hash)
+        recheck = atp is not None and self._unclean
+        if atp is None:
+            atp = lt.add_torrent_params()
+        if meta.has_metadata:
+            atp.ti = meta.torrent_info()
+        elif atp.ti is not None and atp.ti.is_valid():
+            meta = meta.with_info(bytes(atp.ti.info_section()))  # a magnet finished in an earlier run
+        else:
+            atp.info_hashes = lt.info_hash_t(lt.sha1_hash(meta.info_hash))
+            atp.name = meta.name
+        atp.save_path = str(save)
+        # libtorrent announces, seeds from URLs and finds peers by itself only through these: none
+        atp.trackers = []
+        atp.url_seeds = []
+        atp.dht_nodes = []
+        atp.peers = []
+        atp.flags = (atp.flags & ~TORRENT_FLAGS_OFF) | TORRENT_FLAGS_ON
+        try:
+            handle = session.add_torrent(atp)
+        except RuntimeError as e:
+            raise EngineError(f"libtorrent refused the torrent: {e}") from None
+        if recheck:
+            handle.force_recheck()
+        t = Torrent(self, meta, handle, save, selected_files)
+        self._torrents[meta.info_hash] = t
+        assert self._pump is not None
+        self._pump.subscribe(meta.info_hash, t._on_alert)
+        if meta.has_metadata:
+            try:
+                await t._open_store()
+            except BaseException:
+                await self.remove(t)
+                raise
+        return t
+
+    def _load_resume(self, info_hash: bytes) -> lt.add_torrent_params | None:
+        path = self._resume_dir / f"{info_hash.hex()}.resume"
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            log.warning("cannot read resume data %s: %s", path, e)
+            return None
+        try:
+            atp = lt.read_resume_data(data)
+        except RuntimeError as e:  # corrupt: libtorrent checks the files instead, nothing is lost
+            log.warning("ignoring bad resume data %s: %s", path, e)
+            return None
+        if atp.info_hashes.v1.to_bytes() != info_hash:
+            log.warning("resume data %s is for another torrent; ignored", path)
+            return None
+        return atp
+
+    def _write_resume(self, info_hash: bytes, data: bytes) -> None:
+        path = self._resume_dir / f"{info_hash.hex()}.resume"
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    def _request_resume_save(self, t: Torrent) -> None:
+        self._resume_due.add(t.info_hash)
+
+    async def remove(self, t: Torrent, delete_resume: bool = True) -> None:
+        """Stop a torrent: peers closed, libtorrent forgets it (the downloaded files stay)."""
+        self._torrents.pop(t.info_hash, None)
+        t.swarm.close()
+        if t.store is not None:
+            t.store.close()
+        if self._pump is not None:
+            self._pump.unsubscribe(t.info_hash)
+        if self.session is not None and t.handle.is_valid():
+            self.session.remove_torrent(t.handle)
+        if delete_resume:
+            with contextlib.suppress(FileNotFoundError):
+                (self._resume_dir / f"{t.info_hash.hex()}.resume").unlink()
+
+    # -- peers -----------------------------------------------------------------------------------
+
+    async def add_peer(self, t: Torrent, stream: ByteStream) -> bool:
+        """Run the peer wire over a stream we opened; False if the torrent refused it (ban, limits)."""
+        return t.swarm.attach(stream, outgoing=True) is not None
+
+    async def handle_incoming(self, stream: ByteStream) -> bool:
+        """An accepted stream: read its handshake's info-hash, hand it to that torrent, else close it."""
+        buf = b""
+        try:
+            async with asyncio.timeout(INCOMING_HANDSHAKE_TIMEOUT):
+                while len(buf) < INFO_HASH_END:
+                    chunk = await stream.read(INFO_HASH_END - len(buf))
+                    if not chunk:
+                        break
+                    buf += chunk
+                    peek_info_hash(buf)  # raises early on garbage
+            ih = peek_info_hash(buf) if len(buf) >= INFO_HASH_END else None
+        except (ProtocolError, TimeoutError, ConnectionError, OSError) as e:
+            log.debug("incoming from %s dropped: %s", stream.remote[:12], e)
+            ih = None
+        t = self._torrents.get(ih) if ih is not None else None
+        if t is None:
+            await stream.close()
+            return False
+        return t.swarm.attach(stream, outgoing=False, initial=buf) is not None
+
+    # -- background ------------------------------------------------------------------------------
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(TICK)
+            now = time.monotonic()
+            for t in list(self._torrents.values()):
+                try:
+                    t.swarm.tick(now)
+                    if self.dial is not None:
+                        t._dial_due(now, self.dial, self.own_addresses)
+                except Exception:
+                    log.exception("tick failed for %s", t.name)
+            periodic = now - self._last_resume_save >= RESUME_SAVE_INTERVAL
+            if periodic or self._resume_due:
+                due, self._resume_due = self._resume_due, set()
+                if periodic:
+                    self._last_resume_save = now
+                    due |= {ih for ih, t in self._torrents.items() if t.handle.need_save_resume_data()}
+                for ih in due:
+                    t = self._torrents.get(ih)
+                    if t is not None:
+                        asyncio.get_running_loop().create_task(t.save_resume())
+
+    async def save_all_resume(self) -> None:
+        await asyncio.gather(*(t.save_resume() for t in self._torrents.values()), return_exceptions=True)
+
+    async def close(self, save_resume: bool = True) -> None:
+        """Save resume data, drop every peer, shut libtorrent down."""
+        if self.session is None:
+            return
+        if self._tick_task is not None:
+            self._tick_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._tick_task
+        for t in self._torrents.values():
+            t.swarm.close()
+        if save_resume:
+            await self.save_all_resume()
+        for t in list(self._torrents.values()):
+            await self.remove(t, delete_resume=False)
+        if self._pump is not None:
+            self._pump.close()
+            self._pump = None
+        if save_resume:
+            self._running_marker.unlink(missing_ok=True)
+        holder = [self.session]
+        self.session = None
+        await asyncio.get_running_loop().run_in_executor(None, _destroy_session, holder)
+
+
+def _destroy_session(holder: list[lt.session]) -> None:
+    """libtorrent joins its threads when the session object goes; let that happen off the event loop."""
+    session = holder.pop()
+    session.pause()
+    del session
