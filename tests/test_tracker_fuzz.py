@@ -105,3 +105,37 @@ def test_websocket_client_frames_raise_only_websocket_errors(chunks: list[bytes]
             ws.receive(chunk)
     except WebSocketError:
         pass
+
+
+@FUZZ
+@given(st.binary(max_size=400), st.lists(st.binary(max_size=80), max_size=6))
+def test_server_side_upgrade_and_frames_raise_only_websocket_errors(head: bytes, chunks: list[bytes]) -> None:
+    from i2ptorrent.tracker.websocket import WebSocketServer, accept_upgrade
+    try:
+        accept_upgrade(head)
+    except (WebSocketError, UnicodeDecodeError):
+        pass
+    ws = WebSocketServer(max_message=1000)
+    try:
+        for chunk in chunks:
+            ws.receive(chunk)
+    except WebSocketError:
+        pass
+
+
+@FUZZ
+@given(st.lists(st.binary(max_size=3000), min_size=1, max_size=5), st.integers(1, 50))
+def test_client_and_server_framing_round_trip(payloads: list[bytes], chunk: int) -> None:
+    """What one end sends, the other receives byte for byte, however the stream is cut."""
+    from i2ptorrent.tracker.websocket import Message, WebSocketServer
+    client = WebSocketClient("t", "/announce", max_message=4096)
+    client.receive((f"HTTP/1.1 101 OK\r\nSec-WebSocket-Accept: {accept_value(client._key)}\r\n\r\n").encode())
+    client.data_to_send()
+    server = WebSocketServer(max_message=4096)
+    for p in payloads:
+        client.send(p)
+        server.send(p)
+    up, down = client.data_to_send(), server.data_to_send()
+    got_up = [e for i in range(0, len(up), chunk) for e in server.receive(up[i:i + chunk])]
+    got_down = [e for i in range(0, len(down), chunk) for e in client.receive(down[i:i + chunk])]
+    assert got_up == got_down == [Message(p, True) for p in payloads]

@@ -231,7 +231,7 @@ async def test_client_reconnects_after_the_tracker_drops_it_and_announces_again(
         client.start()
         client.add(info_hash, left=0)
         await next_event(client, AnnounceResult)
-        for conn_id in list(server._sockets):
+        for conn_id in list(server._transports):
             server._drop(conn_id)  # what the idle sweep or a slow-peer drop does
         assert info_hash.decode("latin-1") not in server.core.swarms
         again = await next_event(client, AnnounceResult)
@@ -319,3 +319,24 @@ def _drain(client: WebSocketTrackerClient) -> list:
     while not client.events.empty():
         events.append(client.events.get_nowait())
     return events
+
+
+@pytest.mark.parametrize("request_head, status", [
+    (b"GET /other HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", b"404"),
+    (b"GET /announce HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+     b"Sec-WebSocket-Key: short\r\nSec-WebSocket-Version: 13\r\n\r\n", b"400"),
+    (b"GET /announce HTTP/1.1\r\n" + b"X-Pad: " + b"a" * 20000, b"431"),
+])
+async def test_bad_upgrades_are_refused_with_a_status(request_head: bytes, status: bytes) -> None:
+    server = TrackerServer()
+    port = await server.start_tcp()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request_head)
+        reply = await asyncio.wait_for(reader.read(), 10)
+        assert reply.split(b" ")[1] == status
+        writer.close()
+        assert server.core.connections == {}
+    finally:
+        await server.close()

@@ -12,33 +12,26 @@ import asyncio
 import itertools
 import logging
 import socket
-import struct
 import time
-from typing import Callable
+from typing import Callable, Mapping
 
-from aiohttp import WSMsgType, web
+from urllib.parse import parse_qs, urlsplit
+
+from aiohttp import web
 
 from ..transport.stream import ByteStream
 from .access import AccessList
 from .core import TrackerCore
 from .identity import PeerIdentity
 from .limits import TrackerLimits
+from .websocket import MAX_HANDSHAKE, OP_TEXT, Closed, Message, Upgrade, WebSocketError, WebSocketServer
+from .websocket import accept_upgrade, frame_header
 
 log = logging.getLogger(__name__)
 
 SLOW_PEER_BUFFER = 256 * 1024  # a WebSocket with this much unsent is not reading: drop it
-IDENTITY_KEY = web.AppKey("identity_of", object)
 SWEEP_INTERVAL = 15.0
 FIRST_REQUEST_TIMEOUT = 60.0  # an accepted stream must carry a request by then
-
-
-def text_frame_header(length: int) -> bytes:
-    """RFC 6455 header of one unmasked, final text frame (server to client)."""
-    if length < 126:
-        return bytes((0x81, length))
-    if length < 65536:
-        return struct.pack("!BBH", 0x81, 126, length)
-    return struct.pack("!BBQ", 0x81, 127, length)
 
 
 class TrackerServer:
@@ -52,14 +45,14 @@ class TrackerServer:
         self.identity_header = identity_header
         self.clock = clock
         self._ids = itertools.count(1)
-        self._sockets: dict[int, web.WebSocketResponse] = {}
-        self._transports: dict[int, asyncio.Transport] = {}
+        self._transports: dict[int, asyncio.Transport] = {}  # open WebSockets by connection id
         self._pending: dict[int, bytearray] = {}
         self._flush_scheduled = False
         self._stream_identity: dict[asyncio.BaseTransport, PeerIdentity] = {}
         self._stream_used: set[asyncio.BaseTransport] = set()
         self.first_request_timeout = FIRST_REQUEST_TIMEOUT
         self._runner: web.AppRunner | None = None
+        self._listeners: list[asyncio.Server] = []
         self._sweeper: asyncio.Task[None] | None = None
         self.app = self._make_app()
 
@@ -77,17 +70,17 @@ class TrackerServer:
         if host not in ("127.0.0.1", "::1", "localhost"):
             raise ValueError("the tracker listens on loopback only")
         await self.start()
-        assert self._runner is not None
-        site = web.TCPSite(self._runner, host, port, backlog=4096)
-        await site.start()
-        server = site._server
-        assert server is not None
-        return server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        listener = await asyncio.get_running_loop().create_server(
+            lambda: _TrackerProtocol(self), host, port, backlog=4096)
+        self._listeners.append(listener)
+        return listener.sockets[0].getsockname()[1]
 
     async def close(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
-        for conn_id in list(self._sockets):
+        for listener in self._listeners:
+            listener.close()
+        for conn_id in list(self._transports):
             self._drop(conn_id)  # no close handshake: thousands of peers must not delay a stop
         if self._runner is not None:
             await self._runner.cleanup()
@@ -107,7 +100,7 @@ class TrackerServer:
         ours, theirs = socket.socketpair()
         ours.setblocking(False)
         theirs.setblocking(False)
-        transport, _ = await loop.connect_accepted_socket(self._runner.server, theirs)
+        transport, _ = await loop.connect_accepted_socket(lambda: _TrackerProtocol(self), theirs)
         self._stream_identity[transport] = identity
         splice = asyncio.ensure_future(_splice(stream, ours, loop))
         try:
@@ -129,24 +122,25 @@ class TrackerServer:
     # -- identity --------------------------------------------------------------------------------
 
     def identity_of(self, request: web.Request) -> PeerIdentity:
-        transport = request.transport
+        return self._identity(request.transport, request.headers, websocket=False)
+
+    def _identity(self, transport: asyncio.BaseTransport | None, headers: Mapping[str, str],
+                  websocket: bool) -> PeerIdentity:
         if transport is not None:
             ident = self._stream_identity.get(transport)
             if ident is not None:
                 self._stream_used.add(transport)
                 return ident
         if self.identity_header is not None:
-            name = request.headers.get(self.identity_header)
+            name = headers.get(self.identity_header) or headers.get(self.identity_header.lower())
             if name:
-                return PeerIdentity(name.strip().lower(), request.headers.get(self.identity_header + "-B64"))
+                return PeerIdentity(name.strip().lower())
         # Plain TCP (tests, benchmarks): a WebSocket is one peer per connection; classic HTTP requests
         # come on fresh connections, so they are told apart by host only. Never I2P identities.
         peer = transport.get_extra_info("peername") if transport is not None else None
         if not peer:
             return PeerIdentity("loopback:?")
-        if request.headers.get("Upgrade", "").lower() == "websocket":
-            return PeerIdentity(f"loopback:{peer[0]}:{peer[1]}")
-        return PeerIdentity(f"loopback:{peer[0]}")
+        return PeerIdentity(f"loopback:{peer[0]}:{peer[1]}" if websocket else f"loopback:{peer[0]}")
 
     # -- the app ---------------------------------------------------------------------------------
 
@@ -161,7 +155,8 @@ class TrackerServer:
 
     async def _announce(self, request: web.Request) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() == "websocket":
-            return await self._websocket(request)
+            # Upgrades are taken by _TrackerProtocol when they open a connection; not mid-keep-alive.
+            return web.Response(status=400, text="a WebSocket upgrade must be a connection's first request")
         ident = self.identity_of(request)
         body = self.core.http_announce(ident, request.rel_url.raw_query_string, self.clock())
         return web.Response(body=body, content_type="text/plain")
@@ -171,38 +166,49 @@ class TrackerServer:
         body = self.core.http_scrape(ident, request.rel_url.raw_query_string, self.clock())
         return web.Response(body=body, content_type="text/plain")
 
-    async def _websocket(self, request: web.Request) -> web.StreamResponse:
-        ident = self.identity_of(request)
-        limits = self.core.limits
-        ws = web.WebSocketResponse(compress=False, max_msg_size=limits.max_message_size, autoping=True,
-                                   decode_text=False)
-        await ws.prepare(request)
+    # -- WebSockets (served by _TrackerProtocol, not aiohttp) ------------------------------------
+
+    def _open_websocket(self, proto: "_TrackerProtocol", upgrade: Upgrade) -> bool:
+        transport = proto.transport
+        assert transport is not None
+        ident = self._identity(transport, upgrade.headers, websocket=True)
+        query = parse_qs(urlsplit(upgrade.path).query)
+        invite = query.get("invite", [None])[0]
         conn_id = next(self._ids)
-        invite = request.query.get("invite")
         if not self.core.connect(conn_id, ident, self.clock(), invite=invite[:128] if invite else None):
-            await ws.close(message=b"too many connections")
-            return ws
-        transport = request.transport
-        if transport is None:
-            await ws.close()
-            return ws
-        # Frames to this socket are written straight to its transport (see _dispatch); aiohttp's
-        # writer only sends control frames. compress=False keeps both byte-identical framing.
+            transport.write(b"HTTP/1.1 429 Too Many Requests\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            transport.close()
+            return False
+        transport.write(upgrade.reply)
+        proto.ws = WebSocketServer(self.core.limits.max_message_size)
+        proto.conn_id = conn_id
         self._transports[conn_id] = transport  # type: ignore[assignment]
-        self._sockets[conn_id] = ws
+        return True
+
+    def _websocket_data(self, proto: "_TrackerProtocol", data: bytes) -> None:
+        ws, transport, conn_id = proto.ws, proto.transport, proto.conn_id
+        assert ws is not None and transport is not None
         try:
-            async for msg in ws:
-                if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
-                    out = self.core.ws_message(conn_id, msg.data, self.clock())
-                    if out:
-                        self._dispatch(out)
-                else:
-                    break
-        finally:
-            self.core.disconnect(conn_id)
-            self._sockets.pop(conn_id, None)
-            self._transports.pop(conn_id, None)
-        return ws
+            events = ws.receive(data)
+        except WebSocketError as err:
+            log.debug("dropping WebSocket %d: %s", conn_id, err)
+            self._drop(conn_id)
+            return
+        control = ws.data_to_send()  # pongs, the reply to a close
+        if control:
+            transport.write(control)
+        for event in events:
+            if isinstance(event, Message):
+                out = self.core.ws_message(conn_id, event.data, self.clock())
+                if out:
+                    self._dispatch(out)
+            elif isinstance(event, Closed):
+                transport.close()
+                break
+
+    def _websocket_closed(self, conn_id: int) -> None:
+        self._transports.pop(conn_id, None)
+        self.core.disconnect(conn_id)
 
     def _dispatch(self, out: list[tuple[int, bytes]]) -> None:
         """Queue frames per socket; one write per socket per loop iteration (a syscall per frame
@@ -214,7 +220,7 @@ class TrackerServer:
             buf = pending.get(conn_id)
             if buf is None:
                 buf = pending[conn_id] = bytearray()
-            buf += text_frame_header(len(data))
+            buf += frame_header(OP_TEXT, len(data))
             buf += data
         if pending and not self._flush_scheduled:
             self._flush_scheduled = True
@@ -225,8 +231,7 @@ class TrackerServer:
         pending, self._pending = self._pending, {}
         for conn_id, buf in pending.items():
             transport = self._transports.get(conn_id)
-            ws = self._sockets.get(conn_id)
-            if transport is None or ws is None or ws.closed or transport.is_closing():
+            if transport is None or transport.is_closing():
                 continue
             if transport.get_write_buffer_size() > SLOW_PEER_BUFFER:
                 self._drop(conn_id)
@@ -234,12 +239,10 @@ class TrackerServer:
             transport.write(buf)
 
     def _drop(self, conn_id: int) -> None:
-        ws = self._sockets.pop(conn_id, None)
         self.core.disconnect(conn_id)
         transport = self._transports.pop(conn_id, None)
         if transport is not None:
             transport.abort()
-        del ws
 
     async def _sweep_loop(self) -> None:
         while True:
@@ -325,3 +328,65 @@ async def _splice(stream: ByteStream, sock: socket.socket, loop: asyncio.Abstrac
     finally:
         reader.cancel()
         writer.cancel()
+
+
+class _TrackerProtocol(asyncio.Protocol):
+    """One connection: its first request decides. A WebSocket upgrade to /announce is served here,
+    frames going straight into the core; anything else is handed, bytes and all, to aiohttp."""
+
+    def __init__(self, server: TrackerServer) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.ws: WebSocketServer | None = None
+        self.conn_id = 0
+        self._head = bytearray()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if self.ws is not None:
+            self.server._websocket_data(self, data)
+            return
+        assert self.transport is not None
+        self._head += data
+        end = self._head.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self._head) > MAX_HANDSHAKE:
+                self._refuse(431, "request head too large")
+            return
+        try:
+            upgrade = accept_upgrade(bytes(self._head[:end]))
+        except (WebSocketError, UnicodeDecodeError) as err:
+            self._refuse(400, str(err))
+            return
+        if upgrade is None:
+            self._to_aiohttp()
+            return
+        if urlsplit(upgrade.path).path != "/announce":
+            self._refuse(404, "WebSocket endpoint is /announce")
+            return
+        rest = bytes(self._head[end + 4:])
+        self._head = bytearray()
+        if self.server._open_websocket(self, upgrade) and rest:
+            self.server._websocket_data(self, rest)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.conn_id:
+            self.server._websocket_closed(self.conn_id)
+
+    def _to_aiohttp(self) -> None:
+        runner = self.server._runner
+        assert self.transport is not None and runner is not None and runner.server is not None
+        handler = runner.server()
+        self.transport.set_protocol(handler)
+        handler.connection_made(self.transport)
+        data, self._head = bytes(self._head), bytearray()
+        handler.data_received(data)
+
+    def _refuse(self, status: int, reason: str) -> None:
+        assert self.transport is not None
+        body = reason.encode("utf-8", "replace")[:200]
+        self.transport.write(f"HTTP/1.1 {status} Refused\r\nContent-Type: text/plain\r\n"
+                             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+        self.transport.close()
