@@ -150,11 +150,11 @@ class StreamCarrier:
     async def _write_loop(self) -> None:
         try:
             while True:
-                await self._wake.wait()
-                self._wake.clear()
                 if not self._pending:
                     if self._closed:
                         return
+                    self._wake.clear()
+                    await self._wake.wait()
                     continue
                 batch = bytes(self._pending)
                 self._pending.clear()

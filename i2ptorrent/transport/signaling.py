@@ -396,6 +396,10 @@ class RTCEndpoint:
         """Accept loop for a session only we use: RTC streams to handle_stream, the rest to `other`."""
         while True:
             stream = await accept()
+            if len(self._tasks) >= 4 * self.config.max_handshakes:
+                log.warning("too many streams being set up; closing one from %s", stream.remote)
+                await stream.close()
+                continue
             self._spawn(self._dispatch(stream, other))
 
     async def _dispatch(self, stream: ByteStream, other: Callable[[ByteStream, bytes], Awaitable[None]] | None) -> None:
