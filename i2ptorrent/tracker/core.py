@@ -52,6 +52,10 @@ class Connection:
     # (info_hash, offer_id) -> (offerer conn id, offerer peer_id, expiry): plain tuples of atoms, which
     # the garbage collector stops tracking, because there can be hundreds of thousands of them.
     pending: OrderedDict[tuple[str, str], tuple[int, str, float]] = field(default_factory=OrderedDict)
+    origin: dict[str, str] = field(default_factory=dict)  # added to what we relay from it
+
+    def __post_init__(self) -> None:
+        self.origin = self.identity.origin()
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +166,7 @@ class TrackerCore:
         out: Outgoing = [(conn_id, messages.announce_reply(
             msg.info_hash, self.limits.announce_interval, complete, incomplete))]
         if msg.offers and swarm is not None and msg.event != "stopped":
-            tail = messages.offer_relay_tail(msg.info_hash, msg.peer_id, conn.identity.origin())
+            tail = messages.offer_relay_tail(msg.info_hash, msg.peer_id, conn.origin)
             targets = swarm.pick(swarm.ws, len(msg.offers), exclude=msg.peer_id)
             expires = now + self.limits.offer_timeout
             for peer, offer in zip(targets, msg.offers):
@@ -190,7 +194,7 @@ class TrackerCore:
         target = self.connections.get(pending[0])
         if target is None or (msg.info_hash, msg.to_peer_id) not in target.joined:
             return []
-        return [(target.conn_id, messages.answer_relay(msg, conn.identity.origin()))]
+        return [(target.conn_id, messages.answer_relay(msg, conn.origin))]
 
     def _scrape_reply_ws(self, msg: Scrape) -> bytes:
         self.counters["scrapes"] += 1

@@ -72,7 +72,7 @@ class ParseContext:
 
 def is_binary_id(value: object) -> bool:
     """A 20-character string whose characters are all bytes (U+0000..U+00FF)."""
-    return isinstance(value, str) and len(value) == ID_LENGTH and (value.isascii() or max(value) <= "\xff")
+    return type(value) is str and len(value) == ID_LENGTH and (value.isascii() or max(value) <= "\xff")
 
 
 def _binary_id(obj: dict[str, Any], key: str) -> str:
