@@ -150,3 +150,63 @@ async def test_mux_drops_datagrams_from_unexpected_senders() -> None:
     assert carrier.link.stats.received_datagrams == 0 and ma.dropped >= 1
     await ma.close()
     await mx.close()
+
+
+class _NoNetwork:
+    """A stream connector for signaling checks that must fail before any connection is made."""
+
+    b32 = "a" * 52 + ".b32.i2p"
+
+    async def connect(self, peer: str) -> ByteStream:
+        raise AssertionError("no connection expected")
+
+
+def _answer_for(offer_signal: dict[str, str], **changes: str) -> dict[str, str]:
+    from i2ptorrent.transport.sdp import RtcDescription, parse_signal, to_signal
+
+    o = parse_signal(offer_signal, "offer")
+    fields = dict(type="answer", fingerprints=local_fingerprints(CERT_B), setup="active", b32="b" * 52 + ".b32.i2p",
+                  carriers=(o.carriers[0],), session=o.session)
+    fields.update(changes)
+    if isinstance(fields["carriers"], str):
+        fields["carriers"] = (fields["carriers"],)
+        fields["datagram_dest"] = "A" * 520
+    return to_signal(RtcDescription(**fields))  # type: ignore[arg-type]
+
+
+async def test_offerer_refuses_answers_that_do_not_fit_its_offer() -> None:
+    from i2ptorrent.transport.sdp import SdpError
+    from i2ptorrent.transport.signaling import RTCConfig, RTCEndpoint
+
+    ep = RTCEndpoint(_NoNetwork(), config=RTCConfig(setup_timeout=2))
+    assert ep.carriers == ("sam-stream",)  # no datagram session: datagram carrier not offered
+    offer = ep.make_offer()
+    with pytest.raises(SdpError, match="another offer"):
+        await offer.accept_answer(_answer_for(offer.signal, session="0" * 32))
+    offer = ep.make_offer()
+    with pytest.raises(SdpError, match="not offered"):
+        await offer.accept_answer(_answer_for(offer.signal, carriers="sam-datagram"))
+    with pytest.raises(RTCError, match="already answered"):
+        await offer.accept_answer(_answer_for(offer.signal))
+    with pytest.raises(SdpError):
+        await ep.make_offer().accept_answer({"type": "answer", "sdp": "v=0\r\n"})
+    await ep.close()
+
+
+async def test_answerer_refuses_offers_it_cannot_take_and_offers_are_bounded() -> None:
+    from i2ptorrent.transport.sdp import SdpError
+    from i2ptorrent.transport.signaling import RTCConfig, RTCEndpoint
+
+    ep = RTCEndpoint(_NoNetwork(), config=RTCConfig(max_pending=3))
+    other = RTCEndpoint(_NoNetwork(), config=RTCConfig(carriers=("sam-stream",)))
+    with pytest.raises(SdpError, match="needs a=x-i2p-dgram"):  # no datagram session, no datagram offer
+        other._describe("offer", ["sam-datagram"], "1" * 32)
+    with pytest.raises(SdpError, match="no common carrier"):
+        ep.accept_offer({"type": "offer", "sdp": other.make_offer(carriers=["sam-stream"]).signal["sdp"]
+                         .replace("a=x-i2p-carriers:sam-stream", "a=x-i2p-carriers:sam-pigeon")})
+    for _ in range(3):
+        ep.make_offer()
+    with pytest.raises(RTCError, match="too many"):
+        ep.make_offer()
+    await ep.close()
+    await other.close()
