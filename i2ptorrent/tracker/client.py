@@ -366,7 +366,7 @@ class WebSocketTrackerClient:
             t = self._torrents[msg.info_hash]
             if msg.interval:
                 t.interval = max(10.0, float(msg.interval))
-                t.next_announce = min(t.next_announce, self.clock() + t.interval)
+                t.next_announce = self.clock() + t.interval  # like the reference: the timer restarts
             self._emit(AnnounceResult(t.info_hash, msg.complete, msg.incomplete, msg.interval))
             return
         if msg.peer_id == self.peer_id:
