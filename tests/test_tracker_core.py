@@ -306,3 +306,16 @@ def test_non_compact_peer_entries_become_b32_names() -> None:
     assert _peer_name(i2p_b64encode(raw).encode()) == expected
     assert _peer_name(expected.upper().encode()) == expected
     assert _peer_name(b"10.0.0.1") is None and _peer_name(None) is None
+
+
+def test_invites_made_by_the_cli_reach_a_running_tracker_and_are_spent_once(tmp_path) -> None:
+    path = tmp_path / "access.json"
+    running = AccessList.load(path)  # the tracker's copy, loaded before the invite exists
+    token = AccessList.load(path).invite()  # `i2ptorrent tracker invite` in another process
+    cli = AccessList.load(path)
+    cli.allow("b" * 52)  # another edit by the CLI that the tracker's write must not undo
+    assert running.redeem(token, ident(1).name, now=0.0)
+    assert not AccessList.load(path).redeem(token, ident(2).name, now=0.0)
+    on_disk = AccessList.load(path)
+    assert on_disk.allowed == {ident(1).name, "b" * 52 + ".b32.i2p"} and on_disk.invites == {}
+    assert not running.redeem("guess", ident(3).name, now=0.0)

@@ -7,18 +7,25 @@ stored as SHA-256 digests: reading the file does not reveal a usable token.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import secrets
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from .identity import b32_to_hash
 
 FILE_NAME = "access.json"
 MAX_FILE_SIZE = 16 * 1024 * 1024
+
+
+def _signature(path: Path) -> tuple[int, int, int]:
+    st = path.stat()
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 def _digest(token: str) -> str:
@@ -44,7 +51,7 @@ class AccessList:
         self.allowed: set[str] = set()
         self.invites: dict[str, float | None] = {}  # sha256(token) -> expiry (unix time) or None
         self.on_change: Callable[[], None] | None = None
-        self._mtime: float | None = None
+        self._seen: tuple[int, int, int] | None = None  # (inode, mtime_ns, size) of what we last read
 
     # -- the CLI's API -----------------------------------------------------------------------------
 
@@ -59,21 +66,21 @@ class AccessList:
         """A new one-time token; the peer presents it as `invite` (message field or URL query)."""
         token = secrets.token_urlsafe(18)
         expires = None if ttl is None else (now if now is not None else time.time()) + ttl
-        self.invites[_digest(token)] = expires
-        self._changed()
+        with self._editing():
+            self.invites[_digest(token)] = expires
         return token
 
     def allow(self, destination: str) -> str:
         name = normalize_destination(destination)
-        self.allowed.add(name)
-        self._changed()
+        with self._editing():
+            self.allowed.add(name)
         return name
 
     def revoke(self, destination: str) -> bool:
         name = normalize_destination(destination)
-        present = name in self.allowed
-        self.allowed.discard(name)
-        self._changed()
+        with self._editing():
+            present = name in self.allowed
+            self.allowed.discard(name)
         return present
 
     # -- what the tracker core asks --------------------------------------------------------------
@@ -86,14 +93,16 @@ class AccessList:
         if b32_to_hash(name) is None:
             return False
         key = _digest(token)
+        self.reload()  # a stat; picks up invites the CLI made a moment ago
         if key not in self.invites:
-            return False
-        expires = self.invites.pop(key)
-        if expires is not None and expires < now:
-            self._changed()
-            return False
-        self.allowed.add(name)
-        self._changed()
+            return False  # no lock, no write: strangers guessing tokens cost us nothing
+        with self._editing():  # spends the invite once, even with the CLI writing too
+            if key not in self.invites:
+                return False
+            expires = self.invites.pop(key)
+            if expires is not None and expires < now:
+                return False
+            self.allowed.add(name)
         return True
 
     # -- persistence -----------------------------------------------------------------------------
@@ -102,9 +111,22 @@ class AccessList:
         return {"version": 1, "allowed": sorted(self.allowed),
                 "invites": [{"sha256": k, "expires": v} for k, v in sorted(self.invites.items())]}
 
-    def _changed(self) -> None:
-        if self.path is not None:
-            self.save()
+    @contextlib.contextmanager
+    def _editing(self) -> Iterator[None]:
+        """Read-modify-write under a lock file: the CLI and a running tracker both edit the file."""
+        if self.path is None:
+            yield
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            lock_path = self.path.with_name(self.path.name + ".lock")
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                self.reload()
+                yield
+                self.save()
+            finally:
+                os.close(fd)  # releases the lock
         if self.on_change is not None:
             self.on_change()
 
@@ -118,14 +140,14 @@ class AccessList:
         with os.fdopen(fd, "w") as f:
             json.dump(self.to_json(), f, indent=1)
         os.replace(tmp, self.path)
-        self._mtime = self.path.stat().st_mtime
+        self._seen = _signature(self.path)
 
     def reload(self) -> bool:
         """Re-read the file if it changed on disk; True when it did. Bad content raises ValueError."""
         if self.path is None or not self.path.exists():
             return False
         stat = self.path.stat()
-        if self._mtime is not None and stat.st_mtime == self._mtime:
+        if self._seen == _signature(self.path):
             return False
         if stat.st_size > MAX_FILE_SIZE:
             raise ValueError(f"{self.path}: too large")
@@ -139,5 +161,5 @@ class AccessList:
             if not isinstance(key, str) or len(key) != 64:
                 raise ValueError(f"{self.path}: bad invite entry")
             invites[key] = float(expires) if expires is not None else None
-        self.allowed, self.invites, self._mtime = allowed, invites, stat.st_mtime
+        self.allowed, self.invites, self._seen = allowed, invites, (stat.st_ino, stat.st_mtime_ns, stat.st_size)
         return True

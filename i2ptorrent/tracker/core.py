@@ -119,13 +119,13 @@ class TrackerCore:
         except TrackerProtocolError as err:
             self.counters["failures"] += 1
             return [(conn_id, messages.failure(str(err), messages.failure_context(data, lim.max_message_size)))]
+        if not self._rate_ok(conn.identity.name, now):  # first: refusals cost work too
+            self.counters["failures"] += 1
+            return [(conn_id, messages.failure(RATE_LIMITED, messages.context_of(msg)))]
         invite = getattr(msg, "invite", None) or conn.invite
         if not self._admit(conn.identity, invite, now):
             self.counters["denied"] += 1
             return [(conn_id, messages.failure(NOT_ALLOWED, messages.context_of(msg)))]
-        if not self._rate_ok(conn.identity.name, now):
-            self.counters["failures"] += 1
-            return [(conn_id, messages.failure(RATE_LIMITED, messages.context_of(msg)))]
         if isinstance(msg, Announce):
             return self._ws_announce(conn, msg, now)
         if isinstance(msg, Answer):
@@ -209,11 +209,11 @@ class TrackerCore:
         except TrackerProtocolError as err:
             self.counters["failures"] += 1
             return classic.failure(str(err))
+        if not self._rate_ok(identity.name, now):
+            return classic.failure(RATE_LIMITED)
         if not self._admit(identity, req.invite or invite, now):
             self.counters["denied"] += 1
             return classic.failure(NOT_ALLOWED)
-        if not self._rate_ok(identity.name, now):
-            return classic.failure(RATE_LIMITED)
         self.counters["http_announces"] += 1
         swarm = self.swarms.get(req.info_hash)
         if req.event == "stopped":
@@ -245,11 +245,11 @@ class TrackerCore:
             hashes = classic.parse_scrape(raw_query, self.limits.max_scrape)
         except TrackerProtocolError as err:
             return classic.failure(str(err))
+        if not self._rate_ok(identity.name, now):
+            return classic.failure(RATE_LIMITED)
         if not self.access.is_allowed(identity.name):
             self.counters["denied"] += 1
             return classic.failure(NOT_ALLOWED)
-        if not self._rate_ok(identity.name, now):
-            return classic.failure(RATE_LIMITED)
         self.counters["scrapes"] += 1
         return classic.scrape_reply(self._scrape_files(hashes))
 
