@@ -1,7 +1,8 @@
 """The tracker's asyncio/aiohttp adapter: sockets in, TrackerCore calls, frames out.
 
 Routes: /announce (WebSocket upgrade or classic HTTP GET), /scrape, /stats.json and / (a small status
-page). Every request's identity comes from the transport: `serve_stream` is handed streams that SAM
+page). A connection whose first request is a WebSocket upgrade is served by `_TrackerProtocol` itself
+(frames go from data_received into the core); every other connection is handed to aiohttp. Every request's identity comes from the transport: `serve_stream` is handed streams that SAM
 accepted, with the caller's destination; plain TCP serving (tests, benchmarks) labels callers by their
 loopback address, or, only when `identity_header` is set explicitly for tests, by a header.
 """
@@ -91,8 +92,8 @@ class TrackerServer:
     async def serve_stream(self, stream: ByteStream, identity: PeerIdentity) -> None:
         """Serve HTTP/WebSocket on one accepted stream whose caller the transport identified.
 
-        aiohttp only speaks to transports, so the stream is spliced to one end of a socketpair that
-        aiohttp serves; the identity is bound to that transport before the first byte arrives.
+        asyncio protocols only speak to transports, so the stream is spliced to one end of a
+        socketpair that we serve; the identity is bound to that transport before the first byte.
         """
         await self.start()
         assert self._runner is not None and self._runner.server is not None
