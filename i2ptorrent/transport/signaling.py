@@ -137,6 +137,7 @@ class Offer:
         self.created = time.monotonic()
         self._attached: asyncio.Future[tuple[ByteStream, bytes]] = asyncio.get_running_loop().create_future()
         self._done = False
+        self._answered = False
 
     @property
     def signal(self) -> dict[str, str]:
@@ -237,8 +238,9 @@ class RTCEndpoint:
             self._spawn(stream.close())
 
     async def _finish_offer(self, offer: Offer, answer: RtcDescription) -> RTCStream:
-        if self._offers.get(offer.token) is not offer:
+        if self._offers.get(offer.token) is not offer or offer._answered:
             raise RTCError("offer expired or already answered")
+        offer._answered = True
         try:
             if answer.session != offer.token:
                 raise SdpError("answer is for another offer (a=x-i2p-session differs)")
