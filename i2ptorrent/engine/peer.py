@@ -69,6 +69,10 @@ class RateMeter:
     def rate(self) -> float:
         return self._rate
 
+    @property
+    def last_update(self) -> float:
+        return self._last if self._last is not None else float("-inf")
+
 
 class PeerConnection:
     """A connected, handshaking or handshaken peer of one torrent."""

@@ -194,6 +194,10 @@ class PiecePicker:
     def outstanding(self, peer: PeerId) -> int:
         return len(self._peer_reqs.get(peer, ()))
 
+    @property
+    def total_outstanding(self) -> int:
+        return sum(len(r) for r in self._peer_reqs.values())
+
     def requests_of(self, peer: PeerId) -> set[tuple[int, int]]:
         return set(self._peer_reqs.get(peer, ()))
 

@@ -26,7 +26,8 @@ _CHECKING = {lt.torrent_status.states.checking_files, lt.torrent_status.states.c
              lt.torrent_status.states.queued_for_checking, lt.torrent_status.states.allocating}
 
 
-WRITE_VERDICT_TIMEOUT = 5.0
+MAX_PREFETCH = 16  # pieces being read ahead at once
+WRITE_VERDICT_TIMEOUT = 10.0
 WRITE_ATTEMPTS = 3
 
 
@@ -128,7 +129,7 @@ class PieceStore:
         """Start reading a piece a peer will soon ask for, so its blocks come from the cache."""
         if self._closed or not self._have[piece] or piece in self._cache or piece in self._reads:
             return
-        if len(self._reads) >= 8 or 8 * self.piece_length > self._cache_max:
+        if (len(self._reads) + 1) * self.piece_length * 2 > self._cache_max or len(self._reads) >= MAX_PREFETCH:
             return  # bounded: read-ahead must not push out the pieces being served
         self._start_read(piece).add_done_callback(lambda f: f.cancelled() or f.exception())
 

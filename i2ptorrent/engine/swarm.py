@@ -47,7 +47,9 @@ log = logging.getLogger(__name__)
 
 QUEUE_TIME = 3.0  # seconds of the peer's delivery rate kept requested
 MIN_QUEUE = 16
-MAX_QUEUE = 250
+MAX_QUEUE = 250  # 4 MiB in flight per peer at most
+MAX_SWARM_QUEUE = 2048  # blocks in flight over all peers of a torrent: 32 MiB of piece buffers at most
+RATE_REFRESH = 0.05
 HANDSHAKE_TIMEOUT = 90.0
 SNUB_TIMEOUT = 60.0  # outstanding requests and no block for this long: ask others instead
 METADATA_REQUESTS_PER_PEER = 8
@@ -61,7 +63,7 @@ class SwarmStats:
 
     blocks_received: int = 0
     bytes_received: int = 0
-    bytes_sent: int = 0
+    bytes_sent: int = 0  # by peers already gone; TorrentStatus.uploaded adds the live ones
     pieces_fetched: int = 0  # pieces downloaded from peers and verified by libtorrent
     hash_failures: int = 0
     redundant_bytes: int = 0
@@ -193,7 +195,8 @@ class Swarm:
         return peer
 
     def _on_closed(self, peer: PeerConnection, reason: str) -> None:
-        self.peers.pop(peer, None)
+        if self.peers.pop(peer, None) is not None:
+            self.stats.bytes_sent += peer.up.total
         if self.picker is not None:
             self.picker.remove_peer(peer)
         self._apply(self.choker.remove_peer(peer, time.monotonic()))
@@ -292,6 +295,8 @@ class Swarm:
         store = self.store
         if store is not None and store.have(ev.index):
             peer.queue_upload(ev)
+            if ev.begin == 0:  # a new piece is wanted: start reading it before the uploader gets there
+                store.prefetch(ev.index)
         elif peer.wire.fast:
             peer.wire.send_reject(ev.index, ev.begin, ev.length)
         # without the fast extension a request for a piece we lack is dropped (BEP 3 has no refusal)
@@ -387,6 +392,9 @@ class Swarm:
             peer.wire.send_not_interested()
 
     def queue_target(self, peer: PeerConnection) -> int:
+        now = time.monotonic()
+        if now - peer.down.last_update >= RATE_REFRESH:  # a fast link ramps up within ~100 ms
+            peer.down.update(now)
         by_rate = int(peer.down.rate * QUEUE_TIME / BLOCK)
         return max(MIN_QUEUE, min(by_rate, peer.peer_reqq, MAX_QUEUE))
 
@@ -399,7 +407,7 @@ class Swarm:
         if store.writes_pending >= store.write_slots:
             return  # libtorrent is behind: let it catch up before more data comes in
         target = self.queue_target(peer)
-        room = target - picker.outstanding(peer)
+        room = min(target - picker.outstanding(peer), MAX_SWARM_QUEUE - picker.total_outstanding)
         if room <= 0 or (room < min(8, target // 2) and picker.outstanding(peer) > 0):
             return  # refill in batches, not one request per block
         reqs = picker.pick(peer, room)
