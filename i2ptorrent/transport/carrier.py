@@ -136,8 +136,10 @@ class LinkConfig:
     """Pacing rate in bytes per second (i2pd drops or queues unpaced bursts)."""
     burst: int = 65536
     """Token bucket depth in bytes: how much may leave back to back after an idle period."""
-    reorder_window: int = 256
-    """Datagrams held while waiting for a gap; an arrival further ahead counts the gap as lost."""
+    reorder_window: int = 128
+    """Datagrams held while waiting for a gap; an arrival further ahead counts the gap as lost.
+    SCTP's 1 MiB window is ~35 full datagrams in flight, so 128 leaves room and bounds a hostile peer
+    to 128 x max_datagram (~3.8 MB) held for at most reorder_timeout."""
     reorder_timeout: float = 0.5
     """How long an early datagram waits for a missing one (and its repair) before the gap is given up."""
     nack_delay: float = 0.02

@@ -236,7 +236,9 @@ class DatagramMux:
         self.dropped = 0
 
     MAX_EXPECTED = 256
-    EARLY_PER_CONN = 16
+    EARLY_PER_CONN = 4
+    EARLY_MAX_SIZE = 2048
+    """Only handshake-sized datagrams are held early (DTLS flights are <= 782 bytes): <= 2 MB in all."""
 
     def expect(self, conn_id: bytes) -> None:
         """Hold a few datagrams for conn_id from any sender until `open` names the peer.
@@ -277,7 +279,7 @@ class DatagramMux:
             carrier = self._links.get((sender, header.conn_id))
             if carrier is None:
                 early = self._early.get(header.conn_id)
-                if early is not None:
+                if early is not None and len(payload) <= self.EARLY_MAX_SIZE:
                     early.append((sender, payload))
                 else:
                     self.dropped += 1
