@@ -10,105 +10,32 @@ a file that the remote engine then downloads over I2P from the bridge. Bytes are
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import random
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "browser"))
-from lab import Chromium, NetnsLoop, PageServer, missing_requirements  # noqa: E402
+from lab import Chromium, I2PWorld, NetnsLoop, missing_requirements  # noqa: E402
 
-from i2ptorrent.bridge import Bridge  # noqa: E402
-from i2ptorrent.engine import Engine, create_torrent, parse_magnet  # noqa: E402
-from i2ptorrent.transport.router import ManagedRouter  # noqa: E402
-from i2ptorrent.transport.sam import StreamSession, new_destination  # noqa: E402
+from i2ptorrent.engine import create_torrent, parse_magnet  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.router, pytest.mark.timeout(240)]
 
 SKIP = missing_requirements()
 
 
-class World:
-    """What lives in the namespace: router, two I2P identities with an engine each, bridge, page server."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        self.router = ManagedRouter()
-        self.sessions: list[StreamSession] = []
-        self.engines: list[Engine] = []
-        self.tasks: list[asyncio.Task[None]] = []
-        self.page = PageServer()
-        self.chromes: list[Chromium] = []
-        self.remote: Engine
-        self.local: Engine
-        self.bridge: Bridge
-
-    async def start(self) -> None:
-        sam = await self.router.start()
-        opts = self.router.session_options
-        dests = await asyncio.gather(new_destination(sam), new_destination(sam))
-        self.sessions = list(await asyncio.gather(*(StreamSession.create(sam, d, opts) for d in dests)))
-        self.remote = await self._engine(self.sessions[0], "remote")
-        self.local = await self._engine(self.sessions[1], "local")
-        self.bridge = Bridge(self.local, adopt_dir=self.tmp / "adopted")
-        await self.bridge.start()
-        await self.page.start()
-
-    async def _engine(self, session: StreamSession, name: str) -> Engine:
-        async def dial(b32: str) -> Any:
-            return await session.connect(b32, timeout=30)
-
-        engine = Engine(self.tmp / name / "state", dial=dial, own_addresses=[session.b32])
-        await engine.start()
-        self.engines.append(engine)
-        self.tasks.append(asyncio.get_running_loop().create_task(self._accept(session, engine)))
-        return engine
-
-    @staticmethod
-    async def _accept(session: StreamSession, engine: Engine) -> None:
-        while True:
-            stream = await session.accept()
-            asyncio.get_running_loop().create_task(engine.handle_incoming(stream))
-
-    def browser(self, **query: str) -> Chromium:
-        chrome = Chromium(self.page.url(tracker=self.bridge.announce_url, **query)).start()
-        self.chromes.append(chrome)
-        return chrome
-
-    def stop_browsers(self) -> None:
-        for chrome in self.chromes:
-            chrome.stop()
-        self.chromes.clear()
-
-    async def close(self) -> None:
-        self.stop_browsers()
-        for task in self.tasks:
-            task.cancel()
-        with contextlib.suppress(Exception):
-            await self.bridge.close()
-        await self.page.close()
-        for engine in self.engines:
-            with contextlib.suppress(Exception):
-                await engine.close(save_resume=False)
-        for session in self.sessions:
-            with contextlib.suppress(Exception):
-                await session.close()
-        await self.router.stop()
-
-
 @pytest.fixture(scope="module")
-def world() -> Iterator[tuple[NetnsLoop, World]]:
+def world() -> Iterator[tuple[NetnsLoop, I2PWorld]]:
     if SKIP:
         pytest.skip(SKIP)
     lab = NetnsLoop().start()
     tmp = tempfile.TemporaryDirectory(prefix="i2pt-bridge-")
-    w = World(Path(tmp.name))
+    w = I2PWorld(Path(tmp.name), names=("remote", "local"))
     try:
         lab.run(w.start(), timeout=90)
         yield lab, w
@@ -127,12 +54,12 @@ def _blob(seed: int, size: int) -> bytes:
     return random.Random(seed).randbytes(size)
 
 
-def _diagnose(w: World, chrome: Chromium) -> str:
+def _diagnose(w: I2PWorld, chrome: Chromium) -> str:
     return ("page log:\n" + "\n".join(w.page.logs[-40:]) + f"\nbridge: {w.bridge.stats()}"
             + "\nchromium log tail:\n" + chrome.log_tail(1500))
 
 
-def test_browser_downloads_what_an_i2p_peer_seeds(world: tuple[NetnsLoop, World]) -> None:
+def test_browser_downloads_what_an_i2p_peer_seeds(world: tuple[NetnsLoop, I2PWorld]) -> None:
     lab, w = world
     data = _blob(7, 3 * 1024 * 1024 + 4321)
 
@@ -141,10 +68,10 @@ def test_browser_downloads_what_an_i2p_peer_seeds(world: tuple[NetnsLoop, World]
         seed_dir = w.tmp / "remote-seed"
         seed_dir.mkdir()
         (seed_dir / "from-i2p.bin").write_bytes(data)
-        seeded = await w.remote.add(create_torrent(seed_dir / "from-i2p.bin", piece_size=65536), seed_dir)
+        seeded = await w.engines[0].add(create_torrent(seed_dir / "from-i2p.bin", piece_size=65536), seed_dir)
         assert seeded.status().state == "seeding"
         # The bridge's engine knows the seeder only by its .b32 and fetches over I2P ...
-        await w.local.add(seeded.magnet(peers=[w.sessions[0].b32]), w.tmp / "local-dl")
+        await w.engines[1].add(seeded.magnet(peers=[w.sessions[0].b32]), w.tmp / "local-dl")
         # ... while the browser, given no peer at all, fetches from the bridge.
         chrome = w.browser(mode="download", magnet=seeded.magnet())
         try:
@@ -160,12 +87,12 @@ def test_browser_downloads_what_an_i2p_peer_seeds(world: tuple[NetnsLoop, World]
     assert len(got) == len(data)
     assert hashlib.sha256(got).hexdigest() == hashlib.sha256(data).hexdigest()
     # It came over I2P: the bridge's engine holds the torrent, fetched from the remote seeder.
-    local = w.local.get(bytes.fromhex(info_hash))
+    local = w.engines[1].get(bytes.fromhex(info_hash))
     assert local is not None and local.status().stats.pieces_fetched > 0
     assert w.bridge.stats()["bytes_to_browsers"] >= len(data) or w.bridge.stats()["channels"] > 0
 
 
-def test_i2p_peer_downloads_what_the_browser_seeds(world: tuple[NetnsLoop, World]) -> None:
+def test_i2p_peer_downloads_what_the_browser_seeds(world: tuple[NetnsLoop, I2PWorld]) -> None:
     lab, w = world
     data = _blob(8, 2 * 1024 * 1024 + 777)
 
@@ -177,7 +104,7 @@ def test_i2p_peer_downloads_what_the_browser_seeds(world: tuple[NetnsLoop, World
             magnet = (await asyncio.wait_for(w.page.result("magnet"), 60)).decode()
             meta = parse_magnet(magnet)
             # The remote I2P peer is told only the bridge's .b32; the bridge adopted the browser's torrent.
-            t = await w.remote.add(f"magnet:?xt=urn:btih:{meta.info_hash.hex()}&x.pe={w.sessions[1].b32}",
+            t = await w.engines[0].add(f"magnet:?xt=urn:btih:{meta.info_hash.hex()}&x.pe={w.sessions[1].b32}",
                                    w.tmp / "remote-dl")
             await asyncio.wait_for(t.wait_complete(), 90)
         except BaseException:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from ..tracker.limits import TokenBucket
 from ..tracker.messages import (
     Announce, Answer, Offer, ParseContext, Scrape, TrackerProtocolError, announce_reply, answer_relay,
-    failure, parse_ws_message, scrape_reply,
+    context_of, failure, failure_context, parse_ws_message, scrape_reply,
 )
 
 RATE_LIMITED = "rate limit exceeded, slow down"
@@ -156,20 +156,19 @@ class BridgeCore:
         if sock is None:
             return []
         sock.last_seen = now
-        ctx = ParseContext()
-        if not sock.bucket.take(now):
-            return self._refuse(socket_id, sock, RATE_LIMITED, ctx)
         lim = self.limits
+        if not sock.bucket.take(now):
+            return self._refuse(socket_id, sock, RATE_LIMITED, failure_context(data, lim.max_message_size))
         try:
             msg = parse_ws_message(data, max_size=lim.max_message_size, max_offers=lim.max_offers,
-                                   max_scrape=lim.max_scrape, context=ctx)
+                                   max_scrape=lim.max_scrape)
         except TrackerProtocolError as e:
-            return self._refuse(socket_id, sock, str(e), ctx)
+            return self._refuse(socket_id, sock, str(e), failure_context(data, lim.max_message_size))
         if isinstance(msg, Scrape):
             return [Send(socket_id, self._scrape(msg))]
         if isinstance(msg, Answer):
-            return self._refuse(socket_id, sock, "the bridge sends no offers", ctx)
-        return self._announce(socket_id, sock, msg, ctx)
+            return self._refuse(socket_id, sock, "the bridge sends no offers", context_of(msg))
+        return self._announce(socket_id, sock, msg, context_of(msg))
 
     def _refuse(self, socket_id: int, sock: _Socket, reason: str, ctx: ParseContext) -> list[Action]:
         self.refused += 1

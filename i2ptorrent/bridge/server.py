@@ -155,7 +155,11 @@ class Bridge:
     def _serves(self, info_hash: bytes, left: float) -> SwarmView | None:
         t = self.engine.get(info_hash)
         if t is not None:
-            seeding = t.status().state == "seeding"
+            try:
+                seeding = t.status().state == "seeding"
+            except Exception:  # a status glitch must not cost the browser its socket
+                log.exception("status of %s failed", info_hash.hex())
+                seeding = False
             return SwarmView(complete=1 if seeding else 0, incomplete=0 if seeding else 1)
         if info_hash in self._adopting:
             return SwarmView(0, 1)

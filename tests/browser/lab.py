@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import ctypes
 import os
 import shutil
@@ -25,6 +26,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
+
+from i2ptorrent.bridge import Bridge
+from i2ptorrent.engine import Engine
+from i2ptorrent.transport.router import ManagedRouter
+from i2ptorrent.transport.sam import StreamSession, new_destination
 
 HERE = Path(__file__).resolve().parent
 PAGE_DIR = HERE / "page"
@@ -239,3 +245,81 @@ def _static(path: Path, content_type: str) -> Any:
     async def handler(request: web.Request) -> web.Response:
         return web.Response(body=path.read_bytes(), content_type=content_type)
     return handler
+
+
+class I2PWorld:
+    """Router, named I2P identities with an engine each (accepting on I2P), a bridge on the last, page server.
+
+    Start and close it on a NetnsLoop. Engines dial .b32 candidates through their own session.
+    """
+
+    def __init__(self, tmp: Path, names: tuple[str, ...]) -> None:
+        self.tmp = tmp
+        self.names = names
+        self.router = ManagedRouter()
+        self.sessions: list[StreamSession] = []
+        self.engines: list[Engine] = []
+        self.tasks: list[asyncio.Task[None]] = []
+        self.page = PageServer()
+        self.chromes: list[Chromium] = []
+        self.bridge: Bridge
+
+    async def start(self) -> None:
+        sam = await self.router.start()
+        opts = self.router.session_options
+        dests = await asyncio.gather(*(new_destination(sam) for _ in self.names))
+        # created together: i2pd makes every new session wait 20 s, so several cost the same as one
+        self.sessions = list(await asyncio.gather(*(StreamSession.create(sam, d, opts) for d in dests)))
+        for session, name in zip(self.sessions, self.names):
+            await self._engine(session, name)
+        self.bridge = Bridge(self.engines[-1], adopt_dir=self.tmp / "adopted")
+        await self.bridge.start()
+        await self.page.start()
+
+    async def _engine(self, session: StreamSession, name: str) -> Engine:
+        async def dial(b32: str) -> Any:
+            return await session.connect(b32, timeout=30)
+
+        engine = Engine(self.tmp / name / "state", dial=dial, own_addresses=[session.b32])
+        await engine.start()
+        self.engines.append(engine)
+        self.tasks.append(asyncio.get_running_loop().create_task(self._accept(session, engine)))
+        return engine
+
+    @staticmethod
+    async def _accept(session: StreamSession, engine: Engine) -> None:
+        while True:
+            stream = await session.accept()
+            asyncio.get_running_loop().create_task(engine.handle_incoming(stream))
+
+    @property
+    def chromium_version(self) -> str:
+        try:
+            return subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True, timeout=20).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return "?"
+
+    def browser(self, **query: str) -> Chromium:
+        chrome = Chromium(self.page.url(tracker=self.bridge.announce_url, **query)).start()
+        self.chromes.append(chrome)
+        return chrome
+
+    def stop_browsers(self) -> None:
+        for chrome in self.chromes:
+            chrome.stop()
+        self.chromes.clear()
+
+    async def close(self) -> None:
+        self.stop_browsers()
+        for task in self.tasks:
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await self.bridge.close()
+        await self.page.close()
+        for engine in self.engines:
+            with contextlib.suppress(Exception):
+                await engine.close(save_resume=False)
+        for session in self.sessions:
+            with contextlib.suppress(Exception):
+                await session.close()
+        await self.router.stop()

@@ -25,12 +25,17 @@ async function download () {
   client.add(q.get('magnet'), { announce: [tracker] }, torrent => {
     watch(torrent)
     log('metadata:', torrent.name, torrent.length)
+    const progress = setInterval(() => log('progress:', torrent.progress.toFixed(3), torrent.numPeers, torrent.downloadSpeed), 2000)
+    torrent.on('done', () => clearInterval(progress))
     torrent.on('done', async () => {
-      const seconds = (performance.now() - started) / 1000
-      const file = torrent.files[0]
-      const data = typeof file.arrayBuffer === 'function' ? await file.arrayBuffer() : await (await file.blob()).arrayBuffer()
-      await post('/result/seconds', String(seconds))
-      await post('/result/download', data)
+      await post('/result/seconds', String((performance.now() - started) / 1000))
+      try {
+        const file = torrent.files[0]
+        const data = typeof file.arrayBuffer === 'function' ? await file.arrayBuffer() : await (await file.blob()).arrayBuffer()
+        await post('/result/download', data)
+      } catch (e) {
+        await post('/result/error', 'reading the downloaded file: ' + String(e.message || e))
+      }
     })
   })
 }
