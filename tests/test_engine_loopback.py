@@ -143,10 +143,13 @@ async def test_leecher_stopped_at_half_resumes_without_refetching(tmp_path: Path
         t = await leech.add(torrent, tmp_path / "dl")
         t.add_candidates([net.label("s")])
         async with asyncio.timeout(120):
+            while t.status().pieces_done < n // 4:
+                await asyncio.sleep(0.005)
+            assert await t.save_resume()  # resume data that will be stale by the time of the "kill"
             while t.status().pieces_done < n // 2:
-                await asyncio.sleep(0.01)
+                await asyncio.sleep(0.005)
         first = t.status().stats.pieces_fetched
-        await leech.close(save_resume=False)  # as abrupt as in-process gets: no resume data written
+        await leech.close(save_resume=False)  # as abrupt as in-process gets: no fresh resume data
         assert n // 2 <= first < n
 
         leech = Engine(tmp_path / "leech-state", dial=net.dialer("l"))
@@ -168,3 +171,29 @@ async def test_leecher_stopped_at_half_resumes_without_refetching(tmp_path: Path
         await leech.close()
     finally:
         await seed.close()
+
+
+async def test_selected_files_only(tmp_path: Path, net: Loopback) -> None:
+    src = tmp_path / "src"
+    make_files(src, {"set/one.bin": 1_000_000, "set/two.bin": 1_500_000, "set/three.bin": 700_000}, seed=4)
+    torrent = create_torrent(src / "set", piece_size=65536)
+    meta = load_torrent(torrent)
+    seed = Engine(tmp_path / "seed-state")
+    leech = Engine(tmp_path / "leech-state", dial=net.dialer("l"))
+    try:
+        await seed.start()
+        await leech.start()
+        await net.listen("s", seed)
+        await seed.add(torrent, src)
+        t = await leech.add(torrent, tmp_path / "dl", selected_files=["set/two.bin"])
+        t.add_candidates([net.label("s")])
+        await asyncio.wait_for(t.wait_complete(), 120)
+        assert (tmp_path / "dl" / "set" / "two.bin").read_bytes() == (src / "set" / "two.bin").read_bytes()
+        s = t.status()
+        assert s.progress == 1.0 and s.pieces_done < meta.num_pieces
+        assert s.stats.pieces_fetched == s.pieces_done
+        with pytest.raises(Exception, match="no such file"):
+            await leech.add(torrent.replace(b"set", b"sex"), tmp_path / "dl2", selected_files=["nope"])
+    finally:
+        await seed.close()
+        await leech.close()

@@ -121,7 +121,7 @@ class Torrent:
     def _wanted_bits(self, ti: lt.torrent_info) -> int | None:
         if self.selected_files is None:
             return None
-        fs = ti.files()
+        fs = ti.layout()
         paths = {fs.file_path(i).replace(os.sep, "/"): i for i in range(fs.num_files())}
         chosen: set[int] = set()
         for f in self.selected_files:
@@ -326,7 +326,12 @@ class Engine:
         save = Path(save_path).resolve()
         save.mkdir(parents=True, exist_ok=True)
         atp = self._load_resume(meta.info_hash)
-        recheck = atp is not None and self._unclean
+        if atp is not None and self._unclean:
+            # its piece list may be stale: keep only the info dict and let libtorrent check the files
+            fresh = lt.add_torrent_params()
+            if atp.ti is not None and atp.ti.is_valid():
+                fresh.ti = atp.ti
+            atp = fresh
         if atp is None:
             atp = lt.add_torrent_params()
         if meta.has_metadata:
@@ -347,8 +352,6 @@ class Engine:
             handle = session.add_torrent(atp)
         except RuntimeError as e:
             raise EngineError(f"libtorrent refused the torrent: {e}") from None
-        if recheck:
-            handle.force_recheck()
         t = Torrent(self, meta, handle, save, selected_files)
         self._torrents[meta.info_hash] = t
         assert self._pump is not None

@@ -55,7 +55,7 @@ class Metainfo:
 
     @property
     def files(self) -> list[FileEntry]:
-        fs = self.torrent_info().files()
+        fs = self.torrent_info().layout()
         return [FileEntry(fs.file_path(i).replace(os.sep, "/"), fs.file_size(i)) for i in range(fs.num_files())]
 
     @property
