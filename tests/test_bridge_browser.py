@@ -16,12 +16,14 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "browser"))
 from lab import Chromium, I2PWorld, NetnsLoop, missing_requirements  # noqa: E402
 
+from i2ptorrent.bridge import Bridge  # noqa: E402
 from i2ptorrent.engine import create_torrent, parse_magnet  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.router, pytest.mark.timeout(240)]
@@ -118,3 +120,42 @@ def test_i2p_peer_downloads_what_the_browser_seeds(world: tuple[NetnsLoop, I2PWo
     got, info_hash = lab.run(scenario(), timeout=150)
     assert hashlib.sha256(got).hexdigest() == hashlib.sha256(data).hexdigest()
     assert [t.info_hash.hex() for t in w.bridge.adopted] == [info_hash]
+
+
+def test_browser_channel_spliced_to_a_remote_i2p_peer(world: tuple[NetnsLoop, I2PWorld]) -> None:
+    """No local copy at all: the browser's channel is joined byte for byte to an I2P stream to the seeder."""
+    lab, w = world
+    data = _blob(9, 1024 * 1024 + 55)
+
+    async def scenario() -> bytes:
+        w.page.reset()
+        seed_dir = w.tmp / "remote-seed-2"
+        seed_dir.mkdir()
+        (seed_dir / "spliced.bin").write_bytes(data)
+        seeded = await w.engines[0].add(create_torrent(seed_dir / "spliced.bin", piece_size=32768), seed_dir)
+        dialled: list[bytes] = []
+
+        async def connect_remote(info_hash: bytes) -> Any:
+            dialled.append(info_hash)
+            return await w.sessions[1].connect(w.sessions[0].b32, timeout=30)
+
+        # a bridge whose engine lacks the torrent and adopts nothing: only the splice can serve it
+        splice_bridge = Bridge(w.engines[1], connect_remote=connect_remote)
+        await splice_bridge.start()
+        chrome = Chromium(w.page.url(mode="download", magnet=seeded.magnet(),
+                                     tracker=splice_bridge.announce_url)).start()
+        w.chromes.append(chrome)
+        try:
+            got = await asyncio.wait_for(w.page.result("download"), 60)
+        except BaseException:
+            print(_diagnose(w, chrome))
+            raise
+        finally:
+            w.stop_browsers()
+            await splice_bridge.close()
+        assert dialled == [seeded.info_hash]
+        assert w.engines[1].get(seeded.info_hash) is None  # the bridge's engine never saw it
+        return got
+
+    got = lab.run(scenario(), timeout=90)
+    assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()

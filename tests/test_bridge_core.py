@@ -1,7 +1,9 @@
-"""The bridge's sans-I/O parts: its tracker endpoint (BridgeCore) and the SDP checks/filters (ice.py)."""
+"""The bridge's sans-I/O parts: its tracker endpoint (BridgeCore), the SDP checks/filters (ice.py), and
+the splice of two streams (in memory)."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 
 import orjson
@@ -15,6 +17,7 @@ from i2ptorrent.bridge.core import (
 from i2ptorrent.bridge.ice import (
     MAX_CANDIDATES, OfferError, address_filter, check_offer, filter_candidates, private_only,
 )
+from i2ptorrent.bridge.splice import splice
 
 SERVED = b"S" * 20
 BRIDGE_ID = b"-IT0001-bridgebridge"
@@ -249,3 +252,47 @@ def test_core_answers_any_bytes_with_a_frame(data: bytes) -> None:
     core.connect(1, 0.0)
     out = core.receive(1, data, 0.0)
     assert len(frames(out)) == 1
+
+
+# -- splice.py --------------------------------------------------------------------------------------
+
+class MemoryStream:
+    """In-memory ByteStream end (unit test of the splice only)."""
+
+    def __init__(self, remote: str) -> None:
+        self.remote = remote
+        self.inbox: asyncio.Queue[bytes] = asyncio.Queue()
+        self.sent = bytearray()
+        self.closed = False
+
+    async def read(self, n: int = 65536) -> bytes:
+        return await self.inbox.get()
+
+    async def write(self, data: bytes) -> None:
+        if self.closed:
+            raise ConnectionResetError("closed")
+        self.sent += data
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+async def test_splice_copies_both_ways_and_closes_both_when_one_ends() -> None:
+    a, b = MemoryStream("browser"), MemoryStream("i2p")
+    task = asyncio.ensure_future(splice(a, b))
+    for chunk in (b"hello ", b"over ", b"i2p"):
+        a.inbox.put_nowait(chunk)
+    b.inbox.put_nowait(b"pieces")
+    await asyncio.sleep(0.05)
+    a.inbox.put_nowait(b"")  # the browser hangs up
+    moved = await asyncio.wait_for(task, 5)
+    assert bytes(b.sent) == b"hello over i2p" and bytes(a.sent) == b"pieces"
+    assert moved == (14, 6) and a.closed and b.closed
+
+
+async def test_splice_ends_when_a_write_fails() -> None:
+    a, b = MemoryStream("browser"), MemoryStream("i2p")
+    b.closed = True
+    a.inbox.put_nowait(b"data")
+    await asyncio.wait_for(splice(a, b), 5)
+    assert a.closed
