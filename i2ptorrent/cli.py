@@ -405,6 +405,15 @@ async def cmd_seed(args: argparse.Namespace, cfg: Config, out: Output) -> int:
     if not path.exists():
         raise UserError(f"{args.path}: no such file or directory", EXIT_INPUT)
     trackers = list(args.tracker or [])
+    for url in trackers:
+        check_tracker_url(url)
+    if not args.private_router:
+        from i2ptorrent.daemon import try_daemon_seed
+        handed = await try_daemon_seed(cfg, path, trackers)
+        if handed is not None:
+            out.result(handed["magnet"], event="seeding", daemon=True, **handed)
+            out.say("the running daemon seeds it (see: i2ptorrent list)")
+            return EXIT_OK
     with StopSignal() as stop:
         async with running_client(cfg, args, out, stop) as client:
             out.say(f"hashing {path} ...")

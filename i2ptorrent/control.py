@@ -7,6 +7,7 @@ user can use it), writes one JSON object on one line, reads one JSON object on o
     {"op": "status", "torrent": ID}                  -> {"ok": true, "torrent": status}
     {"op": "pause" | "resume" | "remove", "torrent": ID}
     {"op": "add", "magnet": URI | "torrent_b64": B64, "save_path": ABS, "selected": [i, ...] | null}
+    {"op": "seed", "path": ABS, "trackers": [URL, ...]}  -> {"ok": true, "torrent": status (with magnet)}
     {"op": "stop"}                                   -> the daemon saves resume data and exits
     errors: {"ok": false, "error": "one line", "code": "input" | "not_found" | "failed"}
 
@@ -29,7 +30,8 @@ from typing import Any
 
 MAX_LINE = 64 * 1024 * 1024  # a request may carry a .torrent (at most 64 MiB as the engine allows)
 MAX_REGISTRY_BYTES = 16 * 1024 * 1024
-OPS = ("list", "status", "pause", "resume", "remove", "add", "stop")
+OPS = ("list", "status", "pause", "resume", "remove", "add", "seed", "stop")
+MAX_TRACKERS = 64
 HEX40 = re.compile(r"[0-9a-f]{40}")
 
 
@@ -49,6 +51,8 @@ class Request:
     torrent_bytes: bytes | None = None
     save_path: str | None = None
     selected: tuple[int, ...] | None = None
+    path: str | None = None
+    trackers: tuple[str, ...] = ()
 
     def encode(self) -> bytes:
         d: dict[str, Any] = {"op": self.op}
@@ -62,6 +66,10 @@ class Request:
             d["save_path"] = self.save_path
         if self.selected is not None:
             d["selected"] = list(self.selected)
+        if self.path is not None:
+            d["path"] = self.path
+        if self.trackers:
+            d["trackers"] = list(self.trackers)
         return json.dumps(d).encode() + b"\n"
 
 
@@ -87,6 +95,14 @@ def decode_request(line: bytes) -> Request:
     if op in ("status", "pause", "resume", "remove") and (op != "status" or torrent is not None):
         if not isinstance(torrent, str) or not 0 < len(torrent) <= 1024:
             raise ControlError(f"{op}: which torrent?")
+    if op == "seed":
+        path, trackers = obj.get("path"), obj.get("trackers", [])
+        if not isinstance(path, str) or not os.path.isabs(path) or "\0" in path:
+            raise ControlError("seed: path must be an absolute path")
+        if not isinstance(trackers, list) or len(trackers) > MAX_TRACKERS or \
+                not all(isinstance(t, str) and len(t) <= 2048 for t in trackers):
+            raise ControlError("seed: trackers must be a list of URLs")
+        return Request("seed", path=path, trackers=tuple(trackers))
     if op != "add":
         return Request(op, torrent if isinstance(torrent, str) else None)
     magnet, b64 = obj.get("magnet"), obj.get("torrent_b64")

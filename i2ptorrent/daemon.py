@@ -95,6 +95,12 @@ class Daemon:
         if req.op == "stop":
             self.stop.set()
             return reply_ok()
+        if req.op == "seed":
+            path = Path(req.path or "")
+            seeded = await self.client.seed(path, req.trackers)
+            stored = self.data_dir / "torrents" / f"{seeded.info_hash.hex()}.torrent"  # Client.seed keeps it
+            self.registry.put(Entry(seeded.info_hash.hex(), str(stored), str(path.resolve().parent)))
+            return reply_ok(torrent=self._status(seeded))
         # add
         save = writable_dir(Path(req.save_path or ""))
         if req.torrent_bytes is not None:
@@ -226,6 +232,14 @@ async def try_daemon_add(cfg: Config, source: str, dest: Path, selected: list[in
     if reply is None:
         return None
     return _check(reply)["torrent"]
+
+
+async def try_daemon_seed(cfg: Config, path: Path, trackers: list[str]) -> dict[str, Any] | None:
+    """Hand a `seed` to a running daemon; None when none is running."""
+    if not socket_path(cfg).exists():
+        return None
+    reply = await request(cfg, Request("seed", path=str(path.resolve()), trackers=tuple(trackers)))
+    return None if reply is None else _check(reply)["torrent"]
 
 
 def format_row(st: dict[str, Any]) -> str:

@@ -137,18 +137,28 @@ async def test_create_then_info(tmp_path: Path) -> None:
 
 
 class Proc:
-    """A long-running CLI process whose stdout JSON lines we read as they come."""
+    """A long-running CLI process: its stdout JSON lines read as they come, its stderr kept (and drained)."""
 
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
         self.events: list[dict] = []
+        self.stderr = bytearray()
+        self._drain = asyncio.ensure_future(self._read_stderr())
+
+    async def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        while chunk := await self.proc.stderr.read(65536):
+            self.stderr += chunk
 
     @classmethod
     async def start(cls, env: dict[str, str], *args: str) -> "Proc":
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "i2ptorrent", *args, "--json", env=env,
+            sys.executable, "-m", "i2ptorrent", *args, "--json", "-v", env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         return cls(proc)
+
+    def tail(self) -> str:
+        return f"events {self.events[-3:]}; stderr: {self.stderr.decode(errors='replace')[-3000:]}"
 
     async def event(self, predicate, timeout: float = TIMEOUT) -> dict:
         async def scan() -> dict:
@@ -156,27 +166,34 @@ class Proc:
             while True:
                 line = await self.proc.stdout.readline()
                 if not line:
-                    err = await self.proc.stderr.read() if self.proc.stderr else b""
-                    raise AssertionError(f"process ended ({self.proc.returncode}): {err.decode()[-2000:]}")
+                    await self.proc.wait()
+                    await self._drain
+                    raise AssertionError(f"process ended ({self.proc.returncode}): {self.tail()}")
                 ev = json.loads(line)
                 self.events.append(ev)
                 if predicate(ev):
                     return ev
-        return await asyncio.wait_for(scan(), timeout)
+        try:
+            return await asyncio.wait_for(scan(), timeout)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"timed out waiting for an event: {self.tail()}") from None
 
     async def finish(self, sig: int | None = None, timeout: float = 60) -> tuple[int, str]:
         if sig is not None and self.proc.returncode is None:
             self.proc.send_signal(sig)
-        assert self.proc.stdout is not None and self.proc.stderr is not None
-        rest, err = await asyncio.wait_for(self.proc.communicate(), timeout)
+        assert self.proc.stdout is not None
+        rest = await asyncio.wait_for(self.proc.stdout.read(), timeout)
+        await asyncio.wait_for(self.proc.wait(), timeout)
+        await self._drain
         for line in rest.decode().splitlines():
             self.events.append(json.loads(line))
-        return self.proc.returncode, err.decode()  # type: ignore[return-value]
+        return self.proc.returncode, self.stderr.decode()  # type: ignore[return-value]
 
     async def kill(self) -> None:
         if self.proc.returncode is None:
             self.proc.kill()
             await self.proc.wait()
+        self._drain.cancel()
 
 
 async def disk_fills_mid_download(env: dict[str, str], magnet: str, size: int, tmp: Path) -> str | None:
@@ -231,15 +248,18 @@ async def test_add_by_magnet_interrupt_resume_and_daemon_restart(router, tmp_pat
     magnet = magnet_of(meta, peers=[dest.b32])
     procs: list[Proc] = []
     try:
-        seeder, leecher, daemon = await asyncio.gather(
+        seeder, daemon = await asyncio.gather(
             Proc.start(env, "seed", str(payload), "--data-dir", str(seeder_dir)),
-            Proc.start(env, "add", magnet, "-o", str(tmp_path / "dl"), "--no-seed",
-                       "--data-dir", str(tmp_path / "leecher")),
             Proc.start(env, "daemon", "--data-dir", str(tmp_path / "daemon")))
-        procs += [seeder, leecher, daemon]
-        disk_full = asyncio.ensure_future(disk_fills_mid_download(env, magnet, meta.total_size, tmp_path))
+        procs += [seeder, daemon]
         seeding = await seeder.event(lambda e: e.get("event") == "seeding")
         assert seeding["info_hash"] == meta.info_hash.hex() and dest.b32 in seeding["magnet"]
+        # leechers start once the seeder is up: one that connects while the seeder still checks its file
+        # is never told what it has (engine: Swarm.set_store sends no HAVEs to already-connected peers)
+        leecher = await Proc.start(env, "add", magnet, "-o", str(tmp_path / "dl"), "--no-seed",
+                                   "--data-dir", str(tmp_path / "leecher"))
+        procs.append(leecher)
+        disk_full = asyncio.ensure_future(disk_fills_mid_download(env, magnet, meta.total_size, tmp_path))
         await daemon.event(lambda e: e.get("event") == "ready")
         rc, out, err = await run(env, "add", magnet, "-o", str(tmp_path / "daemon-dl"), "--select", "1",
                                  "--data-dir", str(tmp_path / "daemon"), "--json")
@@ -286,6 +306,15 @@ async def test_add_by_magnet_interrupt_resume_and_daemon_restart(router, tmp_pat
         rc, out, err = await run(env, "list", "--data-dir", str(tmp_path / "daemon"))
         assert (rc, out.strip()) == (EXIT_OK, "no torrents")
         assert (tmp_path / "daemon-dl" / "big.bin").exists()
+        # `seed` while the daemon runs hands the file to it; the magnet names the daemon's address
+        small = share / "small.bin"
+        small.write_bytes(os.urandom(100_000))
+        rc, out, err = await run(env, "seed", str(small), "--data-dir", str(tmp_path / "daemon"), "--json")
+        assert rc == EXIT_OK, err
+        handed = json.loads(out)
+        assert handed["daemon"] is True and ready["b32"] in handed["magnet"]
+        rc, out, err = await run(env, "list", "--data-dir", str(tmp_path / "daemon"))
+        assert rc == EXIT_OK and "seeding" in out and "small.bin" in out, out
         rc, _ = await daemon2.finish(signal.SIGTERM)
         assert rc == EXIT_OK
         rc, _ = await seeder.finish(signal.SIGINT)

@@ -62,10 +62,13 @@ def test_control_requests_are_checked() -> None:
     req = Request("add", torrent_bytes=b"d4:infod...e", save_path="/tmp/x", selected=(0, 2))
     assert decode_request(req.encode()) == req
     assert decode_request(b'{"op": "list"}\n') == Request("list")
+    seed = Request("seed", path="/srv/a.iso", trackers=("ws://x.b32.i2p/announce",))
+    assert decode_request(seed.encode()) == seed
     for bad in (b"nonsense", b"[]", b'{"op": "format"}', b'{"op": "pause"}',
                 b'{"op": "add", "magnet": "m", "save_path": "relative"}',
                 b'{"op": "add", "torrent_b64": "!!", "save_path": "/x"}',
-                b'{"op": "add", "magnet": "m", "save_path": "/x", "selected": [true]}'):
+                b'{"op": "add", "magnet": "m", "save_path": "/x", "selected": [true]}',
+                b'{"op": "seed", "path": "rel"}', b'{"op": "seed", "path": "/a", "trackers": "ws://t"}'):
         with pytest.raises(ControlError):
             decode_request(bad)
 
