@@ -54,8 +54,10 @@ class PiecePicker:
         self._partial: dict[int, _Partial] = {}
         self._verifying: set[int] = set()
         self._peer_reqs: dict[PeerId, set[tuple[int, int]]] = {}  # peer -> (piece, block) asked
-        self._order: list[int] = []
-        self._order_dirty = True
+        self._order: list[int] = []  # needed pieces, rarest first (may lag behind availability a little)
+        self._order_dirty = True  # must rebuild (new wanted set)
+        self._order_changes = 0  # availability changes since the last rebuild
+        self._order_pos = 0  # order[:pos] are all verified or started
         self._tiebreak = list(range(num_pieces))
         self._rng.shuffle(self._tiebreak)
 
@@ -100,7 +102,6 @@ class PiecePicker:
         self._busy &= ~(1 << piece)
         self._verifying.discard(piece)
         self._drop_partial(piece)
-        self._order_dirty = True
 
     def piece_failed(self, piece: int) -> set[PeerId]:
         """The piece failed its hash check: start it over. Returns the peers whose blocks made it up."""
@@ -109,6 +110,7 @@ class PiecePicker:
         part = self._partial.get(piece)
         contributors = set(part.contributors) if part else set()
         self._drop_partial(piece)
+        self._order_pos = 0  # the piece is free again, wherever it sits in the order
         return contributors
 
     def discard_blocks_of(self, peer: PeerId) -> list[int]:
@@ -117,6 +119,8 @@ class PiecePicker:
         for i in reset:
             self._drop_partial(i)
             self._busy &= ~(1 << i)
+        if reset:
+            self._order_pos = 0
         return reset
 
     def _drop_partial(self, piece: int) -> None:
@@ -154,7 +158,7 @@ class PiecePicker:
         if not bits >> piece & 1 and 0 <= piece < self.num_pieces:
             self._peers[peer] = bits | 1 << piece
             self._avail[piece] += 1
-            self._order_dirty = True
+            self._order_changes += 1
 
     def peer_has(self, peer: PeerId, piece: int) -> bool:
         return bool(self._peers.get(peer, 0) >> piece & 1)
@@ -176,18 +180,11 @@ class PiecePicker:
         if bits == self._all:
             for i in range(self.num_pieces):
                 avail[i] += delta
-        else:
-            i = 0
-            while bits:
-                if bits & 0xFFFFFFFF == 0:
-                    bits >>= 32
-                    i += 32
-                    continue
-                if bits & 1:
+        else:  # linear in the number of pieces (shifting a big int per bit would be quadratic)
+            for i, c in enumerate(reversed(bin(bits)[2:])):
+                if c == "1":
                     avail[i] += delta
-                bits >>= 1
-                i += 1
-        self._order_dirty = True
+        self._order_changes += self.num_pieces
 
     # -- requests --------------------------------------------------------------------------------
 
@@ -202,12 +199,16 @@ class PiecePicker:
         return set(self._peer_reqs.get(peer, ()))
 
     def _rarest_order(self) -> list[int]:
-        if self._order_dirty:
+        """Rebuilt (O(n log n)) only after enough availability changes: rarest first need not be exact,
+        and a rebuild per HAVE would cost seconds of CPU on a torrent of thousands of pieces."""
+        if self._order_dirty or self._order_changes > max(8, self.num_pieces // 32):
             need = self._want & ~self._have
             avail, tb = self._avail, self._tiebreak
             self._order = sorted((i for i in range(self.num_pieces) if need >> i & 1),
                                  key=lambda i: (avail[i], tb[i]))
             self._order_dirty = False
+            self._order_changes = 0
+            self._order_pos = 0
         return self._order
 
     def pick(self, peer: PeerId, count: int) -> list[tuple[int, int, int]]:
@@ -237,10 +238,19 @@ class PiecePicker:
                 if len(out) >= count:
                     return out
         # 2. new pieces, rarest first
-        candidates = bits & self._want & ~(self._have | self._busy)
+        taken = self._have | self._busy
+        candidates = bits & self._want & ~taken
         if candidates:
-            for piece in self._rarest_order():
-                if not candidates >> piece & 1 or piece in self._partial:
+            order = self._rarest_order()
+            prefix = True
+            for k in range(self._order_pos, len(order)):
+                piece = order[k]
+                if prefix:
+                    if taken >> piece & 1:
+                        self._order_pos = k + 1
+                        continue
+                    prefix = False
+                if not candidates >> piece & 1:
                     continue
                 part = _Partial(self.num_blocks(piece), peer)
                 self._partial[piece] = part
