@@ -71,8 +71,7 @@ class Bridge:
                  on_adopted: Callable[[Torrent], Any] | None = None) -> None:
         if host not in LOOPBACK_HOSTS:
             raise BridgeError("the bridge listens on loopback only (the browser is on this machine)")
-        # A Client (anything with .engine) or the Engine itself.
-        self.engine: Engine = getattr(target, "engine", target)
+        self._target = target
         self.host = host
         self.port = port
         self.limits = limits or BridgeLimits()
@@ -81,7 +80,7 @@ class Bridge:
         self.max_adopted = max_adopted
         self.connect_remote = connect_remote
         self.on_adopted = on_adopted
-        self.core = BridgeCore(self.engine.peer_id, self._serves, self.limits)
+        self.core: BridgeCore
         self._ids = itertools.count(1)
         self._sockets: dict[int, web.WebSocketResponse] = {}
         self._streams: dict[ChannelKey, set[ChannelStream]] = {}
@@ -95,6 +94,14 @@ class Bridge:
         self.bytes_from_browsers = 0
         self.channels_opened = 0
 
+    @property
+    def engine(self) -> Engine:
+        """The engine of the Client (anything with .engine) or the Engine the bridge was given."""
+        engine = getattr(self._target, "engine", self._target)
+        if engine is None:
+            raise BridgeError("the client has no engine yet: start it before the bridge")
+        return engine  # type: ignore[no-any-return]
+
     # -- lifecycle -------------------------------------------------------------------------------
 
     @property
@@ -103,6 +110,7 @@ class Bridge:
         return f"ws://{host}:{self.port}/announce"
 
     async def start(self) -> None:
+        self.core = BridgeCore(self.engine.peer_id, self._serves, self.limits)
         app = web.Application(client_max_size=self.limits.max_message_size)
         app.router.add_get("/announce", self._websocket)
         app.router.add_get("/", self._websocket)
@@ -140,9 +148,11 @@ class Bridge:
             self._runner = None
 
     def stats(self) -> dict[str, int]:
+        live = [s for streams in self._streams.values() for s in streams]
         return {"sockets": len(self._sockets), "channels": self.core.channels,
                 "channels_opened": self.channels_opened, "refused": self.core.refused,
-                "bytes_to_browsers": self.bytes_to_browsers, "bytes_from_browsers": self.bytes_from_browsers,
+                "bytes_to_browsers": self.bytes_to_browsers + sum(s.bytes_sent for s in live),
+                "bytes_from_browsers": self.bytes_from_browsers + sum(s.bytes_received for s in live),
                 "adopted": len(self.adopted)}
 
     async def _sweep(self) -> None:
@@ -268,6 +278,7 @@ class Bridge:
                 log.info("browser offer for %s not connected: %s", key[1].encode("latin-1").hex()[:12], e)
                 return
             opened = True
+            log.info("browser channel open: %s for %s", stream.remote, key[1].encode("latin-1").hex())
             self.core.channel_open(action.socket_id, key)
             self.channels_opened += 1
             self._streams.setdefault(key, set()).add(stream)
