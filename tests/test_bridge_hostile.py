@@ -3,7 +3,9 @@
 A real Bridge and a real Chromium in a namespace the test creates (no I2P here: the bridge's engine
 seeds the file itself). While hostile WebSocket clients send garbage, oversized frames, floods, offers
 that are not data-channel offers, offers aiortc cannot parse, and a flood of offers that never connect,
-the browser downloads the file; its bytes are compared, and each hostile client got its own error.
+and a peer in the page itself opens a real data channel and sends bytes that are not the BitTorrent wire,
+the page's WebTorrent client downloads the file; its bytes are compared, and each hostile client got its
+own error (the garbage channel is closed by the bridge).
 """
 
 from __future__ import annotations
@@ -141,10 +143,13 @@ def test_hostile_sockets_get_errors_and_the_browser_is_served(lab: NetnsLoop) ->
                 hostile = asyncio.gather(garbage(session, url), oversized(session, url), flood(session, url),
                                          bad_offers(session, url, ih), offer_flood(session, url, ih, bridge))
                 # as stock Chrome: host candidates hidden behind mDNS names, which the bridge never resolves
-                chrome = Chromium(page.url(mode="download", magnet=t.magnet(), tracker=url),
+                chrome = Chromium(page.url(mode="download", magnet=t.magnet(), tracker=url, garbage="1"),
                                   mdns_hides_addresses=True).start()
                 try:
                     got = await asyncio.wait_for(page.result("download"), 60)
+                    # the page's second peer opened a channel, sent non-BitTorrent bytes, and was dropped
+                    await asyncio.wait_for(page.result("garbage-open"), 30)
+                    await asyncio.wait_for(page.result("garbage-closed"), 30)
                 except BaseException:
                     print("page log:", *page.logs[-30:], bridge.stats(), chrome.log_tail(1500), sep="\n")
                     raise
@@ -173,7 +178,7 @@ def test_hostile_sockets_get_errors_and_the_browser_is_served(lab: NetnsLoop) ->
     assert len(refused) == 2 and all(x.startswith("offer refused") for x in refused), r["bad_offers"]
     assert "data-channel" in refused[0]
     # The offer flood never had more than its per-socket share connecting, and every slot came back.
-    assert max(r["peaks"]) <= LIMITS.max_connecting_per_socket + 1  # + the browser's own
+    assert max(r["peaks"]) <= LIMITS.max_connecting_per_socket + 2  # + the page's two peers
     assert 1 <= len(r["answers"]) <= 10 and r["connecting"] == 0
     # What the bridge tells a browser about itself: only the namespace's private address (or link-local).
     addresses = {line.split()[4] for sdp in r["answers"] for line in sdp.splitlines() if line.startswith("a=candidate:")}

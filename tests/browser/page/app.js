@@ -50,7 +50,33 @@ async function seed () {
   })
 }
 
+// A misbehaving peer beside the real client: it offers a data channel through the bridge like any
+// WebTorrent peer, then sends bytes that are not the BitTorrent wire. The bridge must drop it alone.
+async function garbagePeer () {
+  const hex = /btih:([0-9a-f]{40})/i.exec(q.get('magnet'))[1]
+  const infoHash = hex.match(/../g).map(h => String.fromCharCode(parseInt(h, 16))).join('')
+  const ws = new WebSocket(tracker)
+  await new Promise(resolve => { ws.onopen = resolve })
+  const pc = new RTCPeerConnection({ iceServers: [] })
+  const dc = pc.createDataChannel('garbage')
+  await pc.setLocalDescription(await pc.createOffer())
+  await new Promise(resolve => {
+    const check = () => pc.iceGatheringState === 'complete' && resolve()
+    pc.onicegatheringstatechange = check
+    check()
+  })
+  ws.onmessage = e => { const m = JSON.parse(e.data); if (m.answer) pc.setRemoteDescription(m.answer) }
+  ws.send(JSON.stringify({
+    action: 'announce', info_hash: infoHash, peer_id: '-GB0001-garbagepeer1', numwant: 1, uploaded: 0,
+    downloaded: 0, left: 1, event: 'started',
+    offers: [{ offer_id: 'garbageofferid000001', offer: { type: 'offer', sdp: pc.localDescription.sdp } }]
+  }))
+  dc.onopen = () => { dc.send(new Uint8Array(4096).fill(0x41)); post('/result/garbage-open', 'open') }
+  dc.onclose = () => post('/result/garbage-closed', 'closed')
+}
+
 log('webrtc', String(WebTorrent.WEBRTC_SUPPORT))
+if (q.get('garbage')) garbagePeer()
 if (q.get('mode') === 'download') download()
 else if (q.get('mode') === 'seed') seed()
 else log('unknown mode')
