@@ -181,6 +181,7 @@ def test_hostile_sockets_get_errors_and_the_browser_is_served(lab: NetnsLoop) ->
     assert max(r["peaks"]) <= LIMITS.max_connecting_per_socket + 2  # + the page's two peers
     assert 1 <= len(r["answers"]) <= 10 and r["connecting"] == 0
     # What the bridge tells a browser about itself: only the namespace's private address (or link-local).
-    addresses = {line.split()[4] for sdp in r["answers"] for line in sdp.splitlines() if line.startswith("a=candidate:")}
+    addresses = {line.split()[4] for sdp in r["answers"] for line in sdp.splitlines()
+                 if line.startswith("a=candidate:")}
     assert addresses and all(a == "10.77.0.1" or a.startswith("fe80:") for a in addresses), addresses
     assert r["stats"]["refused"] >= 2 * LIMITS.max_strikes

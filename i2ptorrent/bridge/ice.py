@@ -76,7 +76,7 @@ def check_offer(sdp: str) -> None:
     if len(media) != 1:
         raise OfferError("offer must have exactly one media section")
     fields = media[0][2:].split()
-    if len(fields) < 4 or fields[0] != "application" or fields[2] != "UDP/DTLS/SCTP" or fields[3] != "webrtc-datachannel":
+    if fields[:1] != ["application"] or fields[2:4] != ["UDP/DTLS/SCTP", "webrtc-datachannel"]:
         raise OfferError("offer is not a WebRTC data-channel offer")
     if not any(ln.startswith("a=fingerprint:") for ln in lines):
         raise OfferError("offer has no DTLS fingerprint")
