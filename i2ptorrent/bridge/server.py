@@ -284,6 +284,8 @@ class Bridge:
             self._streams.setdefault(key, set()).add(stream)
             await self._join(key, stream, action.left)
             await stream.wait_closed()
+        except Exception:  # a bug here costs this browser peer its channel, nothing more
+            log.exception("browser channel for %s failed", key[1].encode("latin-1").hex()[:12])
         finally:
             if stream is not None:
                 await stream.close()
