@@ -125,7 +125,8 @@ def test_hostile_sockets_get_errors_and_the_browser_is_served(lab: NetnsLoop) ->
     data = random.Random(3).randbytes(2 * 1024 * 1024 + 99)
 
     async def scenario() -> dict[str, Any]:
-        tmp = Path(tempfile.mkdtemp(prefix="i2pt-hostile-"))
+        tmpdir = tempfile.TemporaryDirectory(prefix="i2pt-hostile-")
+        tmp = Path(tmpdir.name)
         (tmp / "seed").mkdir()
         (tmp / "seed" / "file.bin").write_bytes(data)
         engine = Engine(tmp / "state")
@@ -163,6 +164,7 @@ def test_hostile_sockets_get_errors_and_the_browser_is_served(lab: NetnsLoop) ->
             await bridge.close()
             await page.close()
             await engine.close(save_resume=False)
+            tmpdir.cleanup()
 
     r = lab.run(scenario(), timeout=120)
     assert hashlib.sha256(r["got"]).digest() == hashlib.sha256(data).digest()
