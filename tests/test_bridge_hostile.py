@@ -30,7 +30,7 @@ from offers import chrome_offer  # noqa: E402
 from i2ptorrent.bridge import Bridge, BridgeLimits  # noqa: E402
 from i2ptorrent.engine import Engine, create_torrent  # noqa: E402
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.timeout(180)]
 
 SKIP = missing_requirements()
 LIMITS = BridgeLimits(max_strikes=5, rate_per_second=2.0, rate_burst=10.0, connect_timeout=6.0,
@@ -121,6 +121,7 @@ async def offer_flood(session: aiohttp.ClientSession, url: str, info_hash: str,
     return sdps, peaks
 
 
+@pytest.mark.browser
 def test_hostile_sockets_get_errors_and_the_browser_is_served(lab: NetnsLoop) -> None:
     data = random.Random(3).randbytes(2 * 1024 * 1024 + 99)
 
@@ -187,3 +188,27 @@ def test_hostile_sockets_get_errors_and_the_browser_is_served(lab: NetnsLoop) ->
                  if line.startswith("a=candidate:")}
     assert addresses and all(a == "10.77.0.1" or a.startswith("fe80:") for a in addresses), addresses
     assert r["stats"]["refused"] >= 2 * LIMITS.max_strikes
+
+
+async def test_only_allowed_origins_may_use_the_bridge(tmp_path: Path) -> None:
+    """On loopback only (no ICE): a page from another origin is refused before it can announce or scrape."""
+    engine = Engine(tmp_path / "state")
+    await engine.start()
+    bridge = Bridge(engine, allowed_origins=["http://127.0.0.1:8080"])
+    try:
+        await bridge.start()
+        scrape = '{"action":"scrape","info_hash":"aaaaaaaaaaaaaaaaaaaa"}'
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await session.ws_connect(bridge.announce_url, headers={"Origin": "https://tracker.example"})
+            assert refused.value.status == 403
+            with pytest.raises(aiohttp.WSServerHandshakeError):
+                await session.ws_connect(bridge.announce_url)  # no Origin at all
+            ws = await session.ws_connect(bridge.announce_url, headers={"Origin": "http://127.0.0.1:8080/"})
+            await ws.send_str(scrape)
+            reply = orjson.loads((await ws.receive(timeout=10)).data)
+            assert reply["files"]["a" * 20]["complete"] == 0
+            await ws.close()
+    finally:
+        await bridge.close()
+        await engine.close(save_resume=False)

@@ -68,7 +68,8 @@ class Bridge:
                  limits: BridgeLimits | None = None, ice_addresses: Iterable[str] | None = None,
                  adopt_dir: Path | str | None = None, max_adopted: int = 16,
                  connect_remote: RemoteConnector | None = None,
-                 on_adopted: Callable[[Torrent], Any] | None = None) -> None:
+                 on_adopted: Callable[[Torrent], Any] | None = None,
+                 allowed_origins: Iterable[str] | None = None) -> None:
         if host not in LOOPBACK_HOSTS:
             raise BridgeError("the bridge listens on loopback only (the browser is on this machine)")
         self._target = target
@@ -80,6 +81,9 @@ class Bridge:
         self.max_adopted = max_adopted
         self.connect_remote = connect_remote
         self.on_adopted = on_adopted
+        # Any web page the user opens can reach a loopback port: with a list, only those pages
+        # (their Origin header) may use the bridge, or learn by announcing or scraping what it holds.
+        self.allowed_origins = None if allowed_origins is None else {o.rstrip("/").lower() for o in allowed_origins}
         self.core: BridgeCore
         self._ids = itertools.count(1)
         self._sockets: dict[int, web.WebSocketResponse] = {}
@@ -206,6 +210,10 @@ class Bridge:
                                    autoping=True, heartbeat=None)
         if not ws.can_prepare(request).ok:
             return web.Response(status=400, text="WebSocket tracker: connect with a WebTorrent client\n")
+        if self.allowed_origins is not None:
+            origin = request.headers.get("Origin", "").rstrip("/").lower()
+            if origin not in self.allowed_origins:
+                return web.Response(status=403, text=f"origin {origin[:100]!r} may not use this bridge\n")
         await ws.prepare(request)
         sid = next(self._ids)
         if not self.core.connect(sid, time.monotonic()):
