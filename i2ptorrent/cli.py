@@ -223,7 +223,7 @@ async def running_client(cfg: Config, args: argparse.Namespace, out: "Output",
         async with i2p_router(cfg, args.private_router, out.say) as (sam, options):
             out.say(f"connecting to I2P through SAM at {sam.host}:{sam.port} (building tunnels)...")
             client = Client(ClientConfig(data_dir=cfg.data_dir, sam=sam, session_options=options,
-                                         max_peers=cfg.max_peers))
+                                         max_peers=cfg.max_peers, invite=getattr(args, "invite", None)))
             try:
                 await stop.guard(client.start())
             except BaseException:
@@ -498,6 +498,80 @@ def cmd_info(args: argparse.Namespace, cfg: Config, out: Output) -> int:
     return EXIT_OK
 
 
+def tracker_dir(args: argparse.Namespace, cfg: Config) -> Path:
+    return Path(args.tracker_dir).expanduser().absolute() if args.tracker_dir else cfg.data_dir / "tracker"
+
+
+async def cmd_tracker(args: argparse.Namespace, cfg: Config, out: Output) -> int:
+    """Run the tracker eepsite, or edit its access list (works while it runs: it re-reads the file)."""
+    from i2ptorrent.tracker.access import AccessList
+    from i2ptorrent.tracker.eepsite import TrackerPaths, start_tracker
+
+    paths = TrackerPaths(tracker_dir(args, cfg))
+    if args.action in ("allow", "revoke") and not args.destination:
+        raise UserError(f"tracker {args.action}: which destination (NAME.b32.i2p)?", EXIT_USAGE)
+    if args.action != "run":
+        try:
+            return tracker_access(args, out, paths, AccessList.load(paths.access))
+        except ValueError as exc:  # a bad destination name or a damaged access file
+            raise UserError(str(exc), EXIT_INPUT) from None
+    lock = DataDirLock(writable_dir(paths.data_dir))
+    lock.acquire()
+    try:
+        with StopSignal() as stop:
+            async with i2p_router(cfg, args.private_router, out.say) as (sam, options):
+                out.say(f"publishing the tracker through SAM at {sam.host}:{sam.port} (building tunnels)...")
+                site = await stop.guard(start_tracker(paths.data_dir, sam, options, private=not args.open))
+                try:
+                    mode = "open to everyone" if args.open else \
+                        "private: allowlisted destinations and invite holders only"
+                    out.result(f"{site.announce_url}\n{site.http_announce_url}", event="ready", b32=site.b32,
+                               announce=site.announce_url, http_announce=site.http_announce_url,
+                               private=not args.open)
+                    out.say(f"tracker running ({mode}); status page http://{site.b32}/ ; Ctrl-C to stop")
+                    await stop.event.wait()
+                    out.say(f"tracker stopping: {json.dumps(site.server.core.stats())}")
+                finally:
+                    await site.close()
+    finally:
+        lock.release()
+    return EXIT_OK
+
+
+def tracker_access(args: argparse.Namespace, out: Output, paths: Any, acl: Any) -> int:
+    """tracker invite | allow | revoke | show: edits of the access file (no SAM needed)."""
+    from i2ptorrent.transport.sam import Destination
+
+    if args.action == "invite":
+        ttl = parse_duration(args.ttl) if args.ttl else None
+        token = acl.invite(ttl=ttl)
+        out.result(token, invite=token, expires_in=ttl)
+    elif args.action == "allow":
+        name = acl.allow(args.destination)
+        out.result(f"allowed {name}", allowed=name)
+    elif args.action == "revoke":
+        removed = acl.revoke(args.destination)
+        if not removed:
+            raise UserError(f"{args.destination} was not on the allowlist", EXIT_INPUT)
+        out.result(f"revoked {args.destination}", revoked=args.destination)
+    else:  # show
+        address = Destination.load(paths.key).b32 if paths.key.exists() else None
+        lines = [f"tracker:  {'ws://' + address + '/announce' if address else '(not started yet)'}",
+                 f"data:     {paths.data_dir}", f"allowed:  {len(acl.allowed)}"]
+        lines += [f"  {a}" for a in sorted(acl.allowed)]
+        lines.append(f"invites:  {len(acl.invites)} unused")
+        out.result("\n".join(lines), b32=address, allowed=sorted(acl.allowed), invites=len(acl.invites),
+                   data_dir=str(paths.data_dir))
+    return EXIT_OK
+
+
+def parse_duration(text: str) -> float:
+    m = re.fullmatch(r"(\d{1,9})\s*([smhd]?)", text.strip())
+    if not m:
+        raise UserError(f"duration {text!r}: expected e.g. 3600, 30m, 12h or 7d", EXIT_USAGE)
+    return float(int(m[1]) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m[2]])
+
+
 async def cmd_demo(args: argparse.Namespace, cfg: Config, out: Output) -> int:
     from i2ptorrent.demo import run_demo
 
@@ -537,6 +611,7 @@ def build_parser() -> Parser:
                    help="tunnel settings: 'network' for a real router, 'local' for a private 0-hop router")
     g.add_argument("--private-router", action="store_true", default=S,
                    help="start a private loopback-only i2pd for this command (testing: no one else can reach it)")
+    g.add_argument("--invite", metavar="TOKEN", default=S, help="invite token for a private tracker")
     g.add_argument("--json", action="store_true", default=S, help="machine-readable output on stdout")
     g.add_argument("-v", "--verbose", action="count", default=S, help="log to stderr (-vv: debug)")
     g.add_argument("-q", "--quiet", action="store_true", default=S, help="no progress or status lines")
@@ -580,6 +655,15 @@ def build_parser() -> Parser:
     d.add_argument("--size", default="4M", help="size of the generated file (default 4M)")
     d.add_argument("--direct", action="store_true", help="leecher uses the seeder's address (x.pe), no tracker")
     d.set_defaults(run=cmd_demo)
+
+    tr = sub.add_parser("tracker", parents=[common], help="run a private tracker eepsite, or edit who may use it")
+    tr.add_argument("action", nargs="?", default="run", choices=("run", "invite", "allow", "revoke", "show"),
+                    help="run (default); invite: print a one-time token; allow/revoke NAME.b32.i2p; show")
+    tr.add_argument("destination", nargs="?", metavar="NAME.b32.i2p")
+    tr.add_argument("--open", action="store_true", help="serve everyone (default: private)")
+    tr.add_argument("--ttl", metavar="DURATION", help="invite lifetime, e.g. 7d (default: no expiry)")
+    tr.add_argument("--tracker-dir", metavar="DIR", help="its key and access list (default: DATA_DIR/tracker)")
+    tr.set_defaults(run=cmd_tracker)
 
     dm = sub.add_parser("daemon", parents=[common], help="run in the background, controlled by list/status/...")
     dm.set_defaults(run=cmd_daemon)

@@ -153,12 +153,14 @@ class Proc:
     @classmethod
     async def start(cls, env: dict[str, str], *args: str) -> "Proc":
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "i2ptorrent", *args, "--json", "-v", env=env,
+            sys.executable, "-m", "i2ptorrent", *args, "--json", "-vv", env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         return cls(proc)
 
     def tail(self) -> str:
-        return f"events {self.events[-3:]}; stderr: {self.stderr.decode(errors='replace')[-3000:]}"
+        lines = [ln for ln in self.stderr.decode(errors="replace").splitlines()
+                 if " block " not in ln and " piece " not in ln and "sam " not in ln]
+        return f"events {self.events[-3:]}; stderr: " + "\n".join(lines[-60:])
 
     async def event(self, predicate, timeout: float = TIMEOUT) -> dict:
         async def scan() -> dict:
@@ -246,14 +248,27 @@ async def test_add_by_magnet_interrupt_resume_and_daemon_restart(router, tmp_pat
     dest.save(seeder_dir / "keys" / "destination.key")
     meta = load_torrent(create_torrent(payload))
     magnet = magnet_of(meta, peers=[dest.b32])
+    # a private tracker whose address is known in advance too, and an invite for the seeder
+    tracker_dir = tmp_path / "tracker"
+    tracker_dest = await new_destination(router.sam)
+    tracker_dest.save(tracker_dir / "tracker.key")
+    tracker_args = ("--tracker-dir", str(tracker_dir))
+    rc, out, err = await run(env, "tracker", "invite", "--ttl", "1h", *tracker_args)
+    assert rc == EXIT_OK, err
+    invite = out.strip()
+    announce = [f"ws://{tracker_dest.b32}/announce", f"http://{tracker_dest.b32}/announce"]
     procs: list[Proc] = []
     try:
-        seeder, daemon = await asyncio.gather(
-            Proc.start(env, "seed", str(payload), "--data-dir", str(seeder_dir)),
-            Proc.start(env, "daemon", "--data-dir", str(tmp_path / "daemon")))
-        procs += [seeder, daemon]
+        seeder, daemon, tracker = await asyncio.gather(
+            Proc.start(env, "seed", str(payload), "--data-dir", str(seeder_dir), "--invite", invite,
+                       "--tracker", announce[0], "--tracker", announce[1]),
+            Proc.start(env, "daemon", "--data-dir", str(tmp_path / "daemon")),
+            Proc.start(env, "tracker", *tracker_args))
+        procs += [seeder, daemon, tracker]
         seeding = await seeder.event(lambda e: e.get("event") == "seeding")
         assert seeding["info_hash"] == meta.info_hash.hex() and dest.b32 in seeding["magnet"]
+        assert all(url in seeding["magnet"] for url in announce)
+        assert (await tracker.event(lambda e: e.get("event") == "ready"))["b32"] == tracker_dest.b32
         # leechers start once the seeder is up: one that connects while the seeder still checks its file
         # is never told what it has (engine: Swarm.set_store sends no HAVEs to already-connected peers)
         leecher = await Proc.start(env, "add", magnet, "-o", str(tmp_path / "dl"), "--no-seed",
@@ -272,11 +287,14 @@ async def test_add_by_magnet_interrupt_resume_and_daemon_restart(router, tmp_pat
         assert "run the same command again to resume" in err
         assert not any(e.get("event") == "complete" for e in leecher.events), "finished before Ctrl-C"
         # wait for the daemon's copy to finish, then restart the daemon and the leecher together
-        for _ in range(int(TIMEOUT)):
+        deadline = asyncio.get_running_loop().time() + 150
+        while True:
             rc, out, err = await run(env, "list", "--data-dir", str(tmp_path / "daemon"), "--json")
             assert rc == EXIT_OK, err
-            if json.loads(out)["torrents"][0]["state"] == "seeding":
+            listed = json.loads(out)["torrents"][0]
+            if listed["state"] == "seeding":
                 break
+            assert asyncio.get_running_loop().time() < deadline, (listed, daemon.tail(), seeder.tail())
             await asyncio.sleep(1)
         rc, _ = await daemon.finish(signal.SIGTERM)
         assert rc == EXIT_OK
@@ -318,6 +336,12 @@ async def test_add_by_magnet_interrupt_resume_and_daemon_restart(router, tmp_pat
         rc, _ = await daemon2.finish(signal.SIGTERM)
         assert rc == EXIT_OK
         rc, _ = await seeder.finish(signal.SIGINT)
+        assert rc == EXIT_OK
+        # the seeder announced to the private tracker with its invite: now it is on the allowlist
+        rc, out, err = await run(env, "tracker", "show", "--json", *tracker_args)
+        shown = json.loads(out)
+        assert (shown["b32"], shown["allowed"], shown["invites"]) == (tracker_dest.b32, [dest.b32], 0), tracker.tail()
+        rc, _ = await tracker.finish(signal.SIGINT)
         assert rc == EXIT_OK
         if skipped:
             pytest.skip(f"all checked except a disk filling mid-download: {skipped}")
