@@ -136,6 +136,28 @@ async def test_create_then_info(tmp_path: Path) -> None:
     assert rc == EXIT_FS and "already exists" in one_error_line(err)
 
 
+async def test_tracker_access_list_edits(tmp_path: Path) -> None:
+    """invite/allow/revoke/show work on the tracker's files without any router."""
+    env = cli_env(tmp_path)
+    where = ("--tracker-dir", str(tmp_path / "tracker"))
+    peer = "b" * 52 + ".b32.i2p"
+    results = await asyncio.gather(
+        run(env, "tracker", "invite", "--ttl", "7d", *where), run(env, "tracker", "allow", peer, *where))
+    assert [r[0] for r in results] == [EXIT_OK, EXIT_OK], results
+    rc, out, err = await run(env, "tracker", "show", "--json", *where)
+    shown = json.loads(out)
+    assert (rc, shown["b32"], shown["allowed"], shown["invites"]) == (EXIT_OK, None, [peer], 1)
+    cases = [(("tracker", "allow", "not-a-b32", *where), EXIT_INPUT, "not a .b32.i2p"),
+             (("tracker", "revoke", "c" * 52, *where), EXIT_INPUT, "not on the allowlist"),
+             (("tracker", "invite", "--ttl", "soon", *where), EXIT_USAGE, "duration"),
+             (("tracker", "allow", *where), EXIT_USAGE, "which destination")]
+    for args, code, words in cases:
+        rc, out, err = await run(env, *args)
+        assert (rc, words in one_error_line(err)) == (code, True), (args, err)
+    rc, out, err = await run(env, "tracker", "revoke", peer, *where)
+    assert rc == EXIT_OK and "revoked" in out
+
+
 class Proc:
     """A long-running CLI process: its stdout JSON lines read as they come, its stderr kept (and drained)."""
 

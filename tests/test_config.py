@@ -71,3 +71,10 @@ def test_parse_sam() -> None:
     for bad in ("host", "127.0.0.1:0", "192.168.1.2:7656", "127.0.0.1:x"):
         with pytest.raises(ConfigError):
             parse_sam(bad)
+
+
+def test_the_example_config_is_valid(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parent.parent / "examples" / "config.toml"
+    cfg = load_config(example, env={"HOME": str(tmp_path)})
+    assert cfg.sam == SAMAddress("127.0.0.1", 7656) and cfg.max_peers == 50
+    assert cfg.session_options["inbound.length"] == "3"
