@@ -565,6 +565,33 @@ def tracker_access(args: argparse.Namespace, out: Output, paths: Any, acl: Any) 
     return EXIT_OK
 
 
+async def cmd_bridge(args: argparse.Namespace, cfg: Config, out: Output) -> int:
+    """Serve our torrents to browser WebTorrent apps on this machine (a loopback WebSocket tracker)."""
+    from i2ptorrent.bridge import Bridge, BridgeError
+
+    metas = [load_source(s) for s in args.sources]
+    dest = writable_dir(Path(args.output) if args.output else cfg.download_dir) if metas else None
+    adopt = writable_dir(Path(args.adopt)) if args.adopt else None
+    with StopSignal() as stop:
+        async with running_client(cfg, args, out, stop) as client:
+            for meta in metas:
+                t = await client.add(meta, dest)  # type: ignore[arg-type]
+                out.say(f"serving {t.name} ({t.info_hash.hex()}) from {dest}")
+            bridge = Bridge(client, port=args.port, adopt_dir=adopt, allowed_origins=args.origin or None)
+            try:
+                await bridge.start()
+            except BridgeError as exc:
+                raise UserError(str(exc), EXIT_USAGE) from None
+            try:
+                out.result(bridge.announce_url, event="ready", announce=bridge.announce_url, b32=client.b32)
+                out.say("give this tracker URL to a WebTorrent app in a browser on this machine; Ctrl-C to stop")
+                await stop.event.wait()
+                out.say(f"bridge stopping: {json.dumps(bridge.stats())}")
+            finally:
+                await bridge.close()
+    return EXIT_OK
+
+
 def parse_duration(text: str) -> float:
     m = re.fullmatch(r"(\d{1,9})\s*([smhd]?)", text.strip())
     if not m:
@@ -664,6 +691,15 @@ def build_parser() -> Parser:
     tr.add_argument("--ttl", metavar="DURATION", help="invite lifetime, e.g. 7d (default: no expiry)")
     tr.add_argument("--tracker-dir", metavar="DIR", help="its key and access list (default: DATA_DIR/tracker)")
     tr.set_defaults(run=cmd_tracker)
+
+    b = sub.add_parser("bridge", parents=[common], help="let a browser WebTorrent app on this machine reach I2P")
+    b.add_argument("sources", nargs="*", metavar="MAGNET|FILE.torrent", help="torrents to fetch and serve")
+    b.add_argument("-o", "--output", metavar="DIR", help="where those torrents are saved")
+    b.add_argument("--port", type=int, default=0, help="loopback port of its WebSocket tracker (default: any)")
+    b.add_argument("--origin", action="append", metavar="URL",
+                   help="only pages from this origin may use the bridge (repeatable; default: any page)")
+    b.add_argument("--adopt", metavar="DIR", help="also share torrents the browser seeds, saved here")
+    b.set_defaults(run=cmd_bridge)
 
     dm = sub.add_parser("daemon", parents=[common], help="run in the background, controlled by list/status/...")
     dm.set_defaults(run=cmd_daemon)

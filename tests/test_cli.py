@@ -18,6 +18,7 @@ import socket
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from i2ptorrent.engine import create_torrent, load_torrent, magnet_of
@@ -268,7 +269,8 @@ async def test_add_by_magnet_interrupt_resume_and_daemon_restart(router, tmp_pat
     seeder_dir = tmp_path / "seeder"
     dest = await new_destination(router.sam)
     dest.save(seeder_dir / "keys" / "destination.key")
-    meta = load_torrent(create_torrent(payload))
+    (tmp_path / "share.torrent").write_bytes(create_torrent(payload))
+    meta = load_torrent(tmp_path / "share.torrent")
     magnet = magnet_of(meta, peers=[dest.b32])
     # a private tracker whose address is known in advance too, and an invite for the seeder
     tracker_dir = tmp_path / "tracker"
@@ -321,11 +323,13 @@ async def test_add_by_magnet_interrupt_resume_and_daemon_restart(router, tmp_pat
         rc, _ = await daemon.finish(signal.SIGTERM)
         assert rc == EXIT_OK
         skipped = await disk_full
-        daemon2, leecher2 = await asyncio.gather(
+        daemon2, leecher2, bridge = await asyncio.gather(
             Proc.start(env, "daemon", "--data-dir", str(tmp_path / "daemon")),
             Proc.start(env, "add", magnet, "-o", str(tmp_path / "dl"), "--no-seed",
-                       "--data-dir", str(tmp_path / "leecher")))
-        procs += [daemon2, leecher2]
+                       "--data-dir", str(tmp_path / "leecher")),
+            Proc.start(env, "bridge", str(tmp_path / "share.torrent"), "-o", str(share),
+                       "--data-dir", str(tmp_path / "bridge")))
+        procs += [daemon2, leecher2, bridge]
         ready = await daemon2.event(lambda e: e.get("event") == "ready")
         assert ready["torrents"] == 1
         rc, out, err = await run(env, "status", meta.info_hash.hex()[:8], "--data-dir", str(tmp_path / "daemon"),
@@ -356,6 +360,16 @@ async def test_add_by_magnet_interrupt_resume_and_daemon_restart(router, tmp_pat
         rc, out, err = await run(env, "list", "--data-dir", str(tmp_path / "daemon"))
         assert rc == EXIT_OK and "seeding" in out and "small.bin" in out, out
         rc, _ = await daemon2.finish(signal.SIGTERM)
+        assert rc == EXIT_OK
+        # the browser bridge: a loopback WebSocket tracker that answers a WebTorrent scrape of our torrent
+        ready = await bridge.event(lambda e: e.get("event") == "ready")
+        assert ready["announce"].startswith("ws://127.0.0.1:")
+        async with aiohttp.ClientSession() as http, http.ws_connect(ready["announce"]) as ws:
+            await ws.send_json({"action": "scrape", "info_hash": meta.info_hash.decode("latin-1")})
+            answer = await asyncio.wait_for(ws.receive_json(), 30)
+        assert answer["action"] == "scrape", answer
+        assert answer["files"][meta.info_hash.decode("latin-1")]["complete"] >= 1, answer  # it seeds it
+        rc, _ = await bridge.finish(signal.SIGINT)
         assert rc == EXIT_OK
         rc, _ = await seeder.finish(signal.SIGINT)
         assert rc == EXIT_OK
