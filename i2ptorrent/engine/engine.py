@@ -73,7 +73,8 @@ class Torrent:
         self.handle = handle
         self.save_path = save_path
         self.selected_files = list(selected_files) if selected_files is not None else None
-        self.swarm = Swarm(meta, engine.peer_id, on_metadata=self._install_metadata, max_peers=engine.max_peers)
+        self.swarm = Swarm(meta, engine.peer_id, on_metadata=self._install_metadata, on_complete=self.save_resume,
+                           max_peers=engine.max_peers)
         self.store: PieceStore | None = None
         self.candidates: dict[str, None] = dict.fromkeys(meta.peers)
         self._dialing: set[str] = set()
@@ -196,7 +197,7 @@ class Torrent:
             state = "metadata"
         elif self._checking:
             state = "checking"
-        elif sw.complete.is_set():
+        elif sw.all_verified:
             state = "seeding"
         else:
             state = "downloading"
@@ -209,6 +210,7 @@ class Torrent:
             total_size=self.store.total_size if self.store else 0, stats=sw.stats)
 
     async def wait_complete(self) -> None:
+        """Every wanted piece verified by libtorrent and flushed to the files."""
         await self.swarm.complete.wait()
 
     async def wait_metadata(self) -> None:
@@ -225,7 +227,7 @@ class Torrent:
 
     def _dial_due(self, now: float, dial: Dialer, own: set[str]) -> None:
         sw = self.swarm
-        if sw.paused or sw.closed or (sw.complete.is_set() and sw.metadata_ready.is_set()):
+        if sw.paused or sw.closed or (sw.all_verified and sw.metadata_ready.is_set()):
             return
         for b32 in list(self.candidates):
             if len(self._dialing) >= DIAL_CONCURRENCY or len(sw.peers) + len(self._dialing) >= sw.max_peers:

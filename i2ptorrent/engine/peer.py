@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 READ_SIZE = 256 * 1024
-UPLOAD_BUFFER = 1024 * 1024  # bytes of answered blocks allowed to wait for the stream
+UPLOAD_BUFFER = 4 * 1024 * 1024  # answered blocks waiting for the stream (x 5 unchoked peers at most)
+WRITE_SLICE = 256 * 1024
 READ_AHEAD_PIECES = 4
 IDLE_TIMEOUT = 300.0  # nothing at all from the peer for this long: drop it (keep-alives come every 2 min)
 KEEPALIVE_INTERVAL = 100.0
@@ -124,13 +125,13 @@ class PeerConnection:
                 await self._send_wakeup.wait()
                 self._send_wakeup.clear()
                 data = self.wire.data_to_send()
-                if not data:
-                    continue
-                queued = self._queued_upload
-                await self.stream.write(data)
-                self._last_send_at = time.monotonic()
-                self._queued_upload -= queued
-                self._written.set()
+                # in slices, so the uploader refills while the rest drains: no bubble in the stream
+                for off in range(0, len(data), WRITE_SLICE):
+                    piece = data[off:off + WRITE_SLICE]
+                    await self.stream.write(piece)
+                    self._last_send_at = time.monotonic()
+                    self._queued_upload = max(0, self._queued_upload - len(piece))
+                    self._written.set()
         except (ConnectionError, OSError) as e:
             self.close(f"write failed: {e}")
         except asyncio.CancelledError:

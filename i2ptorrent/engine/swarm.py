@@ -78,6 +78,7 @@ def new_peer_id() -> bytes:
 class Swarm:
     def __init__(self, meta: Metainfo, peer_id: bytes,
                  on_metadata: Callable[[Metainfo], Awaitable[None]] | None = None,
+                 on_complete: Callable[[], Awaitable[object]] | None = None,
                  max_peers: int = MAX_PEERS, rng: random.Random | None = None) -> None:
         self.meta = meta
         self.info_hash = meta.info_hash
@@ -99,7 +100,10 @@ class Swarm:
         self._meta_refused: set[PeerConnection] = set()
         self._metadata_task: asyncio.Task[None] | None = None
         self.stats = SwarmStats()
-        self.complete = asyncio.Event()
+        self.complete = asyncio.Event()  # every wanted piece verified and flushed to the files
+        self.all_verified = False
+        self._on_complete = on_complete
+        self._flush_task: asyncio.Task[None] | None = None
         self.metadata_ready = asyncio.Event()
         if meta.has_metadata:
             self.metadata_ready.set()
@@ -145,11 +149,25 @@ class Swarm:
         self._check_complete()
 
     def _check_complete(self) -> None:
-        if self.picker is not None and self.picker.complete and not self.complete.is_set():
-            self.complete.set()
-            for peer in list(self.peers):  # two seeds have nothing to say to each other
-                if self._peer_is_seed(peer):
-                    peer.close("both seeds")
+        if self.picker is None or not self.picker.complete or self.all_verified:
+            return
+        self.all_verified = True
+        for peer in list(self.peers):  # two seeds have nothing to say to each other
+            if self._peer_is_seed(peer):
+                peer.close("both seeds")
+        if self.stats.pieces_fetched == 0 or self._on_complete is None:
+            self.complete.set()  # nothing written in this run: nothing to flush
+        else:
+            self._flush_task = asyncio.get_running_loop().create_task(self._flush_then_complete())
+
+    async def _flush_then_complete(self) -> None:
+        """Complete means on disk: libtorrent may still hold verified pieces in its write buffers."""
+        assert self._on_complete is not None
+        try:
+            await self._on_complete()
+        except Exception:
+            log.exception("flushing %s failed", self.info_hash.hex())
+        self.complete.set()
 
     def _peer_is_seed(self, peer: PeerConnection) -> bool:
         return self.picker is not None and self.picker.peer_is_seed(peer) and self.picker.num_have == \
@@ -268,7 +286,7 @@ class Swarm:
             self.picker.peer_have(peer, ev.index)
             if not peer.wire.am_interested:
                 self._update_interest(peer)
-            if self.complete.is_set() and self._peer_is_seed(peer):
+            if self.all_verified and self._peer_is_seed(peer):
                 peer.close("both seeds")
 
     def _on_have_all(self, peer: PeerConnection, ev: HaveAll) -> None:
@@ -408,7 +426,7 @@ class Swarm:
             return  # libtorrent is behind: let it catch up before more data comes in
         target = self.queue_target(peer)
         room = min(target - picker.outstanding(peer), MAX_SWARM_QUEUE - picker.total_outstanding)
-        if room <= 0 or (room < min(8, target // 2) and picker.outstanding(peer) > 0):
+        if room <= 0 or (room < max(8, target // 4) and picker.outstanding(peer) > 0):
             return  # refill in batches, not one request per block
         reqs = picker.pick(peer, room)
         for index, begin, length in reqs:
@@ -527,7 +545,7 @@ class Swarm:
 
     def tick(self, now: float) -> None:
         """Once a second: rates, choke rounds, time-outs, keep-alives, request top-ups."""
-        seeding = self.complete.is_set()
+        seeding = self.all_verified
         rates: dict[Any, float] = {}
         for peer, since in list(self.peers.items()):
             peer.down.update(now)
@@ -567,3 +585,5 @@ class Swarm:
             t.cancel()
         if self._metadata_task is not None:
             self._metadata_task.cancel()
+        if self._flush_task is not None:
+            self._flush_task.cancel()
