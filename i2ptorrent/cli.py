@@ -1,4 +1,4 @@
-"""The `i2ptorrent` command: add, seed, create, info, demo, daemon, list, status, pause, resume, remove.
+"""The `i2ptorrent` command: add, seed, create, info, demo, tracker, bridge, daemon and its controls.
 
 Every user error ends as one line on stderr ("i2ptorrent: ...") and one of the exit codes below, never a
 traceback (`-v` shows logs; I2PTORRENT_TRACEBACK=1 re-raises for debugging). With `--json`, results go to
@@ -193,9 +193,12 @@ class DataDirLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            holder = os.read(fd, 16).decode(errors="replace").strip()
             os.close(fd)
-            raise UserError(f"data directory {self.path.parent} is in use by another i2ptorrent process; "
-                            f"stop it or pass --data-dir DIR", EXIT_USAGE) from None
+            raise UserError(f"data directory {self.path.parent} is in use by another i2ptorrent process"
+                            f"{f' (pid {holder})' if holder.isdigit() else ''}: one process per data directory; "
+                            f"run `i2ptorrent daemon` to handle several torrents, or pass --data-dir DIR",
+                            EXIT_USAGE) from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd
