@@ -104,6 +104,7 @@ class Torrent:
             if len(self.candidates) >= MAX_CANDIDATES:
                 break
             self.candidates[b.lower()] = None
+        self._engine._dial_now(self)  # not at the next tick: a new peer is worth a second
 
     # -- storage ---------------------------------------------------------------------------------
 
@@ -402,7 +403,7 @@ class Engine:
         self._torrents.pop(t.info_hash, None)
         t.swarm.close()
         if t.store is not None:
-            t.store.close()
+            await t.store.close()
         if self._pump is not None:
             self._pump.unsubscribe(t.info_hash)
         if self.session is not None and t.handle.is_valid():
@@ -412,6 +413,15 @@ class Engine:
                 (self._resume_dir / f"{t.info_hash.hex()}.resume").unlink()
 
     # -- peers -----------------------------------------------------------------------------------
+
+    def _dial_now(self, t: Torrent) -> None:
+        if self.dial is None or self.session is None or t.info_hash not in self._torrents:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # called outside the loop: the next tick dials
+            return
+        t._dial_due(time.monotonic(), self.dial, self.own_addresses)
 
     async def add_peer(self, t: Torrent, stream: ByteStream) -> bool:
         """Run the peer wire over a stream we opened; False if the torrent refused it (ban, limits)."""

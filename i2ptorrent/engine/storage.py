@@ -195,6 +195,9 @@ class PieceStore:
         self._writes.pop(piece, None)
         raise StorageError(f"libtorrent never verified piece {piece}")
 
+    def _stop_writer(self) -> None:
+        self._writer.shutdown(wait=True, cancel_futures=True)
+
     def _mark_have(self, i: int) -> None:
         if not self._have[i]:
             self._have[i] = 1
@@ -232,9 +235,10 @@ class PieceStore:
         elif isinstance(alert, (lt.file_error_alert, lt.torrent_error_alert)):
             log.error("%s: %s", self.handle.status().name, alert.message())
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        """Stop; returns once the writer thread is idle (libtorrent must not be torn down under it)."""
         self._closed = True
-        self._writer.shutdown(wait=False, cancel_futures=True)
+        await asyncio.get_running_loop().run_in_executor(None, self._stop_writer)
         err = StorageError("torrent closed")
         for fut in [*self._reads.values(), *self._writes.values()]:
             if not fut.done():
