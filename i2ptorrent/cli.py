@@ -568,10 +568,20 @@ def tracker_access(args: argparse.Namespace, out: Output, paths: Any, acl: Any) 
     return EXIT_OK
 
 
-async def cmd_bridge(args: argparse.Namespace, cfg: Config, out: Output) -> int:
-    """Serve our torrents to browser WebTorrent apps on this machine (a loopback WebSocket tracker)."""
+async def start_bridge(client: Any, port: int, **options: Any) -> Any:
+    """The browser bridge on 127.0.0.1:port serving the client's torrents (options: see bridge.Bridge)."""
     from i2ptorrent.bridge import Bridge, BridgeError
 
+    bridge = Bridge(client, port=port, **options)
+    try:
+        await bridge.start()
+    except BridgeError as exc:
+        raise UserError(str(exc), EXIT_USAGE) from None
+    return bridge
+
+
+async def cmd_bridge(args: argparse.Namespace, cfg: Config, out: Output) -> int:
+    """Serve our torrents to browser WebTorrent apps on this machine (a loopback WebSocket tracker)."""
     metas = [load_source(s) for s in args.sources]
     dest = writable_dir(Path(args.output) if args.output else cfg.download_dir) if metas else None
     adopt = writable_dir(Path(args.adopt)) if args.adopt else None
@@ -580,11 +590,7 @@ async def cmd_bridge(args: argparse.Namespace, cfg: Config, out: Output) -> int:
             for meta in metas:
                 t = await client.add(meta, dest)  # type: ignore[arg-type]
                 out.say(f"serving {t.name} ({t.info_hash.hex()}) from {dest}")
-            bridge = Bridge(client, port=args.port, adopt_dir=adopt, allowed_origins=args.origin or None)
-            try:
-                await bridge.start()
-            except BridgeError as exc:
-                raise UserError(str(exc), EXIT_USAGE) from None
+            bridge = await start_bridge(client, args.port, adopt_dir=adopt, allowed_origins=args.origin or None)
             try:
                 out.result(bridge.announce_url, event="ready", announce=bridge.announce_url, b32=client.b32)
                 out.say("give this tracker URL to a WebTorrent app in a browser on this machine; Ctrl-C to stop")
@@ -705,6 +711,8 @@ def build_parser() -> Parser:
     b.set_defaults(run=cmd_bridge)
 
     dm = sub.add_parser("daemon", parents=[common], help="run in the background, controlled by list/status/...")
+    dm.add_argument("--bridge-port", type=int, metavar="PORT",
+                    help="also run the browser bridge on 127.0.0.1:PORT (0: any free port)")
     dm.set_defaults(run=cmd_daemon)
     for name, helptext in (("list", "torrents of the running daemon"),
                            ("status", "one torrent's status (or all)"),

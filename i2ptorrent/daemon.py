@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from i2ptorrent.cli import (
-    EXIT_DAEMON, EXIT_INPUT, EXIT_OK, Output, StopSignal, UserError, running_client, status_dict, writable_dir,
+    EXIT_DAEMON, EXIT_INPUT, EXIT_OK, Output, StopSignal, UserError, running_client, start_bridge, status_dict,
+    writable_dir,
 )
 from i2ptorrent.config import Config
 from i2ptorrent.control import (
@@ -164,11 +165,15 @@ async def run_daemon(args: argparse.Namespace, cfg: Config, out: Output) -> int:
             daemon = Daemon(client, registry, cfg.data_dir)
             restored = await daemon.restore()
             sock.unlink(missing_ok=True)  # we hold the data-dir lock: any socket here is stale
+            bridge = await start_bridge(client, args.bridge_port) if args.bridge_port is not None else None
             server = await asyncio.start_unix_server(daemon.handle, path=str(sock), limit=MAX_LINE)
             os.chmod(sock, 0o600)
             try:
-                out.result(f"daemon running: {restored} torrent(s), I2P address {client.b32}, control {sock}",
-                           event="ready", socket=str(sock), b32=client.b32, torrents=restored, pid=os.getpid())
+                url = bridge.announce_url if bridge is not None else None
+                out.result(f"daemon running: {restored} torrent(s), I2P address {client.b32}, control {sock}"
+                           + (f", browser bridge {url}" if url else ""),
+                           event="ready", socket=str(sock), b32=client.b32, torrents=restored, pid=os.getpid(),
+                           bridge=url)
                 waits = [asyncio.ensure_future(stop.event.wait()), asyncio.ensure_future(daemon.stop.wait())]
                 await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
                 for w in waits:
@@ -177,6 +182,8 @@ async def run_daemon(args: argparse.Namespace, cfg: Config, out: Output) -> int:
             finally:
                 server.close()
                 sock.unlink(missing_ok=True)
+                if bridge is not None:
+                    await bridge.close()
     return EXIT_OK
 
 

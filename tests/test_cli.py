@@ -324,14 +324,14 @@ async def test_add_by_magnet_interrupt_resume_and_daemon_restart(router, tmp_pat
         assert rc == EXIT_OK
         skipped = await disk_full
         daemon2, leecher2, bridge = await asyncio.gather(
-            Proc.start(env, "daemon", "--data-dir", str(tmp_path / "daemon")),
+            Proc.start(env, "daemon", "--data-dir", str(tmp_path / "daemon"), "--bridge-port", "0"),
             Proc.start(env, "add", magnet, "-o", str(tmp_path / "dl"), "--no-seed",
                        "--data-dir", str(tmp_path / "leecher")),
             Proc.start(env, "bridge", str(tmp_path / "share.torrent"), "-o", str(share),
                        "--data-dir", str(tmp_path / "bridge")))
         procs += [daemon2, leecher2, bridge]
         ready = await daemon2.event(lambda e: e.get("event") == "ready")
-        assert ready["torrents"] == 1
+        assert ready["torrents"] == 1 and ready["bridge"].startswith("ws://127.0.0.1:")
         rc, out, err = await run(env, "status", meta.info_hash.hex()[:8], "--data-dir", str(tmp_path / "daemon"),
                                  "--json")
         assert rc == EXIT_OK, err
