@@ -35,16 +35,23 @@ from i2ptorrent.tracker.client import (
 from i2ptorrent.tracker.eepsite import sam_opener
 from i2ptorrent.transport.router import NETWORK_OPTIONS
 from i2ptorrent.transport.rtc import RTCError
-from i2ptorrent.transport.sam import SAMAddress, SAMError, StreamSession, load_or_create_destination
+from i2ptorrent.transport.sam import (
+    DatagramSession,
+    SAMAddress,
+    SAMError,
+    StreamSession,
+    load_or_create_destination,
+)
 from i2ptorrent.transport.sam_protocol import is_b32
-from i2ptorrent.transport.sdp import SdpError
-from i2ptorrent.transport.signaling import RTCEndpoint
+from i2ptorrent.transport.sdp import CARRIER_DATAGRAM, CARRIER_STREAM, SdpError
+from i2ptorrent.transport.signaling import RTCConfig, RTCEndpoint
 from i2ptorrent.transport.stream import ByteStream, PrefixedStream
 
 log = logging.getLogger(__name__)
 
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 MAX_PENDING_OFFERS = 200
+HUNGRY_REANNOUNCE = 15.0
 
 
 class ClientError(Exception):
@@ -61,6 +68,10 @@ class ClientConfig:
     """How long a SAM stream connect may take (i2psnark uses 75 s on the real network)."""
     webrtc: bool = True
     """Answer and make WebRTC offers through WebSocket trackers."""
+    rtc_carriers: tuple[str, ...] = (CARRIER_STREAM,)
+    """How our WebRTC packets travel, preferred first. sam-stream is the default: faster and authenticated
+    by the router (bench/rtc.py). Adding sam-datagram costs a second destination (i2pd 2.45 cannot put
+    datagrams on the stream session's destination); it is only the carrier, our identity stays the same."""
     invite: str | None = None
     """An invite token for private trackers."""
     allow_loopback_trackers: bool = False
@@ -88,6 +99,7 @@ class Client:
         self._own_session = session is None
         self.engine: Engine | None = None
         self.rtc: RTCEndpoint | None = None
+        self._datagrams: DatagramSession | None = None
         self._ws: dict[str, WebSocketTrackerClient] = {}
         self._offers: dict[bytes, tuple[bytes, object]] = {}  # offer_id -> (info_hash, Offer)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -112,7 +124,12 @@ class Client:
             self.engine = Engine(cfg.data_dir, dial=self._dial, own_addresses=(self.session.b32,),
                                  max_peers=cfg.max_peers)
             await self.engine.start()
-            self.rtc = RTCEndpoint(self.session)
+            datagrams = None
+            if CARRIER_DATAGRAM in cfg.rtc_carriers:
+                carrier_dest = await load_or_create_destination(cfg.data_dir / "keys" / "datagram.key", cfg.sam)
+                datagrams = self._datagrams = await DatagramSession.create(cfg.sam, carrier_dest,
+                                                                           cfg.session_options)
+            self.rtc = RTCEndpoint(self.session, datagrams, config=RTCConfig(carriers=cfg.rtc_carriers))
             self._spawn(self.rtc.serve(self.session.accept, self._incoming_classic))
             self._spawn(self._rtc_accept_loop())
         except BaseException:
@@ -135,6 +152,8 @@ class Client:
             await self.rtc.close()
         if self.engine is not None:
             await self.engine.close()
+        if self._datagrams is not None:
+            await self._datagrams.close()
         if self.session is not None and self._own_session:
             await self.session.close()
 
@@ -267,7 +286,10 @@ class Client:
         return max(0, st.total_size - st.downloaded) if st.progress < 1 else 0
 
     async def _http_loop(self, t: Torrent, url: str, opener: Opener) -> None:
+        """Announce every interval; while we still need data and the tracker knew no other peer, sooner
+        (15 s, doubling): a leecher that announced just before its seeder must not wait 10 minutes."""
         event: str | None = "started"
+        hungry = HUNGRY_REANNOUNCE
         while True:
             st = t.status()
             try:
@@ -276,8 +298,13 @@ class Client:
                                              downloaded=st.downloaded, invite=self.config.invite)
                 event = None
                 self.tracker_errors.pop(t.info_hash, None)
-                t.add_candidates(p for p in result.peers if is_b32(p))
+                others = [p for p in result.peers if is_b32(p) and p != self.b32]
+                t.add_candidates(others)
                 delay = float(max(60, min(result.interval, 3600)))
+                if not others and self._left(t) != 0:
+                    delay, hungry = min(delay, hungry), hungry * 2
+                else:
+                    hungry = HUNGRY_REANNOUNCE
             except (TrackerError, SAMError, OSError, asyncio.TimeoutError) as exc:
                 self.tracker_errors[t.info_hash] = f"{url}: {exc}"
                 log.info("announce to %s failed: %s", url, exc)

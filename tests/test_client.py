@@ -16,6 +16,7 @@ from i2ptorrent.client import Client, ClientConfig, ClientError
 from i2ptorrent.engine import parse_magnet
 from i2ptorrent.tracker import AccessList, TrackerEepsite, TrackerServer
 from i2ptorrent.transport.router import ManagedRouter
+from i2ptorrent.transport.sdp import CARRIER_DATAGRAM
 
 if TYPE_CHECKING:
     from conftest import SessionPool
@@ -64,9 +65,29 @@ def make_share(root: Path, sizes: dict[str, int]) -> Path:
 @pytest.mark.parametrize("scheme", ["ws", "http"])
 async def test_peers_meet_only_through_the_tracker(pair: tuple[Client, Client], tracker: TrackerEepsite,
                                                    tmp_path: Path, scheme: str) -> None:
-    """ws: WebTorrent offers/answers relayed by the eepsite, pieces over WebRTC data channels.
-    http: classic I2P announce, compact destination hashes, pieces over SAM streams."""
-    seeder, leecher = pair
+    """ws: WebTorrent offers/answers relayed by the eepsite, pieces over WebRTC data channels carried by SAM
+    streams. http: classic I2P announce, compact destination hashes, pieces over plain SAM streams."""
+    await transfer_through_tracker(*pair, tracker, tmp_path, scheme)
+
+
+async def test_webrtc_over_the_datagram_carrier(router: ManagedRouter, sam_pool: "SessionPool",
+                                                tracker: TrackerEepsite, tmp_path: Path) -> None:
+    """Both clients accept only sam-datagram: the torrent moves over WebRTC in repliable I2P datagrams."""
+    sessions = await sam_pool.streams("client-dg-seed", "client-dg-leech")
+    cfg = dict(sam=router.sam, session_options=router.session_options, rtc_carriers=(CARRIER_DATAGRAM,))
+    clients = [Client(ClientConfig(tmp_path / f"dg{i}", **cfg), session=s)  # type: ignore[arg-type]
+               for i, s in enumerate(sessions)]
+    await asyncio.gather(*(c.start() for c in clients))
+    try:
+        assert all(c._datagrams is not None for c in clients)
+        await transfer_through_tracker(clients[0], clients[1], tracker, tmp_path, "ws")
+    finally:
+        for c in clients:
+            await c.close()
+
+
+async def transfer_through_tracker(seeder: Client, leecher: Client, tracker: TrackerEepsite, tmp_path: Path,
+                                   scheme: str) -> None:
     share = make_share(tmp_path / "share" / "album", {"a.bin": 3 << 20, "sub/b.bin": 1 << 20, "c.txt": 777})
     url = tracker.announce_url if scheme == "ws" else tracker.http_announce_url
     t_seed = await seeder.seed(share, trackers=[url])
