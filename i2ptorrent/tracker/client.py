@@ -224,8 +224,12 @@ class WebSocketTrackerClient:
         task.add_done_callback(self._tasks.discard)
 
     def backoff(self) -> float:
+        """10 s * 2^n (at most 1 h) as the reference client, but with jitter of at most half the base
+        (and 5 min): the reference adds up to 5 min even to the first retry, and an I2P tunnel that
+        dropped one connection should not cost a user minutes."""
         t = self.timers
-        return min(2 ** self.retries * t.reconnect_min, t.reconnect_max) + random.random() * t.reconnect_jitter
+        base = min(2 ** self.retries * t.reconnect_min, t.reconnect_max)
+        return base + random.random() * min(t.reconnect_jitter, base / 2)
 
     async def _run(self) -> None:
         while not self._closing:
