@@ -71,7 +71,7 @@ async def child_main(sam: SAMAddress, options: dict[str, str], workdir: Path) ->
                 engine = Engine(workdir / "leech-state", dial=lambda b32: session.connect(b32, timeout=60),
                                 own_addresses=[session.b32])
                 await engine.start()
-                t0 = time.perf_counter()
+                t0, cpu0 = time.perf_counter(), time.process_time()
                 t = await engine.add(Path(cmd["torrent"]), workdir / "download")
                 t.add_candidates([cmd["seed"]])
                 first = None
@@ -84,7 +84,7 @@ async def child_main(sam: SAMAddress, options: dict[str, str], workdir: Path) ->
                 seconds = end - t0
                 st = t.status()
                 await engine.close()
-                reply({"seconds": seconds, "transfer_seconds": end - (first or t0), "pieces": st.stats.pieces_fetched, "bytes": st.downloaded,
+                reply({"cpu": time.process_time() - cpu0, "seconds": seconds, "transfer_seconds": end - (first or t0), "pieces": st.stats.pieces_fetched, "bytes": st.downloaded,
                        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
             else:
                 break
@@ -142,7 +142,9 @@ async def parent_main(args: argparse.Namespace) -> None:
         await seed.start()
         accepting = asyncio.ensure_future(_accept_into(session, seed))
         await seed.add(torrent_path, content.parent)
+        cpu0 = time.process_time()
         res = await ask({"cmd": "leech", "torrent": str(torrent_path), "seed": session.b32})
+        seed_cpu = time.process_time() - cpu0
         eng_rate = size / float(res["transfer_seconds"]) / 1e6  # type: ignore[arg-type]
         accepting.cancel()
         await seed.close()
@@ -154,6 +156,8 @@ async def parent_main(args: argparse.Namespace) -> None:
               f"block to complete {float(res['transfer_seconds']):.2f} s; {float(res['seconds']):.2f} s from add, "
               f"dial and handshake included)")
         print(f"ratio          : {eng_rate / raw_rate:.2f}  (goal >= 0.60)")
+        print(f"engine CPU     : seeder {seed_cpu:.1f} s, leecher {float(res['cpu']):.1f} s (all threads, "
+              f"{float(res['seconds']):.1f} s wall)")
         print(f"leecher peak RSS: {float(res['rss_mb']):.0f} MB for a {args.mib} MiB torrent (goal < 200 MB at 1 GiB)")
         await session.close()
         await raw_session.close()

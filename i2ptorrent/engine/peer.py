@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from ..transport.stream import ByteStream
 from ..wire.connection import PeerWire
 from ..wire.errors import LocalProtocolError, ProtocolError
-from ..wire.events import BlockRequested, Event, RequestCancelled
+from ..wire.events import BlockRequested, Event
 from .storage import StorageError
 
 if TYPE_CHECKING:
@@ -180,9 +180,6 @@ class PeerConnection:
     def queue_upload(self, req: BlockRequested) -> None:
         self._uploads.append(req)
         self._upload_wakeup.set()
-
-    def cancel_upload(self, req: RequestCancelled) -> None:
-        """Nothing to do but let the wire refuse the later send_piece; the deque is trimmed lazily."""
 
     async def _uploader(self) -> None:
         try:
