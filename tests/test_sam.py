@@ -29,6 +29,12 @@ if TYPE_CHECKING:
     from conftest import SessionPool
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _pool_names() -> tuple[str, ...]:
+    """Every pooled session this module uses, so the first test creates them together (20 s once)."""
+    return ("alice", "bob", "forwarded")
+
+
 async def test_persistent_destination_round_trip(router: ManagedRouter, tmp_path: Path) -> None:
     key = tmp_path / "keys" / "me.dat"
     first = await load_or_create_destination(key, router.sam)
@@ -54,8 +60,8 @@ def test_key_file_loosened_permissions_are_tightened(tmp_path: Path) -> None:
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
 
 
-async def test_streams_both_ways_with_identity(sam_pool: SessionPool) -> None:
-    alice, bob = await sam_pool.streams("alice", "bob")
+async def test_streams_both_ways_with_identity(sam_pool: SessionPool, _pool_names: tuple[str, ...]) -> None:
+    alice, bob, _ = await sam_pool.streams(*_pool_names)
     for a, b in ((alice, bob), (bob, alice)):
         accepting = asyncio.create_task(b.accept())
         out = await a.connect(b.b32, timeout=30)
@@ -96,7 +102,9 @@ async def test_lookup_unknown_name_is_a_clear_error(sam_pool: SessionPool) -> No
 
 
 async def test_forward_delivers_identity_line(sam_pool: SessionPool) -> None:
-    alice, bob = await sam_pool.streams("alice", "bob")
+    """On its own session: after a STREAM FORWARD, i2pd 2.45 no longer hands that session's streams to
+    STREAM ACCEPT even once the forwarding socket is closed."""
+    alice, bob = await sam_pool.streams("alice", "forwarded")
     got: asyncio.Queue[bytes] = asyncio.Queue()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -289,3 +297,34 @@ async def test_router_killed_mid_stream() -> None:
         await sb.close()
     finally:
         await r.stop()
+
+
+async def test_concurrent_accept_loops_and_simultaneous_callers(sam_pool: SessionPool) -> None:
+    """Several accept loops on one session (as a busy server has) and callers arriving at once: every
+    stream starts with its caller's own bytes (i2pd 2.45 garbled this with concurrent STREAM ACCEPTs)."""
+    alice, bob = await sam_pool.streams("alice", "bob")
+    got: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def loop() -> None:
+        while True:
+            stream = await bob.accept()
+            await got.put(await asyncio.wait_for(stream.read(100), 30))
+            await stream.close()
+
+    loops = [asyncio.create_task(loop()) for _ in range(4)]
+
+    async def call(i: int) -> None:
+        out = await alice.connect(bob.b32, timeout=30)
+        await out.write(b"GET /%d HTTP/1.1\r\n" % i)
+        await asyncio.sleep(1)
+        await out.close()
+
+    try:
+        for _ in range(3):
+            await asyncio.gather(*(call(i) for i in range(10)))
+            firsts = [await asyncio.wait_for(got.get(), 30) for _ in range(10)]
+            assert all(f.startswith(b"GET /") for f in firsts), firsts
+    finally:
+        for t in loops:
+            t.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)

@@ -25,7 +25,8 @@ from .server import TrackerServer
 log = logging.getLogger(__name__)
 
 KEY_FILE = "tracker.key"
-ACCEPTORS = 4  # concurrent STREAM ACCEPTs, so a burst of callers does not wait for one another
+ACCEPTORS = 2  # accept loops; StreamSession keeps one STREAM ACCEPT pending (i2pd 2.45), the other
+#               loop is ready the moment a stream is handed over
 MAX_STREAMS = 4096  # served at once; more are closed at once (the caller retries later)
 
 

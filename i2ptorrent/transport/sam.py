@@ -313,6 +313,7 @@ class StreamSession:
         self.destination = destination
         self.session_id = session_id
         self._control = control
+        self._accept_lock = asyncio.Lock()
 
     @property
     def b32(self) -> str:
@@ -373,7 +374,16 @@ class StreamSession:
             return SAMStream(reader, writer, remote, None if target is remote else target)
 
     async def accept(self) -> SAMStream:
-        """Wait for one incoming stream; the peer's identity is what the router reports, never a claim."""
+        """Wait for one incoming stream; the peer's identity is what the router reports, never a claim.
+
+        Calls are serialised: i2pd 2.45 (SAM 3.1) mishandles several STREAM ACCEPTs pending on one
+        session (accepting sockets closed, a peer's destination line delivered again as stream data).
+        Streams that arrive between two accepts wait in the router.
+        """
+        async with self._accept_lock:
+            return await self._accept_one()
+
+    async def _accept_one(self) -> SAMStream:
         self._check_open()
         reader, writer = await _connect_hello(self.sam)
         try:
@@ -406,7 +416,9 @@ class StreamSession:
 
     async def forward(self, port: int, host: str = "127.0.0.1") -> Forwarder:
         """STREAM FORWARD: the router connects to host:port for every incoming stream and writes the
-        caller's destination line first. Only loopback targets are allowed."""
+        caller's destination line first. Only loopback targets are allowed. On i2pd 2.45 a session that
+        has forwarded does not go back to STREAM ACCEPT, even after the Forwarder is closed: use one or
+        the other per session."""
         self._check_open()
         if host not in ("127.0.0.1", "::1", "localhost"):
             raise ValueError("SAM forwarding targets must be on loopback")
@@ -526,7 +538,7 @@ class DatagramSession:
     @classmethod
     async def create(cls, sam: SAMAddress, destination: Destination, options: dict[str, str] | None = None,
                      style: str = "DATAGRAM", session_id: str | None = None, *, rate: float = 4_000_000,
-                     burst: float = 65536, packet_rate: float = 2000, queue_bytes: int = 8 << 20,
+                     burst: float = 65536, packet_rate: float = 1200, queue_bytes: int = 8 << 20,
                      timeout: float = SESSION_TIMEOUT) -> "DatagramSession":
         """Sends are paced to `rate` bytes/s and `packet_rate` datagrams/s (with `burst` bytes of slack);
         arrivals beyond `queue_bytes` unread are dropped and counted in `dropped`."""
