@@ -197,3 +197,45 @@ async def test_selected_files_only(tmp_path: Path, net: Loopback) -> None:
     finally:
         await seed.close()
         await leech.close()
+
+
+async def test_peer_connected_while_the_seeder_checks_still_gets_every_piece(
+        tmp_path: Path, net: Loopback, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A leecher that arrives while the seeder is still checking its files is first told 'have none';
+    once the check ends it must hear about every piece, or it waits at 0 % forever."""
+    from i2ptorrent.engine.storage import PieceStore
+
+    content = make_files(tmp_path / "src" / "one", {"a.bin": 1_000_000})
+    torrent = create_torrent(content, piece_size=65536)
+    gate = asyncio.Event()
+    real_wait = PieceStore.wait_checked
+
+    async def held_check(self: PieceStore) -> None:
+        if Path(self.handle.status().save_path) == content.parent:  # the seeder's store only
+            await gate.wait()
+        await real_wait(self)
+
+    monkeypatch.setattr(PieceStore, "wait_checked", held_check)
+    seed = Engine(tmp_path / "seed-state")
+    leech = Engine(tmp_path / "leech-state", dial=net.dialer("l"))
+    try:
+        await seed.start()
+        await leech.start()
+        await net.listen("s", seed)
+        seeding = asyncio.create_task(seed.add(torrent, content.parent))
+        lt = await leech.add(torrent, tmp_path / "dl")
+        lt.add_candidates([net.label("s")])
+        for _ in range(300):
+            if lt.status().peers >= 1:
+                break
+            await asyncio.sleep(0.1)
+        assert lt.status().peers >= 1, "the leecher never reached the checking seeder"
+        assert lt.status().pieces_done == 0
+        gate.set()
+        await asyncio.wait_for(seeding, 60)
+        await asyncio.wait_for(lt.wait_complete(), 60)
+        assert digest_tree(tmp_path / "dl" / "one") == digest_tree(content)
+    finally:
+        gate.set()
+        await seed.close()
+        await leech.close()

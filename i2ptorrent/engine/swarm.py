@@ -124,8 +124,9 @@ class Swarm:
     def set_store(self, store: PieceStore, wanted: int | None = None) -> None:
         """The torrent's pieces are available (at start, or once a magnet's metadata is installed)."""
         self.store = store
+        have = [i for i in range(store.num_pieces) if store.have(i)]
         self.picker = PiecePicker(store.num_pieces, store.piece_length, store.total_size, rng=self._rng,
-                                  have=[i for i in range(store.num_pieces) if store.have(i)])
+                                  have=have)
         if wanted is not None:
             self.picker.set_wanted(wanted)
         all_bits = (1 << store.num_pieces) - 1
@@ -142,6 +143,10 @@ class Swarm:
             self.picker.add_peer(peer)
             self.picker.peer_bitfield(peer, all_bits if peer.have_all else peer.bits)
             if wire.peer_handshake is not None:
+                # It connected before we had pieces to show (still checking, or a magnet) and was told
+                # 'have none' or nothing: announce what we hold now, or it never asks us for anything.
+                for piece in have:
+                    wire.send_have(piece)
                 if wire.extensions:
                     wire.send_extension_handshake()
                 self._update_interest(peer)
