@@ -25,6 +25,7 @@ from i2ptorrent.transport.rtc import RTCStream, local_fingerprints
 from i2ptorrent.transport.router import ManagedRouter
 from i2ptorrent.transport.sam import DatagramSession, StreamSession, new_destination
 from i2ptorrent.transport.sdp import CARRIER_DATAGRAM, CARRIER_STREAM
+from sam_throughput import stream_bulk as raw_stream  # the one raw-SAM measurement every bench shares
 
 MiB = 1024 * 1024
 CERT_A = RTCCertificate.generateCertificate()
@@ -87,33 +88,6 @@ async def memory_run(total: int) -> float:
     finally:
         await a.close()
         await b.close()
-
-
-async def raw_stream(sa: StreamSession, sb: StreamSession, total: int) -> float:
-    accepting = asyncio.ensure_future(sb.accept())
-    out = await sa.connect(sb.b32, timeout=60)
-    inc = await accepting
-    block = os.urandom(256 * 1024)
-
-    async def send() -> None:
-        sent = 0
-        while sent < total:
-            await out.write(block)
-            sent += len(block)
-
-    start = time.perf_counter()
-    sender = asyncio.ensure_future(send())
-    got = 0
-    while got < total:
-        chunk = await asyncio.wait_for(inc.read(1 << 20), 60)
-        if not chunk:
-            raise RuntimeError("stream closed early")
-        got += len(chunk)
-    elapsed = time.perf_counter() - start
-    await sender
-    await out.close()
-    await inc.close()
-    return total / elapsed / 1e6
 
 
 async def sam_stream_pair(sa: StreamSession, sb: StreamSession,
