@@ -105,6 +105,7 @@ class Client:
         self._tasks: set[asyncio.Task[None]] = set()
         self._tracker_tasks: dict[bytes, list[asyncio.Task[None]]] = {}
         self.tracker_errors: dict[bytes, str] = {}
+        self._hungry: dict[bytes, list[str]] = {}  # info_hash -> WebSocket tracker URLs to re-offer to
 
     # ---- lifecycle ------------------------------------------------------------------------------
 
@@ -210,6 +211,7 @@ class Client:
         return [t.status() for t in self._engine().torrents]
 
     async def remove(self, t: Torrent) -> None:
+        self._hungry.pop(t.info_hash, None)
         for task in self._tracker_tasks.pop(t.info_hash, []):
             task.cancel()
         for ws in self._ws.values():
@@ -273,6 +275,11 @@ class Client:
                     ws.start()
                     self._spawn(self._ws_events(ws))
                 ws.add(t.info_hash, left=self._left(t))
+                urls = self._hungry.setdefault(t.info_hash, [])
+                if url not in urls:
+                    urls.append(url)
+                    if len(urls) == 1:
+                        tasks.append(self._spawn(self._ws_hungry_loop(t)))
             elif scheme == "http":
                 tasks.append(self._spawn(self._http_loop(t, url, opener)))
             else:
@@ -310,6 +317,21 @@ class Client:
                 log.info("announce to %s failed: %s", url, exc)
                 delay = 60.0
             await asyncio.sleep(delay)
+
+    async def _ws_hungry_loop(self, t: Torrent) -> None:
+        """While a torrent needs data and has no peer, offer again every 30 s (the reference client
+        would wait the tracker's interval, 2 min, after an offer whose connection failed)."""
+        while True:
+            await asyncio.sleep(HUNGRY_REANNOUNCE * 2)
+            if self._left(t) == 0:
+                return
+            if t.status().peers:
+                continue
+            for url in self._hungry.get(t.info_hash, []):
+                ws = self._ws.get(url)
+                if ws is not None and ws.connected.is_set():
+                    with contextlib.suppress(Exception):
+                        await ws.announce_now(t.info_hash)
 
     async def _make_offers(self, info_hash: bytes, count: int) -> list[tuple[bytes, str]]:
         if self.rtc is None or self._engine().get(info_hash) is None:
