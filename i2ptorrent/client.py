@@ -64,6 +64,10 @@ class ClientConfig:
     sam: SAMAddress = field(default_factory=SAMAddress)
     session_options: dict[str, str] = field(default_factory=lambda: dict(NETWORK_OPTIONS))
     max_peers: int = 50
+    download_rate: int = 0
+    """Engine-wide download limit in bytes/s over all torrents and peers; 0 = unlimited."""
+    upload_rate: int = 0
+    """Engine-wide upload limit in bytes/s; 0 = unlimited."""
     connect_timeout: float = 75.0
     """How long a SAM stream connect may take (i2psnark uses 75 s on the real network)."""
     webrtc: bool = True
@@ -123,7 +127,8 @@ class Client:
             self.session = await StreamSession.create(cfg.sam, destination, cfg.session_options)
         try:
             self.engine = Engine(cfg.data_dir, dial=self._dial, own_addresses=(self.session.b32,),
-                                 max_peers=cfg.max_peers)
+                                 max_peers=cfg.max_peers, download_rate=cfg.download_rate,
+                                 upload_rate=cfg.upload_rate)
             await self.engine.start()
             datagrams = None
             if CARRIER_DATAGRAM in cfg.rtc_carriers:
@@ -131,7 +136,8 @@ class Client:
                 datagrams = self._datagrams = await DatagramSession.create(cfg.sam, carrier_dest,
                                                                            cfg.session_options)
             self.rtc = RTCEndpoint(self.session, datagrams, config=RTCConfig(carriers=cfg.rtc_carriers))
-            self._spawn(self.rtc.serve(self.session.accept, self._incoming_classic))
+            session = self.session
+            self._spawn(self.rtc.serve(session.accept, self._incoming_classic, lambda: session.closed))
             self._spawn(self._rtc_accept_loop())
         except BaseException:
             await self.close()

@@ -14,7 +14,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..transport.sam import SAMAddress, SAMError, StreamSession, load_or_create_destination
+from ..transport.accepting import accept_forever
+from ..transport.sam import SAMAddress, SAMStream, StreamSession, load_or_create_destination
 from ..transport.stream import ByteStream
 from .access import FILE_NAME as ACCESS_FILE, AccessList
 from .client import Opener
@@ -71,30 +72,16 @@ class TrackerEepsite:
             await self.session.close()
 
     async def _accept_loop(self) -> None:
-        failures = 0
-        while not self.session.closed:
-            try:
-                stream = await self.session.accept()
-            except SAMError as err:
-                if self.session.closed:
-                    break
-                failures += 1
-                log.info("tracker accept failed: %s", err)
-                await asyncio.sleep(min(30.0, 0.5 * 2 ** min(failures, 6)))
-                continue
-            except OSError as err:
-                failures += 1
-                log.warning("tracker accept: SAM bridge unreachable: %s", err)
-                await asyncio.sleep(min(30.0, 0.5 * 2 ** min(failures, 6)))
-                continue
-            failures = 0
-            if len(self._streams) >= self.max_streams:
-                await stream.close()
-                continue
-            identity = PeerIdentity(stream.remote, stream.remote_destination)
-            task = asyncio.ensure_future(self._serve(stream, identity))
-            self._streams.add(task)
-            task.add_done_callback(self._streams.discard)
+        await accept_forever(self.session.accept, self._admit, lambda: self.session.closed, "tracker accept")
+
+    async def _admit(self, stream: SAMStream) -> None:
+        if len(self._streams) >= self.max_streams:
+            await stream.close()
+            return
+        identity = PeerIdentity(stream.remote, stream.remote_destination)
+        task = asyncio.ensure_future(self._serve(stream, identity))
+        self._streams.add(task)
+        task.add_done_callback(self._streams.discard)
 
     async def _serve(self, stream: ByteStream, identity: PeerIdentity) -> None:
         try:

@@ -31,6 +31,7 @@ from typing import Protocol
 
 from aiortc import RTCCertificate
 
+from .accepting import accept_forever
 from .carrier import Impairment, LinkConfig
 from .carrier_io import Carrier, DatagramEndpoint, DatagramMux, StreamCarrier
 from .rtc import MAX_MESSAGE_SIZE, SCTP_PORT, RTCError, RTCStream, local_fingerprints
@@ -394,15 +395,19 @@ class RTCEndpoint:
         task.add_done_callback(self._tasks.discard)
 
     async def serve(self, accept: Callable[[], Awaitable[ByteStream]],
-                    other: Callable[[ByteStream, bytes], Awaitable[None]] | None = None) -> None:
-        """Accept loop for a session only we use: RTC streams to handle_stream, the rest to `other`."""
-        while True:
-            stream = await accept()
+                    other: Callable[[ByteStream, bytes], Awaitable[None]] | None = None,
+                    closed: Callable[[], bool] = lambda: False) -> None:
+        """Accept loop for a session only we use: RTC streams to handle_stream, the rest to `other`.
+        A failed accept is retried (see accepting.py); the loop ends when `closed()` or when cancelled."""
+
+        async def admit(stream: ByteStream) -> None:
             if len(self._tasks) >= 4 * self.config.max_handshakes:
                 log.warning("too many streams being set up; closing one from %s", stream.remote)
                 await stream.close()
-                continue
+                return
             self._spawn(self._dispatch(stream, other))
+
+        await accept_forever(accept, admit, closed, "SAM accept")
 
     async def _dispatch(self, stream: ByteStream, other: Callable[[ByteStream, bytes], Awaitable[None]] | None) -> None:
         head = b""
