@@ -38,7 +38,7 @@ from typing import Any, TextIO, TypeVar
 
 from i2ptorrent import __version__
 from i2ptorrent.config import Config, ConfigError, load_config, open_router, parse_sam
-from i2ptorrent.progress import ProgressDisplay, format_bytes
+from i2ptorrent.progress import ProgressDisplay, format_bytes, format_rate
 
 log = logging.getLogger("i2ptorrent.cli")
 T = TypeVar("T")
@@ -219,14 +219,16 @@ async def running_client(cfg: Config, args: argparse.Namespace, out: "Output",
     from i2ptorrent.client import Client, ClientConfig
 
     if cfg.download_rate or cfg.upload_rate:
-        out.say("note: rate limits are configured but not enforced yet by this version")
+        out.say("rate limits: download " + (format_rate(cfg.download_rate) if cfg.download_rate else "unlimited")
+                + ", upload " + (format_rate(cfg.upload_rate) if cfg.upload_rate else "unlimited"))
     lock = DataDirLock(writable_dir(cfg.data_dir))
     lock.acquire()
     try:
         async with i2p_router(cfg, args.private_router, out.say) as (sam, options):
             out.say(f"connecting to I2P through SAM at {sam.host}:{sam.port} (building tunnels)...")
             client = Client(ClientConfig(data_dir=cfg.data_dir, sam=sam, session_options=options,
-                                         max_peers=cfg.max_peers, invite=getattr(args, "invite", None)))
+                                         max_peers=cfg.max_peers, download_rate=cfg.download_rate,
+                                         upload_rate=cfg.upload_rate, invite=getattr(args, "invite", None)))
             try:
                 await stop.guard(client.start())
             except BaseException:
@@ -325,16 +327,7 @@ class StopSignal:
 
 def torrent_error(t: Any) -> str | None:
     """libtorrent's storage error for a torrent (disk full, file unwritable), if it has one."""
-    st = t.status()
-    if getattr(st, "error", None):
-        return str(st.error)
-    handle = getattr(t, "handle", None)
-    if handle is None or not handle.is_valid():
-        return None
-    hs = handle.status()
-    if hs.errc.value():
-        return hs.errc.message()
-    return None
+    return t.status().error
 
 
 def storage_failure(t: Any, out: Path) -> UserError | None:
@@ -469,10 +462,10 @@ def check_tracker_url(url: str) -> None:
                         f"(i2ptorrent only uses trackers inside I2P)", EXIT_INPUT)
 
 
-def parse_size(text: str) -> int:
+def parse_size(text: str, what: str = "size") -> int:
     m = re.fullmatch(r"(\d{1,10})\s*([kKmM]i?[bB]?)?", text.strip())
     if not m:
-        raise UserError(f"size {text!r}: expected e.g. 256K or 1M", EXIT_USAGE)
+        raise UserError(f"{what} {text!r}: expected e.g. 256K or 1M", EXIT_USAGE)
     unit = (m[2] or "").lower()[:1]
     return int(m[1]) * {"": 1, "k": 1024, "m": 1024 * 1024}[unit]
 
@@ -647,6 +640,9 @@ def build_parser() -> Parser:
                    help="tunnel settings: 'network' for a real router, 'local' for a private 0-hop router")
     g.add_argument("--private-router", action="store_true", default=S,
                    help="start a private loopback-only i2pd for this command (testing: no one else can reach it)")
+    g.add_argument("--download-limit", metavar="RATE", default=S,
+                   help="limit all downloads to RATE bytes/s, e.g. 500K or 2M (0: unlimited; config: limits)")
+    g.add_argument("--upload-limit", metavar="RATE", default=S, help="limit all uploads to RATE bytes/s")
     g.add_argument("--invite", metavar="TOKEN", default=S, help="invite token for a private tracker")
     g.add_argument("--json", action="store_true", default=S, help="machine-readable output on stdout")
     g.add_argument("-v", "--verbose", action="count", default=S, help="log to stderr (-vv: debug)")
@@ -736,6 +732,10 @@ def resolve_config(args: argparse.Namespace) -> Config:
         cfg.sam = parse_sam(args.sam)
     if getattr(args, "profile", None):
         cfg.profile = args.profile
+    if getattr(args, "download_limit", None) is not None:
+        cfg.download_rate = parse_size(args.download_limit, "--download-limit")
+    if getattr(args, "upload_limit", None) is not None:
+        cfg.upload_rate = parse_size(args.upload_limit, "--upload-limit")
     cfg.data_dir = cfg.data_dir.expanduser().absolute()
     return cfg
 

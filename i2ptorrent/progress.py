@@ -57,7 +57,9 @@ def bar(fraction: float, width: int) -> str:
 
 def progress_line(st: "TorrentStatus", width: int = 100) -> str:
     """One status line: name, state, percent, bar, speeds, peers, ETA; fitted to `width` columns."""
-    if st.state == "metadata":
+    if st.error:
+        core = f"error: {st.error}"
+    elif st.state == "metadata":
         core = f"fetching metadata  peers {st.peers}"
     else:
         core = (f"{st.state:<11} {st.progress * 100:5.1f}%  "
@@ -65,7 +67,7 @@ def progress_line(st: "TorrentStatus", width: int = 100) -> str:
                 f"peers {st.peers:<3} ETA {format_eta(eta_of(st))}")
     name = st.name if len(st.name) <= 24 else st.name[:23] + "~"
     inner = min(30, width - 1 - len(name) - 2 - len(core) - 4)  # room left for the bar's inside
-    if st.state != "metadata" and inner >= 10:
+    if st.state != "metadata" and not st.error and inner >= 10:
         core = core.replace("%  ", "%  " + bar(st.progress, inner) + "  ", 1)
     line = f"{name}  {core}"
     return line[: max(10, width - 1)]

@@ -29,6 +29,8 @@ def test_progress_line_shows_what_a_user_needs() -> None:
     assert len(progress_line(status(name="x" * 200), 60)) < 60
     assert "metadata" in progress_line(status(state="metadata", progress=0.0, total_size=0))
     assert "ETA --:--" in progress_line(status(download_rate=0.0))
+    stuck = progress_line(status(error="No space left on device (big.bin)"), 120)
+    assert "error: No space left on device (big.bin)" in stuck and "ETA" not in stuck
 
 
 def test_formatting() -> None:
@@ -56,6 +58,20 @@ def test_selection_and_sizes() -> None:
     assert parse_size("16K") == 16384 and parse_size("4M") == 4 << 20 and parse_size("100") == 100
     with pytest.raises(UserError):
         parse_size("lots")
+
+
+def test_rate_limit_flags_override_the_config(tmp_path: Path) -> None:
+    from i2ptorrent.cli import build_parser, resolve_config
+
+    conf = tmp_path / "c.toml"
+    conf.write_text("[limits]\ndownload_rate = 1000\nupload_rate = 2000\n")
+    args = build_parser().parse_args(["list", "--config", str(conf), "--upload-limit", "2M"])
+    cfg = resolve_config(args)
+    assert (cfg.download_rate, cfg.upload_rate) == (1000, 2 << 20)
+    args = build_parser().parse_args(["list", "--config", str(conf), "--download-limit", "fast"])
+    with pytest.raises(UserError, match="--download-limit 'fast'") as err:
+        resolve_config(args)
+    assert err.value.code == 2
 
 
 def test_control_requests_are_checked() -> None:

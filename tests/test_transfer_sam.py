@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,8 +46,8 @@ class Node:
     async def dial(self, b32: str) -> ByteStream:
         return await self.session.connect(b32, timeout=60)
 
-    async def new_engine(self, data_dir: Path) -> Engine:
-        self.engine = Engine(data_dir, dial=self.dial, own_addresses=[self.b32])
+    async def new_engine(self, data_dir: Path, **limits: int) -> Engine:
+        self.engine = Engine(data_dir, dial=self.dial, own_addresses=[self.b32], **limits)
         await self.engine.start()
         return self.engine
 
@@ -205,3 +206,38 @@ async def test_leecher_killed_at_half_resumes_without_refetching(clean: dict[str
     await asyncio.wait_for(t.wait_complete(), 300)
     assert t.status().stats.pieces_fetched == n - had  # no verified piece fetched again
     assert digest_tree(tmp_path / "dl" / "collection") == digest_tree(root)
+
+
+async def timed_fetch(node: Node, data_dir: Path, torrent: bytes, out: Path, seed_b32: str, **limits: int) -> float:
+    """Seconds from giving the leecher its seed to every piece verified."""
+    t = await (await node.new_engine(data_dir, **limits)).add(torrent, out)
+    started = time.monotonic()
+    t.add_candidates([seed_b32])
+    await asyncio.wait_for(t.wait_complete(), 300)
+    assert t.status().stats.hash_failures == 0
+    return time.monotonic() - started
+
+
+async def test_upload_and_download_limits_hold_and_the_data_is_intact(clean: dict[str, Node], tmp_path: Path) -> None:
+    """4 MiB takes well under 2 s unlimited here; at 512 KiB/s it cannot take less than ~7.5 s (8 s minus
+    the half-second burst). A lower bound only: a slow machine makes it longer, never shorter."""
+    root = tmp_path / "limited"
+    make_files(root, {"a.bin": 4 * MiB}, seed=7)
+    torrent = create_torrent(root, piece_size=64 * 1024)
+    limit = 512 * 1024
+    floor = (4 * MiB - limit) / limit * 0.9
+    seed, l1, l2 = clean["seed"], clean["l1"], clean["l2"]
+    seng = await seed.new_engine(tmp_path / "seed", upload_rate=limit)
+    await seng.add(torrent, tmp_path)
+
+    upload_limited = await timed_fetch(l1, tmp_path / "l1", torrent, tmp_path / "dl1", seed.b32)
+    assert digest_tree(tmp_path / "dl1" / "limited") == digest_tree(root)
+    assert upload_limited >= floor, f"4 MiB uploaded in {upload_limited:.1f} s despite a 512 KiB/s limit"
+
+    seng.set_rate_limits(upload_rate=0)
+    download_limited = await timed_fetch(l2, tmp_path / "l2", torrent, tmp_path / "dl2", seed.b32,
+                                         download_rate=limit)
+    assert digest_tree(tmp_path / "dl2" / "limited") == digest_tree(root)
+    assert download_limited >= floor, f"4 MiB downloaded in {download_limited:.1f} s despite a 512 KiB/s limit"
+    print(f"4 MiB at a 512 KiB/s limit: upload-limited {upload_limited:.1f} s, "
+          f"download-limited {download_limited:.1f} s (8 s expected)")

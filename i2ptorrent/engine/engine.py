@@ -27,6 +27,7 @@ from ..wire.handshake import INFO_HASH_END, peek_info_hash
 from .alerts import AlertPump
 from .metainfo import Metainfo, MetainfoError, as_metainfo, magnet_of
 from .settings import TORRENT_FLAGS_OFF, TORRENT_FLAGS_ON, anonymous_settings
+from .ratelimit import RateLimits
 from .storage import PieceStore
 from .swarm import MAX_PEERS, Swarm, SwarmStats, new_peer_id
 
@@ -61,6 +62,7 @@ class TorrentStatus:
     uploaded: int
     total_size: int
     stats: SwarmStats
+    error: str | None = None  # a storage error (disk full, unwritable file): the torrent cannot progress
 
 
 class Torrent:
@@ -74,7 +76,7 @@ class Torrent:
         self.save_path = save_path
         self.selected_files = list(selected_files) if selected_files is not None else None
         self.swarm = Swarm(meta, engine.peer_id, on_metadata=self._install_metadata, on_complete=self.save_resume,
-                           max_peers=engine.max_peers)
+                           max_peers=engine.max_peers, limits=engine.limits)
         self.store: PieceStore | None = None
         self.candidates: dict[str, None] = dict.fromkeys(meta.peers)
         self._dialing: set[str] = set()
@@ -208,7 +210,18 @@ class Torrent:
             download_rate=sum(p.down.rate for p in peers), upload_rate=sum(p.up.rate for p in peers),
             peers=len(peers), downloaded=sw.stats.bytes_received,
             uploaded=sw.stats.bytes_sent + sum(p.up.total for p in sw.peers),
-            total_size=self.store.total_size if self.store else 0, stats=sw.stats)
+            total_size=self.store.total_size if self.store else 0, stats=sw.stats, error=self.error)
+
+    @property
+    def error(self) -> str | None:
+        """libtorrent's storage error for this torrent, if it has one."""
+        if self.store is not None and self.store.error:
+            return self.store.error
+        if self.handle.is_valid():
+            errc = self.handle.status().errc
+            if errc.value():
+                return str(errc.message())
+        return None
 
     async def wait_complete(self) -> None:
         """Every wanted piece verified by libtorrent and flushed to the files."""
@@ -264,8 +277,10 @@ class Engine:
 
     def __init__(self, data_dir: Path | str, dial: Dialer | None = None, own_addresses: Iterable[str] = (),
                  max_peers: int = MAX_PEERS, cache_bytes: int = 16 * 1024 * 1024,
-                 peer_id: bytes | None = None) -> None:
+                 peer_id: bytes | None = None, download_rate: int = 0, upload_rate: int = 0) -> None:
         self.data_dir = Path(data_dir)
+        self.limits = RateLimits()
+        self.limits.set(download_rate, upload_rate)
         self.dial = dial
         self.own_addresses = {a.lower() for a in own_addresses}
         self.max_peers = max_peers
@@ -279,6 +294,10 @@ class Engine:
         self._last_resume_save = 0.0
         self._resume_due: set[bytes] = set()
         self._unclean = False
+
+    def set_rate_limits(self, download_rate: int | None = None, upload_rate: int | None = None) -> None:
+        """Engine-wide limits in payload-and-protocol bytes/s (0 = unlimited); they apply at once to every peer."""
+        self.limits.set(download_rate, upload_rate)
 
     @property
     def torrents(self) -> list[Torrent]:

@@ -8,6 +8,9 @@
 - the uploader answers the peer's block requests in order from the piece store, reading ahead a few
   pieces, and stops queueing when UPLOAD_BUFFER bytes are waiting to be written (bounded memory).
 
+The engine's rate limits (ratelimit.py) pause the uploader before each block and the reader after each
+read, so a limit never buffers more than one read or one block.
+
 Every failure of the peer (ProtocolError, EOF, timeout, a storage error on its behalf) ends in close():
 the peer is dropped, never the process.
 """
@@ -28,6 +31,7 @@ from ..wire.events import BlockRequested, Event
 from .storage import StorageError
 
 if TYPE_CHECKING:
+    from .ratelimit import RateLimits
     from .storage import PieceStore
 
 log = logging.getLogger(__name__)
@@ -79,8 +83,10 @@ class PeerConnection:
     """A connected, handshaking or handshaken peer of one torrent."""
 
     def __init__(self, stream: ByteStream, wire: PeerWire, on_events: Callable[["PeerConnection", list[Event]], None],
-                 on_closed: Callable[["PeerConnection", str], None], outgoing: bool) -> None:
+                 on_closed: Callable[["PeerConnection", str], None], outgoing: bool,
+                 limits: "RateLimits | None" = None) -> None:
         self.stream = stream
+        self.limits = limits
         self.wire = wire
         self.remote = stream.remote
         self.outgoing = outgoing
@@ -160,7 +166,9 @@ class PeerConnection:
                         if self.closed:
                             return
                     self.flush()
-                data = await self.stream.read(READ_SIZE)
+                    if self.limits is not None:
+                        await self.limits.download.acquire(len(data))
+                data = await self.stream.read(self.limits.download.chunk(READ_SIZE) if self.limits else READ_SIZE)
                 if not data:
                     self.close("closed by peer")
                     return
@@ -197,6 +205,8 @@ class PeerConnection:
                 if (req.index, req.begin, req.length) not in self.wire.peer_requests:
                     continue  # cancelled or voided by a choke meanwhile
                 data = await store.read_block(req.index, req.begin, req.length)
+                if self.limits is not None:
+                    await self.limits.upload.acquire(len(data))
                 if self.closed:
                     return
                 if len(data) == req.length and self.wire.send_piece(req.index, req.begin, data):

@@ -41,6 +41,7 @@ class PieceStore:
 
     def __init__(self, handle: lt.torrent_handle, ti: lt.torrent_info, cache_bytes: int = 16 * 1024 * 1024, pending_write_bytes: int = 32 * 1024 * 1024) -> None:
         self.handle = handle
+        self.error: str | None = None  # the last file or torrent error libtorrent reported
         self.num_pieces: int = ti.num_pieces()
         self.piece_length: int = ti.piece_length()
         self.total_size: int = ti.total_size()
@@ -234,6 +235,8 @@ class PieceStore:
                 self.on_piece_failed(i)
         elif isinstance(alert, (lt.file_error_alert, lt.torrent_error_alert)):
             log.error("%s: %s", self.handle.status().name, alert.message())
+            where = alert.filename() if isinstance(alert, lt.file_error_alert) else ""
+            self.error = f"{alert.error.message()}" + (f" ({where})" if where else "")
 
     async def close(self) -> None:
         """Stop; returns once the writer thread is idle (libtorrent must not be torn down under it)."""

@@ -41,6 +41,7 @@ from .choker import Choker, Decisions
 from .metainfo import Metainfo
 from .peer import PeerConnection
 from .picker import BLOCK, PiecePicker
+from .ratelimit import RateLimits
 from .storage import PieceStore, StorageError
 
 log = logging.getLogger(__name__)
@@ -79,8 +80,10 @@ class Swarm:
     def __init__(self, meta: Metainfo, peer_id: bytes,
                  on_metadata: Callable[[Metainfo], Awaitable[None]] | None = None,
                  on_complete: Callable[[], Awaitable[object]] | None = None,
-                 max_peers: int = MAX_PEERS, rng: random.Random | None = None) -> None:
+                 max_peers: int = MAX_PEERS, rng: random.Random | None = None,
+                 limits: RateLimits | None = None) -> None:
         self.meta = meta
+        self.limits = limits
         self.info_hash = meta.info_hash
         self.peer_id = peer_id
         self.max_peers = max_peers
@@ -205,7 +208,7 @@ class Swarm:
                       total_length=self.store.total_size)
         wire = PeerWire(self.info_hash, self.peer_id, metadata_size=len(self.info_bytes) if self.info_bytes else None,
                         **kw)
-        peer = PeerConnection(stream, wire, self._on_events, self._on_closed, outgoing)
+        peer = PeerConnection(stream, wire, self._on_events, self._on_closed, outgoing, self.limits)
         peer.store = self.store
         wire.send_handshake()
         self.peers[peer] = time.monotonic()
