@@ -258,9 +258,11 @@ async def disk_fills_mid_download(env: dict[str, str], magnet: str, size: int, t
 
 @pytest.mark.flaky(reruns=1)
 async def test_add_by_magnet_interrupt_resume_and_daemon_restart(router, tmp_path: Path) -> None:
-    """KNOWN FLAKE: in about 1 of 5 runs this multi-process scenario stalls at a step not yet identified
-    (pytest's 300 s limit fires before the steps' own 240 s bounds). It is retried once until the stall
-    is found; every assertion still has to pass in one run."""
+    """The whole life of a user's torrents across processes. Its stalls (about 1 run in 5) had two causes,
+    both fixed: the restarted leecher was refused as 'already connected' by a seeder that never heard the
+    first one die (engine/swarm.py: _replace_stale), and one garbled SAM accept ended a node's accept loop
+    (transport/accepting.py). Still retried once, as it runs six processes on one router; every assertion
+    has to pass in one run."""
     sam = f"{router.sam.host}:{router.sam.port}"
     env = cli_env(tmp_path, I2PTORRENT_SAM=sam, I2PTORRENT_PROFILE="local")
     share = tmp_path / "share"

@@ -239,3 +239,63 @@ async def test_peer_connected_while_the_seeder_checks_still_gets_every_piece(
         gate.set()
         await seed.close()
         await leech.close()
+
+
+async def test_a_restarted_peer_replaces_its_silently_dead_connection(tmp_path: Path, net: Loopback,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """When a leecher process dies, I2P may never tell the seeder: its old connection looks alive for
+    minutes. The restarted leecher (same destination) calling again must be served, not refused as
+    'already connected' (this stalled the CLI end-to-end test)."""
+    from i2ptorrent.engine import swarm
+
+    monkeypatch.setattr(swarm, "REPLACE_AFTER", 0.5)  # (with the real 10 s the test only runs longer)
+    src = tmp_path / "src"
+    make_files(src, {"one.bin": 2_000_000}, seed=5)
+    torrent = create_torrent(src / "one.bin", piece_size=32768)
+    seed = Engine(tmp_path / "seed-state")
+    await seed.start()
+    await net.listen("s", seed)
+    st = await seed.add(torrent, src)
+    held: list[asyncio.StreamWriter] = []
+
+    async def black_hole_dial(b32: str) -> AsyncioByteStream:
+        """A stream whose seeder side is never closed: the seeder hears nothing when the leecher goes."""
+        r, w = await asyncio.open_connection("127.0.0.1", net.ports[b32])
+        w.write(net.label("l").encode())
+        held.append(w)
+        leecher_side = asyncio.StreamReader()
+
+        async def pump() -> None:  # what the seeder sends, until the leecher "dies"
+            while data := await r.read(65536):
+                leecher_side.feed_data(data)
+        task = asyncio.ensure_future(pump())
+
+        class Stream(AsyncioByteStream):
+            async def close(self) -> None:  # the leecher goes; nothing reaches the seeder
+                task.cancel()
+
+        return Stream(leecher_side, w, b32)
+
+    try:
+        leech = Engine(tmp_path / "leech-state", dial=black_hole_dial)
+        await leech.start()
+        t = await leech.add(torrent, tmp_path / "dl")
+        t.add_candidates([net.label("s")])
+        async with asyncio.timeout(60):
+            while t.status().pieces_done < 5:
+                await asyncio.sleep(0.005)
+        await leech.close(save_resume=False)
+        await asyncio.sleep(1.0)
+        assert st.status().peers == 1  # the seeder still believes in the dead connection
+
+        leech = Engine(tmp_path / "leech-state", dial=net.dialer("l"))
+        await leech.start()
+        t = await leech.add(torrent, tmp_path / "dl")
+        t.add_candidates([net.label("s")])
+        await asyncio.wait_for(t.wait_complete(), 120)
+        assert digest_tree(tmp_path / "dl") == digest_tree(src)
+        await leech.close()
+    finally:
+        await seed.close()
+        for w in held:
+            w.close()

@@ -55,6 +55,7 @@ HANDSHAKE_TIMEOUT = 90.0
 SNUB_TIMEOUT = 60.0  # outstanding requests and no block for this long: ask others instead
 METADATA_REQUESTS_PER_PEER = 8
 MAX_PEERS = 50
+REPLACE_AFTER = 10.0  # a second connection from a peer this much later means it restarted (see _replace_stale)
 BAN_STRIKES = 3  # failures shared with other peers before a peer is banned
 
 
@@ -186,18 +187,29 @@ class Swarm:
     def connected_to(self, remote: str) -> bool:
         return any(p.remote == remote for p in self.peers)
 
+    def _replace_stale(self, remote: str, now: float) -> None:
+        """A destination that calls again while we think it is connected has restarted: I2P tells us only
+        when the old stream times out (minutes), so its old connection goes. Identities come from the
+        router, so only that peer can do this to its own connection. Within REPLACE_AFTER of the first it
+        is a simultaneous open instead, and the second one is refused."""
+        for peer, since in list(self.peers.items()):
+            if peer.remote == remote and now - since >= REPLACE_AFTER:
+                peer.close("replaced by a new connection from the same destination")
+
     def attach(self, stream: ByteStream, outgoing: bool, initial: bytes = b"") -> PeerConnection | None:
         """Run the peer wire over a stream (already routed to this torrent for incoming ones)."""
         remote = stream.remote
         why = None
+        if not outgoing and not self.closed and remote not in self.banned:
+            self._replace_stale(remote, time.monotonic())
         if self.closed or self.paused:
             why = "torrent not active"
         elif remote in self.banned:
             why = "banned"
-        elif len(self.peers) >= self.max_peers:
-            why = "too many peers"
         elif self.connected_to(remote):
             why = "already connected"
+        elif len(self.peers) >= self.max_peers:
+            why = "too many peers"
         if why is not None:
             log.debug("refusing %s: %s", remote[:12], why)
             asyncio.get_running_loop().create_task(stream.close())
