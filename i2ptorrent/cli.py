@@ -719,6 +719,10 @@ def build_parser() -> Parser:
             x.add_argument("torrent", metavar="INFOHASH", nargs="?" if name == "status" else None,
                            help="info-hash (or a unique prefix), or the torrent's name")
         x.set_defaults(run=cmd_control)
+    lm = sub.add_parser("limits", parents=[common],
+                        help="show the running daemon's rate limits, or change them with --download-limit/--upload-limit "
+                             "(until it restarts; the config's [limits] apply at start)")
+    lm.set_defaults(run=cmd_control)
     st = sub.add_parser("stop", parents=[common], help="stop the running daemon (resume data is saved)")
     st.set_defaults(run=cmd_control)
     return p

@@ -8,6 +8,8 @@ user can use it), writes one JSON object on one line, reads one JSON object on o
     {"op": "pause" | "resume" | "remove", "torrent": ID}
     {"op": "add", "magnet": URI | "torrent_b64": B64, "save_path": ABS, "selected": [i, ...] | null}
     {"op": "seed", "path": ABS, "trackers": [URL, ...]}  -> {"ok": true, "torrent": status (with magnet)}
+    {"op": "limits", "download_rate": N, "upload_rate": N}  (either optional; bytes/s, 0 = unlimited)
+                                                     -> {"ok": true, "limits": {"download_rate", "upload_rate"}}
     {"op": "stop"}                                   -> the daemon saves resume data and exits
     errors: {"ok": false, "error": "one line", "code": "input" | "not_found" | "failed"}
 
@@ -30,7 +32,8 @@ from typing import Any
 
 MAX_LINE = 64 * 1024 * 1024  # a request may carry a .torrent (at most 64 MiB as the engine allows)
 MAX_REGISTRY_BYTES = 16 * 1024 * 1024
-OPS = ("list", "status", "pause", "resume", "remove", "add", "seed", "stop")
+OPS = ("list", "status", "pause", "resume", "remove", "add", "seed", "limits", "stop")
+MAX_RATE = 1 << 40
 MAX_TRACKERS = 64
 HEX40 = re.compile(r"[0-9a-f]{40}")
 
@@ -53,6 +56,8 @@ class Request:
     selected: tuple[int, ...] | None = None
     path: str | None = None
     trackers: tuple[str, ...] = ()
+    download_rate: int | None = None
+    upload_rate: int | None = None
 
     def encode(self) -> bytes:
         d: dict[str, Any] = {"op": self.op}
@@ -70,6 +75,9 @@ class Request:
             d["path"] = self.path
         if self.trackers:
             d["trackers"] = list(self.trackers)
+        for key in ("download_rate", "upload_rate"):
+            if getattr(self, key) is not None:
+                d[key] = getattr(self, key)
         return json.dumps(d).encode() + b"\n"
 
 
@@ -103,6 +111,15 @@ def decode_request(line: bytes) -> Request:
                 not all(isinstance(t, str) and len(t) <= 2048 for t in trackers):
             raise ControlError("seed: trackers must be a list of URLs")
         return Request("seed", path=path, trackers=tuple(trackers))
+    if op == "limits":
+        rates = {}
+        for key in ("download_rate", "upload_rate"):
+            value = obj.get(key)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                      or not 0 <= value <= MAX_RATE):
+                raise ControlError(f"limits: {key} must be bytes per second, 0 to {MAX_RATE}")
+            rates[key] = value
+        return Request("limits", **rates)
     if op != "add":
         return Request(op, torrent if isinstance(torrent, str) else None)
     magnet, b64 = obj.get("magnet"), obj.get("torrent_b64")

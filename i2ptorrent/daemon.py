@@ -96,6 +96,11 @@ class Daemon:
         if req.op == "stop":
             self.stop.set()
             return reply_ok()
+        if req.op == "limits":
+            engine = self.client.engine
+            engine.set_rate_limits(req.download_rate, req.upload_rate)
+            return reply_ok(limits={"download_rate": int(engine.limits.download.rate),
+                                    "upload_rate": int(engine.limits.upload.rate)})
         if req.op == "seed":
             path = Path(req.path or "")
             seeded = await self.client.seed(path, req.trackers)
@@ -250,7 +255,8 @@ async def try_daemon_seed(cfg: Config, path: Path, trackers: list[str]) -> dict[
 
 
 def format_row(st: dict[str, Any]) -> str:
-    return (f"{st['info_hash'][:8]}  {st['state']:<11} {st['progress'] * 100:5.1f}%  "
+    state = "error" if st.get("error") else st["state"]
+    return (f"{st['info_hash'][:8]}  {state:<11} {st['progress'] * 100:5.1f}%  "
             f"{format_bytes(st['total_size']):>9}  down {format_rate(st['download_rate']):>10}  "
             f"up {format_rate(st['upload_rate']):>10}  peers {st['peers']:<3} {st['name']}")
 
@@ -263,6 +269,8 @@ def format_details(st: dict[str, Any]) -> str:
              f"peers:     {st['peers']}",
              f"traffic:   {format_bytes(st['downloaded'])} down, {format_bytes(st['uploaded'])} up (this run)",
              f"saved in:  {st['save_path']}", f"magnet:    {st['magnet']}"]
+    if st.get("error"):
+        lines.append(f"error:     {st['error']}")
     if st.get("tracker_error"):
         lines.append(f"tracker:   {st['tracker_error']}")
     return "\n".join(lines)
@@ -270,13 +278,23 @@ def format_details(st: dict[str, Any]) -> str:
 
 async def control_command(args: argparse.Namespace, cfg: Config, out: Output) -> int:
     ident = getattr(args, "torrent", None)
-    reply = await request(cfg, Request(args.command, ident))
+    if args.command == "limits":  # only the limits given on this command line change
+        req = Request("limits", download_rate=cfg.download_rate if hasattr(args, "download_limit") else None,
+                      upload_rate=cfg.upload_rate if hasattr(args, "upload_limit") else None)
+    else:
+        req = Request(args.command, ident)
+    reply = await request(cfg, req)
     if reply is None:
         raise UserError(f"no daemon is running for {cfg.data_dir} (start one with: i2ptorrent daemon)",
                         EXIT_DAEMON)
     reply = _check(reply)
     if args.command == "stop":
         out.result(f"the daemon for {cfg.data_dir} is stopping", action="stop")
+    elif args.command == "limits":
+        lim = reply["limits"]
+        text = "  ".join(f"{what} limit: {format_rate(lim[key]) if lim[key] else 'unlimited'}"
+                         for what, key in (("download", "download_rate"), ("upload", "upload_rate")))
+        out.result(text, limits=lim)
     elif "torrents" in reply:
         rows = reply["torrents"]
         text = "\n".join(format_row(st) for st in rows) if rows else "no torrents"

@@ -343,6 +343,11 @@ async def test_add_by_magnet_interrupt_resume_and_daemon_restart(router, tmp_pat
         assert rc == EXIT_OK, err
         st = json.loads(out)["torrent"]
         assert (st["state"], st["progress"], st["downloaded"]) == ("seeding", 1.0, 0)  # from disk, not refetched
+        # rate limits change in the running daemon; only the one given changes
+        rc, out, err = await run(env, "limits", "--upload-limit", "2M", "--data-dir", str(tmp_path / "daemon"))
+        assert rc == EXIT_OK and "download limit: unlimited" in out and "upload limit: 2.1 MB/s" in out, (out, err)
+        rc, out, err = await run(env, "limits", "--data-dir", str(tmp_path / "daemon"), "--json")
+        assert rc == EXIT_OK and json.loads(out)["limits"] == {"download_rate": 0, "upload_rate": 2 << 20}, err
         done = await leecher2.event(lambda e: e.get("event") == "complete")
         rc, err = await leecher2.finish()
         assert rc == EXIT_OK, err

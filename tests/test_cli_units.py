@@ -80,7 +80,11 @@ def test_control_requests_are_checked() -> None:
     assert decode_request(b'{"op": "list"}\n') == Request("list")
     seed = Request("seed", path="/srv/a.iso", trackers=("ws://x.b32.i2p/announce",))
     assert decode_request(seed.encode()) == seed
+    limits = Request("limits", upload_rate=1 << 20)
+    assert decode_request(limits.encode()) == limits and limits.download_rate is None
     for bad in (b"nonsense", b"[]", b'{"op": "format"}', b'{"op": "pause"}',
+                b'{"op": "limits", "upload_rate": -1}', b'{"op": "limits", "download_rate": "fast"}',
+                b'{"op": "limits", "download_rate": true}',
                 b'{"op": "add", "magnet": "m", "save_path": "relative"}',
                 b'{"op": "add", "torrent_b64": "!!", "save_path": "/x"}',
                 b'{"op": "add", "magnet": "m", "save_path": "/x", "selected": [true]}',
