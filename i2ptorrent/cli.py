@@ -470,6 +470,15 @@ def parse_size(text: str, what: str = "size") -> int:
     return int(m[1]) * {"": 1, "k": 1024, "m": 1024 * 1024}[unit]
 
 
+def parse_rate(text: str, flag: str) -> int:
+    from i2ptorrent.config import MAX_RATE, MIN_RATE
+
+    rate = parse_size(text, flag)
+    if rate != 0 and not MIN_RATE <= rate <= MAX_RATE:
+        raise UserError(f"{flag} {text!r}: 0 (unlimited) or from 1K to 1024G bytes/s", EXIT_USAGE)
+    return rate
+
+
 def cmd_info(args: argparse.Namespace, cfg: Config, out: Output) -> int:
     from i2ptorrent.engine import magnet_of
 
@@ -737,9 +746,9 @@ def resolve_config(args: argparse.Namespace) -> Config:
     if getattr(args, "profile", None):
         cfg.profile = args.profile
     if getattr(args, "download_limit", None) is not None:
-        cfg.download_rate = parse_size(args.download_limit, "--download-limit")
+        cfg.download_rate = parse_rate(args.download_limit, "--download-limit")
     if getattr(args, "upload_limit", None) is not None:
-        cfg.upload_rate = parse_size(args.upload_limit, "--upload-limit")
+        cfg.upload_rate = parse_rate(args.upload_limit, "--upload-limit")
     cfg.data_dir = cfg.data_dir.expanduser().absolute()
     return cfg
 

@@ -110,6 +110,17 @@ def _int(where: str, value: object, low: int, high: int) -> int:
     return number
 
 
+MIN_RATE = 1024  # the engine refuses limits below 1 KiB/s (peers would time out); 0 is unlimited
+MAX_RATE = 1 << 40
+
+
+def _rate(where: str, value: object) -> int:
+    number = _int(where, value, 0, MAX_RATE)
+    if 0 < number < MIN_RATE:
+        raise ConfigError(f"{where}: {number} bytes/s is too low: 0 (unlimited) or at least {MIN_RATE}")
+    return number
+
+
 def _path(where: str, value: object) -> Path:
     if not isinstance(value, str) or not value or "\0" in value:
         raise ConfigError(f"{where}: expected a path")
@@ -143,9 +154,9 @@ def _apply_table(cfg: Config, doc: Mapping[str, object], where: str) -> None:
         cfg.tunnels[key] = _int(f"{where}: tunnels.{key}", value, low, high)
     limits = _table(doc, "limits", where, {"download_rate", "upload_rate", "max_peers"})
     if "download_rate" in limits:
-        cfg.download_rate = _int(f"{where}: limits.download_rate", limits["download_rate"], 0, 1 << 40)
+        cfg.download_rate = _rate(f"{where}: limits.download_rate", limits["download_rate"])
     if "upload_rate" in limits:
-        cfg.upload_rate = _int(f"{where}: limits.upload_rate", limits["upload_rate"], 0, 1 << 40)
+        cfg.upload_rate = _rate(f"{where}: limits.upload_rate", limits["upload_rate"])
     if "max_peers" in limits:
         cfg.max_peers = _int(f"{where}: limits.max_peers", limits["max_peers"], 1, 1000)
 
@@ -178,9 +189,9 @@ def _apply_env(cfg: Config, env: Mapping[str, str]) -> None:
             low, high = TUNNEL_RANGES[key.split("_")[1]]
             cfg.tunnels[key] = _int(f"I2PTORRENT_{key.upper()}", v, low, high)
     if (v := get("DOWNLOAD_RATE")) is not None:
-        cfg.download_rate = _int("I2PTORRENT_DOWNLOAD_RATE", v, 0, 1 << 40)
+        cfg.download_rate = _rate("I2PTORRENT_DOWNLOAD_RATE", v)
     if (v := get("UPLOAD_RATE")) is not None:
-        cfg.upload_rate = _int("I2PTORRENT_UPLOAD_RATE", v, 0, 1 << 40)
+        cfg.upload_rate = _rate("I2PTORRENT_UPLOAD_RATE", v)
     if (v := get("MAX_PEERS")) is not None:
         cfg.max_peers = _int("I2PTORRENT_MAX_PEERS", v, 1, 1000)
 

@@ -30,10 +30,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from i2ptorrent.config import MAX_RATE, MIN_RATE
+
 MAX_LINE = 64 * 1024 * 1024  # a request may carry a .torrent (at most 64 MiB as the engine allows)
 MAX_REGISTRY_BYTES = 16 * 1024 * 1024
 OPS = ("list", "status", "pause", "resume", "remove", "add", "seed", "limits", "stop")
-MAX_RATE = 1 << 40
 MAX_TRACKERS = 64
 HEX40 = re.compile(r"[0-9a-f]{40}")
 
@@ -116,8 +117,8 @@ def decode_request(line: bytes) -> Request:
         for key in ("download_rate", "upload_rate"):
             value = obj.get(key)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool)
-                                      or not 0 <= value <= MAX_RATE):
-                raise ControlError(f"limits: {key} must be bytes per second, 0 to {MAX_RATE}")
+                                      or not (value == 0 or MIN_RATE <= value <= MAX_RATE)):
+                raise ControlError(f"limits: {key} must be 0 (unlimited) or {MIN_RATE} to {MAX_RATE} bytes/s")
             rates[key] = value
         return Request("limits", **rates)
     if op != "add":

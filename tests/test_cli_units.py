@@ -64,14 +64,18 @@ def test_rate_limit_flags_override_the_config(tmp_path: Path) -> None:
     from i2ptorrent.cli import build_parser, resolve_config
 
     conf = tmp_path / "c.toml"
-    conf.write_text("[limits]\ndownload_rate = 1000\nupload_rate = 2000\n")
+    conf.write_text("[limits]\ndownload_rate = 100000\nupload_rate = 200000\n")
     args = build_parser().parse_args(["list", "--config", str(conf), "--upload-limit", "2M"])
     cfg = resolve_config(args)
-    assert (cfg.download_rate, cfg.upload_rate) == (1000, 2 << 20)
+    assert (cfg.download_rate, cfg.upload_rate) == (100000, 2 << 20)
     args = build_parser().parse_args(["list", "--config", str(conf), "--download-limit", "fast"])
     with pytest.raises(UserError, match="--download-limit 'fast'") as err:
         resolve_config(args)
     assert err.value.code == 2
+    for too_low in ("1", "500"):
+        args = build_parser().parse_args(["list", "--config", str(conf), "--upload-limit", too_low])
+        with pytest.raises(UserError, match="from 1K"):
+            resolve_config(args)
 
 
 def test_control_requests_are_checked() -> None:
@@ -84,7 +88,7 @@ def test_control_requests_are_checked() -> None:
     assert decode_request(limits.encode()) == limits and limits.download_rate is None
     for bad in (b"nonsense", b"[]", b'{"op": "format"}', b'{"op": "pause"}',
                 b'{"op": "limits", "upload_rate": -1}', b'{"op": "limits", "download_rate": "fast"}',
-                b'{"op": "limits", "download_rate": true}',
+                b'{"op": "limits", "download_rate": true}', b'{"op": "limits", "upload_rate": 10}',
                 b'{"op": "add", "magnet": "m", "save_path": "relative"}',
                 b'{"op": "add", "torrent_b64": "!!", "save_path": "/x"}',
                 b'{"op": "add", "magnet": "m", "save_path": "/x", "selected": [true]}',

@@ -23,10 +23,10 @@ def test_file_then_env_override(tmp_path: Path) -> None:
     conf = tmp_path / "c" / "i2ptorrent" / "config.toml"
     conf.parent.mkdir(parents=True)
     conf.write_text('data_dir = "~/torrents-data"\n[sam]\nport = 7000\nprofile = "local"\n'
-                    "[tunnels]\ninbound_quantity = 2\n[limits]\nupload_rate = 1000\nmax_peers = 9\n")
+                    "[tunnels]\ninbound_quantity = 2\n[limits]\nupload_rate = 100000\nmax_peers = 9\n")
     env = {"XDG_CONFIG_HOME": str(tmp_path / "c"), "HOME": str(tmp_path)}
     cfg = load_config(env=env)
-    assert cfg.sam.port == 7000 and cfg.max_peers == 9 and cfg.upload_rate == 1000
+    assert cfg.sam.port == 7000 and cfg.max_peers == 9 and cfg.upload_rate == 100000
     assert cfg.data_dir == Path("~/torrents-data").expanduser()
     assert cfg.session_options == {**LOCAL_ROUTER_OPTIONS, "inbound.quantity": "2"}
     cfg = load_config(env={**env, "I2PTORRENT_SAM": "127.0.0.1:7777", "I2PTORRENT_PROFILE": "network",
@@ -44,6 +44,7 @@ def test_file_then_env_override(tmp_path: Path) -> None:
     ("[tunnels]\nin_length = 1\n", "unknown setting tunnels.in_length"),
     ("colour = \"blue\"\n", "unknown setting 'colour'"),
     ("[limits]\nmax_peers = true\n", "limits.max_peers"),
+    ("[limits]\nupload_rate = 100\n", "limits.upload_rate: 100 bytes/s is too low"),
     ("sam = 5\n", "[sam] must be a table"),
     ("data_dir = [\n", "config.toml"),
 ])

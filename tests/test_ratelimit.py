@@ -1,8 +1,10 @@
-"""The token bucket behind the engine's rate limits, with time passed in."""
+"""The token bucket behind the engine's rate limits, with time passed in, and its asyncio wrapper."""
+
+import asyncio
 
 import pytest
 
-from i2ptorrent.engine.ratelimit import MIN_BURST, MIN_CHUNK, TokenBucket
+from i2ptorrent.engine.ratelimit import MAX_DEBT_SECONDS, MIN_BURST, RateLimiter, TokenBucket
 
 
 def drain(bucket: TokenBucket, total: int, block: int, start: float = 0.0) -> float:
@@ -44,6 +46,31 @@ def test_rate_changes_apply_at_once_and_bad_rates_are_refused() -> None:
     bucket.set_rate(0, 0.0)
     assert bucket.take(10**9, 0.0) == 0.0
     bucket.set_rate(10_000, 1.0)
-    assert bucket.burst == MIN_BURST and bucket.chunk(256 * 1024) == MIN_CHUNK
-    with pytest.raises(ValueError, match="negative"):
-        bucket.set_rate(-1, 2.0)
+    assert bucket.burst == MIN_BURST and bucket.chunk(256 * 1024) == 4096
+    for bad in (-1, 1, 1023):
+        with pytest.raises(ValueError, match="at least 1024"):
+            bucket.set_rate(bad, 2.0)
+
+
+def test_lowering_the_rate_forgives_old_debt_and_raising_it_shortens_waits() -> None:
+    bucket = TokenBucket(10_000_000, now=0.0)
+    marks = []
+    for _ in range(50):  # 50 peers each took a 1 MB read at 10 MB/s: 5 s of queue
+        bucket.take(1_000_000, 0.0)
+        marks.append(bucket.taken)
+    assert bucket.until(marks[-1], 0.0) == pytest.approx(4.5)  # 50 MB less the 5 MB burst
+    bucket.set_rate(10_000, 0.0)  # limits --download-limit 10K: nobody waits 8 minutes for the old debt
+    assert max(bucket.until(m, 0.0) for m in marks) == pytest.approx(MAX_DEBT_SECONDS)
+    bucket.set_rate(1_000_000, 0.0)  # raised again: every waiter's own wait shrinks with it
+    assert max(bucket.until(m, 0.0) for m in marks) == pytest.approx(0.02)
+    assert bucket.until(marks[0], 0.0) <= bucket.until(marks[-1], 0.0)
+
+
+async def test_a_waiting_peer_is_released_when_the_limit_is_lifted() -> None:
+    limiter = RateLimiter(2048)
+    await limiter.acquire(16384)  # the 16 KiB burst
+    waiter = asyncio.ensure_future(limiter.acquire(20 * 2048))  # 20 s at 2 KiB/s
+    await asyncio.sleep(0.05)
+    assert not waiter.done()
+    limiter.set_rate(0)
+    await asyncio.wait_for(waiter, 2)

@@ -41,7 +41,7 @@ async def _peer(router: ManagedRouter, config: RTCConfig | None = None) -> Peer:
     streams, datagrams = await asyncio.gather(StreamSession.create(router.sam, sd, opts),
                                               DatagramSession.create(router.sam, dd, opts))
     endpoint = RTCEndpoint(streams, datagrams, config=config)
-    server = asyncio.ensure_future(endpoint.serve(streams.accept))
+    server = asyncio.ensure_future(endpoint.serve(streams.accept, None, lambda: streams.closed))
     return Peer(streams, datagrams, endpoint, server)
 
 

@@ -235,7 +235,13 @@ class Torrent:
         self.swarm.close_all("paused")
 
     def resume(self) -> None:
+        """Also how a user retries after a storage error (space freed, permissions fixed)."""
         self.swarm.paused = False
+        if self.error is not None:
+            if self.store is not None:
+                self.store.error = None
+            if self.handle.is_valid():
+                self.handle.clear_error()
 
     # -- dialing ---------------------------------------------------------------------------------
 
@@ -296,7 +302,8 @@ class Engine:
         self._unclean = False
 
     def set_rate_limits(self, download_rate: int | None = None, upload_rate: int | None = None) -> None:
-        """Engine-wide limits in payload-and-protocol bytes/s (0 = unlimited); they apply at once to every peer."""
+        """Engine-wide limits in bytes/s (0 = unlimited; else at least 1 KiB/s): downloads count every byte
+        read from peers, uploads the block payload sent. They apply at once, waiting peers included."""
         self.limits.set(download_rate, upload_rate)
 
     @property

@@ -100,6 +100,7 @@ class PeerConnection:
         self.have_all = False
         self.last_block_at = time.monotonic()
         self.last_recv_at = time.monotonic()
+        self.throttled = False  # the reader is waiting out the download limit
         self._last_send_at = time.monotonic()
         self.closed = False
         self.close_reason = ""
@@ -167,7 +168,7 @@ class PeerConnection:
                             return
                     self.flush()
                     if self.limits is not None:
-                        await self.limits.download.acquire(len(data))
+                        await self._throttle_reading(len(data))
                 data = await self.stream.read(self.limits.download.chunk(READ_SIZE) if self.limits else READ_SIZE)
                 if not data:
                     self.close("closed by peer")
@@ -182,6 +183,20 @@ class PeerConnection:
         except Exception as e:
             log.exception("peer reader failed")
             self.close(f"reader error: {e}")
+
+    async def _throttle_reading(self, n: int) -> None:
+        """Wait out the download limit. The idle and snub clocks skip that time: the peer's data was
+        waiting on us, not the other way round (at a low limit it would look snubbed or dead)."""
+        assert self.limits is not None
+        started = time.monotonic()
+        self.throttled = True
+        try:
+            await self.limits.download.acquire(n)
+        finally:
+            self.throttled = False
+        waited = time.monotonic() - started
+        self.last_recv_at += waited
+        self.last_block_at += waited
 
     # -- uploading -----------------------------------------------------------------------------
 
@@ -205,10 +220,12 @@ class PeerConnection:
                 if (req.index, req.begin, req.length) not in self.wire.peer_requests:
                     continue  # cancelled or voided by a choke meanwhile
                 data = await store.read_block(req.index, req.begin, req.length)
-                if self.limits is not None:
-                    await self.limits.upload.acquire(len(data))
                 if self.closed:
                     return
+                if self.limits is not None and len(data) == req.length:
+                    await self.limits.upload.acquire(len(data))
+                    if self.closed:
+                        return
                 if len(data) == req.length and self.wire.send_piece(req.index, req.begin, data):
                     self.up.add(len(data))
                     self._queued_upload += len(data) + 13
@@ -238,7 +255,7 @@ class PeerConnection:
     # -- timers, closing -----------------------------------------------------------------------
 
     def tick(self, now_mono: float) -> None:
-        if now_mono - self.last_recv_at > IDLE_TIMEOUT:
+        if now_mono - self.last_recv_at > IDLE_TIMEOUT and not self.throttled:
             self.close("idle timeout")
             return
         if now_mono - self._last_send_at > KEEPALIVE_INTERVAL and self.wire.handshake_sent:

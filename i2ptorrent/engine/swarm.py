@@ -577,7 +577,8 @@ class Swarm:
             peer.tick(now)
             if peer.closed:
                 continue
-            if self.picker is not None and self.picker.outstanding(peer) and now - peer.last_block_at > SNUB_TIMEOUT:
+            if self.picker is not None and self.picker.outstanding(peer) and not peer.throttled \
+                    and now - peer.last_block_at > SNUB_TIMEOUT:
                 self._snubbed(peer)
         self._apply(self.choker.tick(now, rates))
         for peer in list(self.peers):

@@ -395,8 +395,8 @@ class RTCEndpoint:
         task.add_done_callback(self._tasks.discard)
 
     async def serve(self, accept: Callable[[], Awaitable[ByteStream]],
-                    other: Callable[[ByteStream, bytes], Awaitable[None]] | None = None,
-                    closed: Callable[[], bool] = lambda: False) -> None:
+                    other: Callable[[ByteStream, bytes], Awaitable[None]] | None,
+                    closed: Callable[[], bool]) -> None:
         """Accept loop for a session only we use: RTC streams to handle_stream, the rest to `other`.
         A failed accept is retried (see accepting.py); the loop ends when `closed()` or when cancelled."""
 
