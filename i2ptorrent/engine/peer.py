@@ -194,9 +194,9 @@ class PeerConnection:
             await self.limits.download.acquire(n)
         finally:
             self.throttled = False
-        waited = time.monotonic() - started
-        self.last_recv_at += waited
-        self.last_block_at += waited
+        now = time.monotonic()
+        self.last_recv_at = min(now, self.last_recv_at + now - started)
+        self.last_block_at = min(now, self.last_block_at + now - started)  # the swarm may have reset it meanwhile
 
     # -- uploading -----------------------------------------------------------------------------
 
