@@ -7,6 +7,7 @@ own behaviour: bytes identical, metadata over ut_metadata, resume without re-fet
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -16,6 +17,21 @@ from i2ptorrent.engine import Engine, create_torrent, load_torrent
 from i2ptorrent.transport.stream import AsyncioByteStream
 
 from test_engine_support import digest_tree, lying_peer, make_files
+
+
+@contextlib.asynccontextmanager
+async def seed_and_leech(tmp_path: Path, net: "Loopback") -> AsyncIterator[tuple[Engine, Engine]]:
+    """A seeder listening as 's' and a leecher dialling as 'l', both closed afterwards even on failure."""
+    seed = Engine(tmp_path / "seed-state")
+    leech = Engine(tmp_path / "leech-state", dial=net.dialer("l"))
+    try:
+        await seed.start()
+        await leech.start()
+        await net.listen("s", seed)
+        yield seed, leech
+    finally:
+        await seed.close()
+        await leech.close()
 
 
 class Loopback:
@@ -104,12 +120,7 @@ async def test_lying_peer_is_banned_and_download_completes(tmp_path: Path, net: 
     net.servers.append(bad_srv)
     net.ports[net.label("b")] = bad_srv.sockets[0].getsockname()[1]
 
-    seed = Engine(tmp_path / "seed-state")
-    leech = Engine(tmp_path / "leech-state", dial=net.dialer("l"))
-    try:
-        await seed.start()
-        await leech.start()
-        await net.listen("s", seed)
+    async with seed_and_leech(tmp_path, net) as (seed, leech):
         await seed.add(torrent, src)
         t = await leech.add(torrent, tmp_path / "dl")
         t.add_candidates([net.label("b")])  # the liar first: it gets pieces assigned before the seed is known
@@ -122,9 +133,6 @@ async def test_lying_peer_is_banned_and_download_completes(tmp_path: Path, net: 
         assert st.hash_failures >= 1
         assert st.peers_banned == 1 and net.label("b") in t.swarm.banned
         assert st.pieces_fetched == meta.num_pieces
-    finally:
-        await seed.close()
-        await leech.close()
 
 
 async def test_leecher_stopped_at_half_resumes_without_refetching(tmp_path: Path, net: Loopback) -> None:
@@ -178,12 +186,7 @@ async def test_selected_files_only(tmp_path: Path, net: Loopback) -> None:
     make_files(src, {"set/one.bin": 1_000_000, "set/two.bin": 1_500_000, "set/three.bin": 700_000}, seed=4)
     torrent = create_torrent(src / "set", piece_size=65536)
     meta = load_torrent(torrent)
-    seed = Engine(tmp_path / "seed-state")
-    leech = Engine(tmp_path / "leech-state", dial=net.dialer("l"))
-    try:
-        await seed.start()
-        await leech.start()
-        await net.listen("s", seed)
+    async with seed_and_leech(tmp_path, net) as (seed, leech):
         await seed.add(torrent, src)
         t = await leech.add(torrent, tmp_path / "dl", selected_files=["set/two.bin"])
         t.add_candidates([net.label("s")])
@@ -194,9 +197,6 @@ async def test_selected_files_only(tmp_path: Path, net: Loopback) -> None:
         assert s.stats.pieces_fetched == s.pieces_done
         with pytest.raises(Exception, match="no such file"):
             await leech.add(torrent.replace(b"set", b"sex"), tmp_path / "dl2", selected_files=["nope"])
-    finally:
-        await seed.close()
-        await leech.close()
 
 
 async def test_peer_connected_while_the_seeder_checks_still_gets_every_piece(
@@ -216,29 +216,23 @@ async def test_peer_connected_while_the_seeder_checks_still_gets_every_piece(
         await real_wait(self)
 
     monkeypatch.setattr(PieceStore, "wait_checked", held_check)
-    seed = Engine(tmp_path / "seed-state")
-    leech = Engine(tmp_path / "leech-state", dial=net.dialer("l"))
     try:
-        await seed.start()
-        await leech.start()
-        await net.listen("s", seed)
-        seeding = asyncio.create_task(seed.add(torrent, content.parent))
-        lt = await leech.add(torrent, tmp_path / "dl")
-        lt.add_candidates([net.label("s")])
-        for _ in range(300):
-            if lt.status().peers >= 1:
-                break
-            await asyncio.sleep(0.1)
-        assert lt.status().peers >= 1, "the leecher never reached the checking seeder"
-        assert lt.status().pieces_done == 0
-        gate.set()
-        await asyncio.wait_for(seeding, 60)
-        await asyncio.wait_for(lt.wait_complete(), 60)
-        assert digest_tree(tmp_path / "dl" / "one") == digest_tree(content)
+        async with seed_and_leech(tmp_path, net) as (seed, leech):
+            seeding = asyncio.create_task(seed.add(torrent, content.parent))
+            lt = await leech.add(torrent, tmp_path / "dl")
+            lt.add_candidates([net.label("s")])
+            for _ in range(300):
+                if lt.status().peers >= 1:
+                    break
+                await asyncio.sleep(0.1)
+            assert lt.status().peers >= 1, "the leecher never reached the checking seeder"
+            assert lt.status().pieces_done == 0
+            gate.set()
+            await asyncio.wait_for(seeding, 60)
+            await asyncio.wait_for(lt.wait_complete(), 60)
+            assert digest_tree(tmp_path / "dl" / "one") == digest_tree(content)
     finally:
         gate.set()
-        await seed.close()
-        await leech.close()
 
 
 async def test_a_restarted_peer_replaces_its_silently_dead_connection(tmp_path: Path, net: Loopback,
