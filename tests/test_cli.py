@@ -257,12 +257,14 @@ async def disk_fills_mid_download(env: dict[str, str], magnet: str, size: int, t
 
 
 @pytest.mark.flaky(reruns=1)
-async def test_add_by_magnet_interrupt_resume_and_daemon_restart(router, tmp_path: Path) -> None:
+async def test_add_by_magnet_interrupt_resume_and_daemon_restart(own_router, tmp_path: Path) -> None:
     """The whole life of a user's torrents across processes. Its stalls (about 1 run in 5) had two causes,
     both fixed: the restarted leecher was refused as 'already connected' by a seeder that never heard the
     first one die (engine/swarm.py: _replace_stale), and one garbled SAM accept ended a node's accept loop
-    (transport/accepting.py). Still retried once, as it runs six processes on one router; every assertion
-    has to pass in one run."""
+    (transport/accepting.py). It restarts nodes under the same keys and the shared router once died
+    under it in CI, so it runs on a router of its own. Still retried once, as it runs six processes on one router;
+    every assertion has to pass in one run."""
+    router = own_router
     sam = f"{router.sam.host}:{router.sam.port}"
     env = cli_env(tmp_path, I2PTORRENT_SAM=sam, I2PTORRENT_PROFILE="local")
     share = tmp_path / "share"

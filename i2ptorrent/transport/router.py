@@ -118,6 +118,11 @@ elgamal = false
 """
 
 
+_LOG_NOISE = ("Duplicate message", "Can't select next hop", "no peers available", "Another remote lease",
+              "Another outbound tunnel")
+"""i2pd log lines a private router prints all the time; left out of a dead router's report."""
+
+
 class ManagedRouter:
     """A private i2pd that we start, own (by PID) and stop."""
 
@@ -175,6 +180,19 @@ class ManagedRouter:
                 if text:
                     return text.splitlines()[-1][:300]
         return "no log output"
+
+    def exit_report(self, lines: int = 20) -> str:
+        """How the router ended (exit code or signal) and the end of its logs, for a router that died."""
+        code = self.process.returncode if self.process is not None else None
+        how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+        parts = [how]
+        for name in ("stderr.log", "i2pd.log"):
+            with contextlib.suppress(OSError):
+                text = (self.datadir / name).read_text(errors="replace").strip()
+                kept = [ln for ln in text.splitlines() if not any(n in ln for n in _LOG_NOISE)]
+                if kept:
+                    parts.append(f"{name}:\n" + "\n".join(kept[-lines:]))
+        return "\n".join(parts)
 
     async def stop(self, grace: float = 5.0) -> None:
         """SIGTERM, wait, then SIGKILL. Close SAM sessions first: with sessions open, i2pd 2.45 hangs."""
