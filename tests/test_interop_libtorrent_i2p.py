@@ -1,0 +1,93 @@
+"""A classic BitTorrent-over-I2P client downloads from us: libtorrent 2.1.1's own I2P support (the engine of
+qBittorrent's I2P mode) announces to our HTTP tracker eepsite over I2P, dials our seeder's .b32 over its
+own SAM session and fetches the file. Everything runs on the private router; libtorrent reaches it only
+through a loopback SAM proxy that makes its lease set one our i2pd 2.45 can look up (tests/sam_proxy.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import libtorrent as lt
+import pytest
+
+from i2ptorrent.client import Client, ClientConfig
+from i2ptorrent.engine.settings import anonymous_settings
+from i2ptorrent.tracker import AccessList, TrackerEepsite, TrackerServer
+from sam_proxy import SessionRewritingProxy, rewrite_session_create
+
+if TYPE_CHECKING:
+    from conftest import SessionPool
+
+    from i2ptorrent.transport.router import ManagedRouter
+
+pytestmark = pytest.mark.timeout(400)
+
+
+def test_session_create_is_rewritten_and_nothing_else() -> None:
+    line = (b"SESSION CREATE STYLE=STREAM ID=x DESTINATION=TRANSIENT SIGNATURE_TYPE=7 inbound.length=0 "
+            b"i2cp.leaseSetEncType=4,0\n")
+    assert rewrite_session_create(line) == (b"SESSION CREATE STYLE=STREAM ID=x DESTINATION=TRANSIENT "
+                                            b"SIGNATURE_TYPE=7 inbound.length=0 i2cp.leaseSetType=1\n")
+    other = b"STREAM CONNECT ID=x DESTINATION=abc i2cp.leaseSetEncType=4\n"
+    assert rewrite_session_create(other) == other
+
+
+def libtorrent_i2p_settings(sam_port: int) -> dict[str, Any]:
+    """A libtorrent that only speaks I2P: our engine's no-clearnet settings, then its SAM client switched on
+    (at our proxy, 0-hop tunnels on the private router) and outgoing peer connections allowed, which for a
+    libtorrent with no listen socket, no DHT and only I2P peers means SAM streams."""
+    settings = anonymous_settings()
+    settings.update({
+        "i2p_hostname": "127.0.0.1", "i2p_port": sam_port, "allow_i2p_mixed": False,
+        "i2p_inbound_length": 0, "i2p_outbound_length": 0, "i2p_inbound_quantity": 1, "i2p_outbound_quantity": 1,
+        "enable_outgoing_tcp": True, "outgoing_interfaces": "127.0.0.1", "anonymous_mode": False,
+        "alert_mask": lt.alert_category.error | lt.alert_category.peer | lt.alert_category.status
+        | lt.alert_category.tracker | lt.alert_category.connect,
+    })
+    return settings
+
+
+async def test_libtorrent_i2p_client_downloads_from_our_seeder(router: ManagedRouter, sam_pool: SessionPool,
+                                                               tmp_path: Path) -> None:
+    assert router.sam is not None
+    async with SessionRewritingProxy(router.sam.host, router.sam.port) as proxy:
+        # libtorrent's SAM session takes the router's 20 s too: start it alongside ours
+        ses = lt.session(libtorrent_i2p_settings(proxy.port))
+        tracker_session, seeder_session = await sam_pool.streams("lt-tracker", "lt-seeder")
+        site = TrackerEepsite(TrackerServer(access=AccessList(None, private=False)), tracker_session)
+        await site.start()
+        seeder = Client(ClientConfig(tmp_path / "seeder", router.sam, router.session_options),
+                        session=seeder_session)
+        await seeder.start()
+        try:
+            share = tmp_path / "share" / "for-libtorrent.bin"
+            share.parent.mkdir()
+            share.write_bytes(os.urandom(3 << 20))
+            torrent = await seeder.seed(share, trackers=[site.http_announce_url])
+            atp = lt.add_torrent_params()
+            atp.ti = torrent.metainfo.torrent_info()
+            atp.save_path = str(tmp_path / "libtorrent")
+            atp.trackers = [site.http_announce_url]
+            handle = ses.add_torrent(atp)
+            await asyncio.wait_for(proxy.session_ready.wait(), 120)
+            handle.force_reannounce(0, -1, lt.reannounce_flags_t.ignore_min_interval)
+            seen: list[str] = []
+            async with asyncio.timeout(240):
+                while not handle.status().is_seeding:
+                    seen += [f"{type(a).__name__}: {a.message()}" for a in ses.pop_alerts()]
+                    await asyncio.sleep(0.2)
+            seen += [f"{type(a).__name__}: {a.message()}" for a in ses.pop_alerts()]
+            got = tmp_path / "libtorrent" / "for-libtorrent.bin"
+            assert hashlib.sha256(got.read_bytes()).digest() == hashlib.sha256(share.read_bytes()).digest()
+            assert any("peer_connect_alert" in s and "(I2P)" in s for s in seen), seen[-20:]
+            assert b"STREAM CONNECT" in proxy.commands  # it dialled our .b32 through SAM
+            assert torrent.status().uploaded >= share.stat().st_size  # and we served every byte
+        finally:
+            del ses
+            await seeder.close()
+            await site.close()
