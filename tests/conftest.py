@@ -82,8 +82,10 @@ async def watched_router() -> AsyncIterator[ManagedRouter]:
     try:
         yield r
     finally:
-        _watched.remove(r)
-        died = r.process is not None and r.process.poll() is not None
+        unreported = r in _watched
+        if unreported:
+            _watched.remove(r)
+        died = unreported and r.process is not None and r.process.poll() is not None
         report = r.exit_report() if died else ""
         await r.stop()
     if died:
@@ -95,8 +97,9 @@ def _routers_outlive_the_test() -> Iterator[None]:
     """Name the test during which a router died, with its exit status and log, instead of letting every
     later test fail with 'no SAM bridge answers'."""
     yield
-    for r in _watched:
+    for r in list(_watched):
         if r.process is not None and r.process.poll() is not None:
+            _watched.remove(r)  # reported once, here; later tests fail on their own
             pytest.fail(f"i2pd died during this test: {r.exit_report()}", pytrace=False)
 
 
