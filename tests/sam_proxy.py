@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 
 MAX_LINE = 64 * 1024
 
@@ -82,7 +81,7 @@ class SessionRewritingProxy:
         with contextlib.suppress(ConnectionError, OSError, ValueError):
             first = await rr.readline()
             while first:
-                if re.match(rb"SESSION STATUS RESULT=OK", first):
+                if first.startswith(b"SESSION STATUS RESULT=OK"):
                     self.session_ready.set()
                 cw.write(first)
                 await cw.drain()

@@ -60,11 +60,11 @@ async def test_libtorrent_i2p_client_downloads_from_our_seeder(router: ManagedRo
         ses = lt.session(libtorrent_i2p_settings(proxy.port))
         tracker_session, seeder_session = await sam_pool.streams("lt-tracker", "lt-seeder")
         site = TrackerEepsite(TrackerServer(access=AccessList(None, private=False)), tracker_session)
-        await site.start()
         seeder = Client(ClientConfig(tmp_path / "seeder", router.sam, router.session_options),
                         session=seeder_session)
-        await seeder.start()
         try:
+            await site.start()
+            await seeder.start()
             share = tmp_path / "share" / "for-libtorrent.bin"
             share.parent.mkdir()
             share.write_bytes(os.urandom(3 << 20))
