@@ -570,11 +570,13 @@ def tracker_access(args: argparse.Namespace, out: Output, paths: Any, acl: Any) 
     return EXIT_OK
 
 
-async def start_bridge(client: Any, port: int, **options: Any) -> Any:
-    """The browser bridge on 127.0.0.1:port serving the client's torrents (options: see bridge.Bridge)."""
-    from i2ptorrent.bridge import Bridge, BridgeError
+async def start_bridge(client: Any, port: int, new_secret: bool = False, **options: Any) -> Any:
+    """The browser bridge on 127.0.0.1:port serving the client's torrents (options: see bridge.Bridge).
+    Its secret is kept in the data directory, so the page the user gave its URL keeps working."""
+    from i2ptorrent.bridge import SECRET_FILE, Bridge, BridgeError, load_or_create_secret
 
-    bridge = Bridge(client, port=port, **options)
+    secret = load_or_create_secret(client.config.data_dir / SECRET_FILE, renew=new_secret)
+    bridge = Bridge(client, secret=secret, port=port, **options)
     try:
         await bridge.start()
     except BridgeError as exc:
@@ -584,6 +586,9 @@ async def start_bridge(client: Any, port: int, **options: Any) -> Any:
 
 async def cmd_bridge(args: argparse.Namespace, cfg: Config, out: Output) -> int:
     """Serve our torrents to browser WebTorrent apps on this machine (a loopback WebSocket tracker)."""
+    if args.adopt and not args.origin:
+        raise UserError("--adopt lets a page make your I2P identity seed what it chooses: "
+                        "name the page that may, with --origin URL", EXIT_USAGE)
     metas = [load_source(s) for s in args.sources]
     dest = writable_dir(Path(args.output) if args.output else cfg.download_dir) if metas else None
     adopt = writable_dir(Path(args.adopt)) if args.adopt else None
@@ -592,10 +597,12 @@ async def cmd_bridge(args: argparse.Namespace, cfg: Config, out: Output) -> int:
             for meta in metas:
                 t = await client.add(meta, dest)  # type: ignore[arg-type]
                 out.say(f"serving {t.name} ({t.info_hash.hex()}) from {dest}")
-            bridge = await start_bridge(client, args.port, adopt_dir=adopt, allowed_origins=args.origin or None)
+            bridge = await start_bridge(client, args.port, new_secret=args.new_secret, adopt_dir=adopt,
+                                        allowed_origins=args.origin or None)
             try:
                 out.result(bridge.announce_url, event="ready", announce=bridge.announce_url, b32=client.b32)
-                out.say("give this tracker URL to a WebTorrent app in a browser on this machine; Ctrl-C to stop")
+                out.say("give this tracker URL (it holds the bridge's secret) only to your own WebTorrent page "
+                        "in a browser on this machine; Ctrl-C to stop")
                 await stop.event.wait()
                 out.say(f"bridge stopping: {json.dumps(bridge.stats())}")
             finally:
@@ -711,8 +718,12 @@ def build_parser() -> Parser:
     b.add_argument("-o", "--output", metavar="DIR", help="where those torrents are saved")
     b.add_argument("--port", type=int, default=0, help="loopback port of its WebSocket tracker (default: any)")
     b.add_argument("--origin", action="append", metavar="URL",
-                   help="only pages from this origin may use the bridge (repeatable; default: any page)")
-    b.add_argument("--adopt", metavar="DIR", help="also share torrents the browser seeds, saved here")
+                   help="only pages from this origin may use the bridge (repeatable; default: any page "
+                        "that holds the URL with its secret)")
+    b.add_argument("--adopt", metavar="DIR",
+                   help="also share over I2P torrents the browser seeds, saved here (needs --origin)")
+    b.add_argument("--new-secret", action="store_true",
+                   help="replace the bridge's secret: pages given the old URL lose access")
     b.set_defaults(run=cmd_bridge)
 
     dm = sub.add_parser("daemon", parents=[common], help="run in the background, controlled by list/status/...")

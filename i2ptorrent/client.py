@@ -225,6 +225,22 @@ class Client:
                 await ws.remove(t.info_hash)
         await self._engine().remove(t)
 
+    # ---- what the browser bridge uses (bridge.Node) -----------------------------------------------
+
+    @property
+    def peer_id(self) -> bytes:
+        """Our BitTorrent peer id, the same towards every peer."""
+        return self._engine().peer_id
+
+    def get(self, info_hash: bytes) -> Torrent | None:
+        """The torrent with this info-hash, if we have it."""
+        return self._engine().get(info_hash)
+
+    async def add_peer(self, t: Torrent, stream: ByteStream) -> bool:
+        """Hand the torrent a peer that reached us some other way (a browser's data channel);
+        False if the torrent refused it (ban, limits)."""
+        return await self._engine().add_peer(t, stream)
+
     # ---- peers ----------------------------------------------------------------------------------
 
     async def _dial(self, b32: str) -> ByteStream:

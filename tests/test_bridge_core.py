@@ -15,7 +15,8 @@ from i2ptorrent.bridge.core import (
     RATE_LIMITED, AnswerOffer, BridgeCore, BridgeLimits, CloseSocket, DropChannels, Send, SwarmView,
 )
 from i2ptorrent.bridge.ice import (
-    MAX_CANDIDATES, OfferError, address_filter, check_offer, filter_candidates, private_only,
+    MAX_CANDIDATES, OfferError, address_filter, answer_address, candidate_addresses, check_offer,
+    filter_candidates, private_only,
 )
 from i2ptorrent.bridge.splice import splice
 
@@ -202,6 +203,23 @@ def test_offer_candidates_keep_only_allowed_numeric_addresses() -> None:
     assert "a=fingerprint:sha-256" in sdp and sdp.endswith("\r\n")
     only = address_filter(["10.77.0.2"])
     assert filter_candidates(CHROME_OFFER, only)[1] == 0
+
+
+def test_the_answer_names_one_address_the_browser_named_if_it_can() -> None:
+    ours = "v=0\r\n" + "".join(f"a=candidate:{i} 1 udp 1 {a} 5{i} typ host\r\n"
+                                for i, a in enumerate(("192.168.1.5", "10.77.0.1", "172.17.0.1", "10.77.0.1")))
+    ip = ipaddress.ip_address
+    assert candidate_addresses(ours) == [ip("192.168.1.5"), ip("10.77.0.1"), ip("172.17.0.1")]
+    offered = candidate_addresses(filter_candidates(CHROME_OFFER, private_only)[0])
+    assert offered == [ip("10.77.0.1")]  # the mDNS name is skipped, never resolved
+    chosen = answer_address(ours, offered, private_only)
+    assert chosen == ip("10.77.0.1")
+    answer, kept = filter_candidates(ours, lambda a: a == chosen)
+    assert kept == 2 and "192.168.1.5" not in answer and "172.17.0.1" not in answer
+    # a browser that hides its addresses behind mDNS names learns one of ours, the first allowed
+    assert answer_address(ours, [], private_only) == ip("192.168.1.5")
+    assert answer_address(ours, [], address_filter(["172.17.0.1"])) == ip("172.17.0.1")
+    assert answer_address(ours, offered, address_filter(["8.8.8.8"])) is None
 
 
 def test_private_only() -> None:

@@ -193,26 +193,3 @@ def test_hostile_sockets_get_errors_and_the_browser_is_served(lab: NetnsLoop) ->
     assert addresses and all(a == "10.77.0.1" or a.startswith("fe80:") for a in addresses), addresses
     assert r["stats"]["refused"] >= 2 * LIMITS.max_strikes
 
-
-async def test_only_allowed_origins_may_use_the_bridge(tmp_path: Path) -> None:
-    """On loopback only (no ICE): a page from another origin is refused before it can announce or scrape."""
-    engine = Engine(tmp_path / "state")
-    await engine.start()
-    bridge = Bridge(engine, allowed_origins=["http://127.0.0.1:8080"])
-    try:
-        await bridge.start()
-        scrape = '{"action":"scrape","info_hash":"aaaaaaaaaaaaaaaaaaaa"}'
-        async with aiohttp.ClientSession() as session:
-            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-                await session.ws_connect(bridge.announce_url, headers={"Origin": "https://tracker.example"})
-            assert refused.value.status == 403
-            with pytest.raises(aiohttp.WSServerHandshakeError):
-                await session.ws_connect(bridge.announce_url)  # no Origin at all
-            ws = await session.ws_connect(bridge.announce_url, headers={"Origin": "http://127.0.0.1:8080/"})
-            await ws.send_str(scrape)
-            reply = orjson.loads((await ws.receive(timeout=10)).data)
-            assert reply["files"]["a" * 20]["complete"] == 0
-            await ws.close()
-    finally:
-        await bridge.close()
-        await engine.close(save_resume=False)

@@ -3,8 +3,10 @@
 Sans-I/O. The bridge answers a browser's offer with a full aiortc RTCPeerConnection, whose ICE agent
 would otherwise announce every interface of the machine and probe every candidate the browser names.
 Both SDPs pass through here: the browser's offer keeps only candidates at addresses the bridge allows
-(numeric, never an mDNS `.local` name, whose resolution would send multicast), and our answer keeps only
-candidates at allowed local addresses, so neither side learns or is sent to anything else.
+(numeric, never an mDNS `.local` name, whose resolution would send multicast), and our answer names one
+allowed local address only: one the browser named itself when it named any (the interface facing it, so
+the page learns nothing new), else the first one aiortc ranks. Neither side learns or is sent to anything
+else.
 """
 
 from __future__ import annotations
@@ -50,6 +52,29 @@ def _allowed(address: str | None, allow: AddressFilter) -> bool:
     except ValueError:
         return False  # a hostname: mDNS `.local` or worse; never resolved
     return allow(ip)
+
+
+def candidate_addresses(sdp: str) -> list[IPAddress]:
+    """The numeric addresses of an SDP's candidates, in order (names are skipped, never resolved)."""
+    out: list[IPAddress] = []
+    for line in sdp.splitlines():
+        if line.startswith("a=candidate:"):
+            address = _candidate_address(line)
+            try:
+                ip = ipaddress.ip_address(address or "")
+            except ValueError:
+                continue
+            if ip not in out:
+                out.append(ip)
+    return out
+
+
+def answer_address(answer_sdp: str, offered: Iterable[IPAddress], allow: AddressFilter) -> IPAddress | None:
+    """The one address our answer may name: the first allowed one the browser offered too, else the first
+    allowed one (a browser hiding its own behind mDNS names learns this one; it is the least we can say)."""
+    ours = [ip for ip in candidate_addresses(answer_sdp) if allow(ip)]
+    named = set(offered)
+    return next((ip for ip in ours if ip in named), ours[0] if ours else None)
 
 
 def filter_candidates(sdp: str, allow: AddressFilter) -> tuple[str, int]:

@@ -1,6 +1,7 @@
 """The bridge's asyncio side: the local WebSocket endpoint, aiortc answers, and joining channels to I2P.
 
-A browser's WebTorrent client uses `Bridge.announce_url` as its tracker. BridgeCore decides what to say
+A browser's WebTorrent client uses `Bridge.announce_url` (it holds the bridge's secret) as its tracker.
+gate.py decides who may connect at all; BridgeCore decides what to say
 and which offers to answer; here each answered offer becomes an aiortc RTCPeerConnection with no STUN or
 TURN server and candidates filtered both ways (ice.py), and its data channel, once open, is joined to:
 - the local engine, when it has the torrent (the browser downloads what we have or fetch over I2P, and
@@ -8,8 +9,8 @@ TURN server and candidates filtered both ways (ice.py), and its data channel, on
 - a torrent the bridge adopts, when `adopt_dir` is set and the browser seeds something the engine lacks
   (the engine fetches it from the browser and serves it to I2P peers from then on);
 - a remote I2P peer's stream from `connect_remote(info_hash)`, spliced byte for byte.
-The browser only ever sees the bridge's loopback endpoint and local ICE candidates; the I2P side sees our
-destination. Neither learns the other's address.
+The browser only ever sees the bridge's loopback endpoint and one local ICE address (one it named itself
+when it can); the I2P side sees our destination. Neither learns the other's address.
 """
 
 from __future__ import annotations
@@ -22,19 +23,23 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import ifaddr
 from aiohttp import WSMsgType, web
 from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
-from ..engine.engine import Engine, Torrent
+from ..engine import Torrent
 from ..transport.stream import ByteStream
 from .channel import ChannelStream
 from .core import (
     AnswerOffer, BridgeCore, BridgeLimits, ChannelKey, CloseSocket, DropChannels, Send, SwarmView,
 )
-from .ice import AddressFilter, OfferError, address_filter, check_offer, filter_candidates
+from .gate import Gate, new_secret
+from .ice import (
+    AddressFilter, IPAddress, OfferError, address_filter, answer_address, candidate_addresses, check_offer,
+    filter_candidates,
+)
 from .splice import splice
 
 log = logging.getLogger(__name__)
@@ -48,6 +53,22 @@ ADOPT_TIMEOUT = 30.0
 
 class BridgeError(Exception):
     """The bridge cannot start as asked (address not local, port in use)."""
+
+
+class Node(Protocol):
+    """What the bridge uses of the node it serves: the Client's public API (i2ptorrent/client.py).
+
+    An Engine has the same four members; tests with no I2P at all hand the bridge an Engine.
+    """
+
+    @property
+    def peer_id(self) -> bytes: ...
+
+    def get(self, info_hash: bytes) -> Torrent | None: ...
+
+    async def add(self, source: str, save_path: Path) -> Torrent: ...
+
+    async def add_peer(self, t: Torrent, stream: ByteStream) -> bool: ...
 
 
 def local_addresses() -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
@@ -64,7 +85,7 @@ def local_addresses() -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
 class Bridge:
     """Browser WebTorrent <-> I2P. `await start()`, give the browser `announce_url`, `await close()`."""
 
-    def __init__(self, target: Engine | Any, *, host: str = "127.0.0.1", port: int = 0,
+    def __init__(self, node: Node, *, secret: str | None = None, host: str = "127.0.0.1", port: int = 0,
                  limits: BridgeLimits | None = None, ice_addresses: Iterable[str] | None = None,
                  adopt_dir: Path | str | None = None, max_adopted: int = 16,
                  connect_remote: RemoteConnector | None = None,
@@ -72,7 +93,8 @@ class Bridge:
                  allowed_origins: Iterable[str] | None = None) -> None:
         if host not in LOOPBACK_HOSTS:
             raise BridgeError("the bridge listens on loopback only (the browser is on this machine)")
-        self._target = target
+        self.node = node
+        self.secret = secret or new_secret()  # a bridge built without one still serves no page but its own
         self.host = host
         self.port = port
         self.limits = limits or BridgeLimits()
@@ -81,9 +103,8 @@ class Bridge:
         self.max_adopted = max_adopted
         self.connect_remote = connect_remote
         self.on_adopted = on_adopted
-        # Any web page the user opens can reach a loopback port: with a list, only those pages
-        # (their Origin header) may use the bridge, or learn by announcing or scraping what it holds.
-        self.allowed_origins = None if allowed_origins is None else {o.rstrip("/").lower() for o in allowed_origins}
+        self.allowed_origins = None if allowed_origins is None else list(allowed_origins)
+        self.gate: Gate
         self.core: BridgeCore
         self._ids = itertools.count(1)
         self._sockets: dict[int, web.WebSocketResponse] = {}
@@ -97,27 +118,24 @@ class Bridge:
         self.bytes_to_browsers = 0
         self.bytes_from_browsers = 0
         self.channels_opened = 0
-
-    @property
-    def engine(self) -> Engine:
-        """The engine of the Client (anything with .engine) or the Engine the bridge was given."""
-        engine = getattr(self._target, "engine", self._target)
-        if engine is None:
-            raise BridgeError("the client has no engine yet: start it before the bridge")
-        return engine  # type: ignore[no-any-return]
+        self.turned_away = 0  # requests without the secret, right Host or a listed Origin
 
     # -- lifecycle -------------------------------------------------------------------------------
 
     @property
-    def announce_url(self) -> str:
+    def netloc(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"ws://{host}:{self.port}/announce"
+        return f"{host}:{self.port}"
+
+    @property
+    def announce_url(self) -> str:
+        """The one URL that works: it carries the secret, so only a page the user gives it can connect."""
+        return f"ws://{self.netloc}/{self.secret}/announce"
 
     async def start(self) -> None:
-        self.core = BridgeCore(self.engine.peer_id, self._serves, self.limits)
+        self.core = BridgeCore(self.node.peer_id, self._serves, self.limits)
         app = web.Application(client_max_size=self.limits.max_message_size)
-        app.router.add_get("/announce", self._websocket)
-        app.router.add_get("/", self._websocket)
+        app.router.add_get("/{path:.*}", self._websocket)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -130,6 +148,7 @@ class Bridge:
         server = site._server
         assert server is not None
         self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.gate = Gate.of(self.secret, self.netloc, self.allowed_origins)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
 
     async def close(self) -> None:
@@ -157,7 +176,7 @@ class Bridge:
                 "channels_opened": self.channels_opened, "refused": self.core.refused,
                 "bytes_to_browsers": self.bytes_to_browsers + sum(s.bytes_sent for s in live),
                 "bytes_from_browsers": self.bytes_from_browsers + sum(s.bytes_received for s in live),
-                "adopted": len(self.adopted)}
+                "adopted": len(self.adopted), "turned_away": self.turned_away}
 
     async def _sweep(self) -> None:
         while True:
@@ -167,7 +186,7 @@ class Bridge:
     # -- what we serve -----------------------------------------------------------------------------
 
     def _serves(self, info_hash: bytes, left: float) -> SwarmView | None:
-        t = self.engine.get(info_hash)
+        t = self.node.get(info_hash)
         if t is not None:
             try:
                 seeding = t.status().state == "seeding"
@@ -189,7 +208,7 @@ class Bridge:
         """The browser seeds a torrent we lack: fetch it from the browser, then serve it on I2P."""
         assert self.adopt_dir is not None
         try:
-            t = await self.engine.add(f"magnet:?xt=urn:btih:{info_hash.hex()}", self.adopt_dir / info_hash.hex())
+            t = await self.node.add(f"magnet:?xt=urn:btih:{info_hash.hex()}", self.adopt_dir / info_hash.hex())
         except Exception as e:
             log.warning("cannot adopt %s: %s", info_hash.hex(), e)
             return None
@@ -206,14 +225,13 @@ class Bridge:
     # -- the browser's tracker socket --------------------------------------------------------------
 
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        if not self.gate.admits(request.path, request.headers.get("Host"), request.headers.get("Origin")):
+            self.turned_away += 1
+            return web.Response(status=404, text="not found\n")  # the same for every reason: no hints
         ws = web.WebSocketResponse(compress=False, max_msg_size=4 * self.limits.max_message_size,
                                    autoping=True, heartbeat=None)
         if not ws.can_prepare(request).ok:
             return web.Response(status=400, text="WebSocket tracker: connect with a WebTorrent client\n")
-        if self.allowed_origins is not None:
-            origin = request.headers.get("Origin", "").rstrip("/").lower()
-            if origin not in self.allowed_origins:
-                return web.Response(status=403, text=f"origin {origin[:100]!r} may not use this bridge\n")
         await ws.prepare(request)
         sid = next(self._ids)
         if not self.core.connect(sid, time.monotonic()):
@@ -276,9 +294,10 @@ class Bridge:
                 check_offer(offer.sdp)
                 mine = local_addresses()
                 sdp, _ = filter_candidates(offer.sdp, lambda ip: ip in mine and self.allow(ip))
+                offered = candidate_addresses(sdp)
                 pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # never a STUN/TURN server
                 self._pcs.add(pc)
-                stream = await asyncio.wait_for(self._connect(pc, action, sdp), self.limits.connect_timeout)
+                stream = await asyncio.wait_for(self._connect(pc, action, sdp, offered), self.limits.connect_timeout)
             except (OfferError, ValueError) as e:
                 await self._send(action.socket_id, self.core.offer_failed(key, f"offer refused: {e}"))
                 return
@@ -310,7 +329,8 @@ class Bridge:
                 self._pcs.discard(pc)
             self.core.channel_closed(action.socket_id, key, opened)
 
-    async def _connect(self, pc: RTCPeerConnection, action: AnswerOffer, sdp: str) -> ChannelStream:
+    async def _connect(self, pc: RTCPeerConnection, action: AnswerOffer, sdp: str,
+                       offered: list[IPAddress]) -> ChannelStream:
         loop = asyncio.get_running_loop()
         channel_ready: asyncio.Future[RTCDataChannel | None] = loop.create_future()
 
@@ -333,7 +353,8 @@ class Bridge:
             raise
         except Exception as e:  # aiortc's SDP parser raises whatever it meets; it is still bad input
             raise OfferError(f"{type(e).__name__}: {e}") from None
-        answer, kept = filter_candidates(pc.localDescription.sdp, self.allow)
+        chosen = answer_address(pc.localDescription.sdp, offered, self.allow)
+        answer, kept = filter_candidates(pc.localDescription.sdp, lambda ip: ip == chosen)
         if kept == 0:
             raise ConnectionError("no local address is allowed for ICE")
         await self._send(action.socket_id, self.core.answer(action.key, action.offer.offer_id, answer))
@@ -345,12 +366,12 @@ class Bridge:
 
     async def _join(self, key: ChannelKey, stream: ChannelStream, left: float) -> None:
         info_hash = key[1].encode("latin-1")
-        t = self.engine.get(info_hash)
+        t = self.node.get(info_hash)
         if t is None and info_hash in self._adopting:
             with contextlib.suppress(asyncio.TimeoutError):
                 t = await asyncio.wait_for(asyncio.shield(self._adopting[info_hash]), ADOPT_TIMEOUT)
         if t is not None:
-            if not await self.engine.add_peer(t, stream):
+            if not await self.node.add_peer(t, stream):
                 await stream.close()
             return
         if self.connect_remote is not None:
