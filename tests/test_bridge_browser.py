@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -159,3 +160,67 @@ def test_browser_channel_spliced_to_a_remote_i2p_peer(world: tuple[NetnsLoop, I2
 
     got = lab.run(scenario(), timeout=90)
     assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+
+
+def test_pages_without_the_secret_or_from_another_origin_get_nothing(world: tuple[NetnsLoop, I2PWorld]) -> None:
+    """Each page seeds a file (which an adopting bridge would take up and share on I2P) and asks for a
+    torrent nobody local has (which would make the bridge dial I2P). Turned away, it gets an error; the
+    node adopts nothing, dials nothing, and its torrent list stays as it was. The listed page is served."""
+    lab, w = world
+    wanted = "magnet:?xt=urn:btih:" + bytes(range(20)).hex()
+
+    async def scenario() -> None:
+        dialled: list[bytes] = []
+
+        async def connect_remote(info_hash: bytes) -> Any:
+            dialled.append(info_hash)
+            return None
+
+        guarded = Bridge(w.client, adopt_dir=w.tmp / "adopted-guarded", connect_remote=connect_remote,
+                         allowed_origins=[w.page.origin])
+        await guarded.start()
+        base = f"ws://127.0.0.1:{guarded.port}"
+        held = {s.info_hash for s in w.client.status()}
+        pages = {"wrong secret": w.page.url(tracker=f"{base}/{'x' * len(guarded.secret)}/announce"),
+                 "no secret": w.page.url(tracker=f"{base}/announce"),
+                 "another origin": w.page.url(host="localhost", tracker=guarded.announce_url)}
+        try:
+            for what, url in pages.items():
+                w.page.reset()
+                w.page.file = _blob(10, 300_000)
+                chrome = Chromium(url + f"&mode=tempt&name=tempt.bin&magnet={quote(wanted)}").start()
+                w.chromes.append(chrome)
+                try:
+                    for kind in ("seed", "download"):
+                        reason = await asyncio.wait_for(w.page.result(f"refused-{kind}"), 60)
+                        assert b"Error connecting" in reason, (what, reason)
+                except BaseException:
+                    print(what, _diagnose(w, chrome))
+                    raise
+                finally:
+                    w.stop_browsers()
+                assert guarded.stats()["sockets"] == 0 and guarded.core.refused == 0, what
+            assert guarded.turned_away >= len(pages)
+            assert dialled == [] and guarded.adopted == [] and guarded.stats()["channels_opened"] == 0
+            assert {s.info_hash for s in w.client.status()} == held
+            # The same bridge serves the page it lists, at the URL it printed: it adopts what that page seeds.
+            w.page.reset()
+            w.page.file = _blob(11, 300_000)
+            chrome = Chromium(w.page.url(tracker=guarded.announce_url, mode="seed", name="welcome.bin")).start()
+            w.chromes.append(chrome)
+            try:
+                info_hash = parse_magnet((await asyncio.wait_for(w.page.result("magnet"), 60)).decode()).info_hash
+                async with asyncio.timeout(60):
+                    while not guarded.adopted:
+                        await asyncio.sleep(0.1)
+            except BaseException:
+                print(_diagnose(w, chrome))
+                raise
+            finally:
+                w.stop_browsers()
+            assert [t.info_hash for t in guarded.adopted] == [info_hash]
+            assert {s.info_hash for s in w.client.status()} == held | {info_hash.hex()}
+        finally:
+            await guarded.close()
+
+    lab.run(scenario(), timeout=200)

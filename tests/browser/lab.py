@@ -3,7 +3,8 @@
 ICE (Chromium's and aioice's) ignores loopback, so a browser and the bridge need a real interface. Rather
 than use the machine's own, a thread of the test process unshares a new network namespace of its own
 (only that thread and the processes it starts are in it), adds a veth pair with a private address, and
-runs an asyncio loop there. Everything that must meet the browser (the bridge, a private i2pd, the
+runs an asyncio loop there (the veth has 198.18.77.1, from the benchmarking range that the project's
+network rule allows inside namespaces a test creates). Everything that must meet the browser (the bridge, a private i2pd, the
 engines, the page server, Chromium) lives on that loop. Nothing can leave: the namespace holds only lo
 and the veth pair. When the thread ends and its children are killed, the namespace disappears.
 Needs root (CAP_SYS_ADMIN for unshare).
@@ -28,6 +29,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from i2ptorrent.bridge import Bridge
+from i2ptorrent.client import Client, ClientConfig
 from i2ptorrent.engine import Engine
 from i2ptorrent.transport.router import ManagedRouter
 from i2ptorrent.transport.sam import StreamSession, new_destination
@@ -37,7 +39,7 @@ PAGE_DIR = HERE / "page"
 WEBTORRENT_JS = HERE / "node_modules" / "webtorrent" / "dist" / "webtorrent.min.js"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CLONE_NEWNET = 0x40000000
-VETH_ADDRESS = "10.77.0.1"
+VETH_ADDRESS = "198.18.77.1"
 NS_SETUP = [
     ["ip", "link", "set", "lo", "up"],
     ["ip", "link", "add", "veth0", "type", "veth", "peer", "name", "veth1"],
@@ -70,7 +72,7 @@ def missing_requirements() -> str | None:
 
 
 class NetnsLoop:
-    """An asyncio loop on a thread inside a fresh network namespace (lo + veth0 10.77.0.1/24 + veth1)."""
+    """An asyncio loop on a thread inside a fresh network namespace (lo + veth0 VETH_ADDRESS/24 + veth1)."""
 
     def __init__(self) -> None:
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -207,9 +209,14 @@ class PageServer:
             return want.result()
         raise AssertionError(f"the page reported an error: {error.result().decode(errors='replace')}")
 
-    def url(self, **query: str) -> str:
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def url(self, host: str = "127.0.0.1", **query: str) -> str:
+        """The page's URL; another `host` (e.g. 'localhost') makes it a page at another origin."""
         from urllib.parse import urlencode
-        return f"http://127.0.0.1:{self.port}/index.html?{urlencode(query)}"
+        return f"http://{host}:{self.port}/index.html?{urlencode(query)}"
 
     async def start(self) -> None:
         app = web.Application(client_max_size=self.MAX_RESULT)
@@ -252,9 +259,10 @@ def _static(path: Path, content_type: str) -> Any:
 
 
 class I2PWorld:
-    """Router, named I2P identities with an engine each (accepting on I2P), a bridge on the last, page server.
+    """Router, named I2P identities (an engine each, accepting on I2P), a bridge on the last, page server.
 
-    Start and close it on a NetnsLoop. Engines dial .b32 candidates through their own session.
+    The last identity is a Client, as in `i2ptorrent bridge`: the bridge uses its public API. Start and close
+    it on a NetnsLoop. Engines dial .b32 candidates through their own session.
     """
 
     def __init__(self, tmp: Path, names: tuple[str, ...]) -> None:
@@ -263,6 +271,7 @@ class I2PWorld:
         self.router = ManagedRouter()
         self.sessions: list[StreamSession] = []
         self.engines: list[Engine] = []
+        self.client: Client
         self.tasks: list[asyncio.Task[None]] = []
         self.page = PageServer()
         self.chromes: list[Chromium] = []
@@ -274,9 +283,14 @@ class I2PWorld:
         dests = await asyncio.gather(*(new_destination(sam) for _ in self.names))
         # created together: i2pd makes every new session wait 20 s, so several cost the same as one
         self.sessions = list(await asyncio.gather(*(StreamSession.create(sam, d, opts) for d in dests)))
-        for session, name in zip(self.sessions, self.names):
+        for session, name in zip(self.sessions[:-1], self.names[:-1]):
             await self._engine(session, name)
-        self.bridge = Bridge(self.engines[-1], adopt_dir=self.tmp / "adopted")
+        self.client = Client(ClientConfig(data_dir=self.tmp / self.names[-1] / "state", sam=sam,
+                                          session_options=opts, connect_timeout=30), session=self.sessions[-1])
+        await self.client.start()
+        assert self.client.engine is not None
+        self.engines.append(self.client.engine)
+        self.bridge = Bridge(self.client, adopt_dir=self.tmp / "adopted")
         await self.bridge.start()
         await self.page.start()
 
@@ -320,7 +334,9 @@ class I2PWorld:
         with contextlib.suppress(Exception):
             await self.bridge.close()
         await self.page.close()
-        for engine in self.engines:
+        with contextlib.suppress(Exception):
+            await self.client.close()
+        for engine in self.engines[:-1]:
             with contextlib.suppress(Exception):
                 await engine.close(save_resume=False)
         for session in self.sessions:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import secrets
 
+from lab import VETH_ADDRESS
 
-def chrome_offer(*, candidates: tuple[str, ...] = ("10.77.0.1 41234",), port: str = "41234",
+
+def chrome_offer(*, candidates: tuple[str, ...] = (f"{VETH_ADDRESS} 41234",), port: str = "41234",
                  fingerprint: str | None = None, extra: tuple[str, ...] = ()) -> str:
     fp = fingerprint or ":".join(f"{b:02X}" for b in secrets.token_bytes(32))
     lines = [

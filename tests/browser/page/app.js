@@ -1,5 +1,5 @@
 // The browser side of the bridge tests: a stock WebTorrent client whose only tracker is the bridge.
-// Query: mode=download&magnet=...  or  mode=seed&name=... ; tracker=<bridge announce URL>.
+// Query: mode=download&magnet=...  or  mode=seed&name=...  or  mode=tempt (both) ; tracker=<bridge URL>.
 // Results go back to the harness by POST: /result/<kind> (bytes or text), /log (text).
 import WebTorrent from '/webtorrent.min.js'
 
@@ -15,6 +15,17 @@ window.addEventListener('unhandledrejection', e => log('unhandled rejection:', S
 const client = new WebTorrent({ tracker: { rtcConfig: { iceServers: [] } }, dht: false, lsd: false, webSeeds: false })
 client.on('error', e => post('/result/error', String(e.message || e)))
 
+// A tracker that turns us away shows as a warning on the torrent: /result/refused-<kind> reports the first.
+function reportRefusal (torrent, kind) {
+  const onWarning = w => {
+    const text = String(w.message || w)
+    if (!/error connecting to/i.test(text)) return
+    torrent.removeListener('warning', onWarning)
+    post('/result/refused-' + kind, text)
+  }
+  torrent.on('warning', onWarning)
+}
+
 function watch (torrent) {
   torrent.on('warning', w => log('warning:', String(w.message || w)))
   torrent.on('wire', wire => log('wire:', wire.remoteAddress || 'webrtc', wire.peerId))
@@ -22,7 +33,7 @@ function watch (torrent) {
 
 async function download () {
   const started = performance.now()
-  client.add(q.get('magnet'), { announce: [tracker] }, torrent => {
+  const added = client.add(q.get('magnet'), { announce: [tracker] }, torrent => {
     watch(torrent)
     log('metadata:', torrent.name, torrent.length)
     const progress = setInterval(() => log('progress:', torrent.progress.toFixed(3), torrent.numPeers, torrent.downloadSpeed), 2000)
@@ -38,16 +49,18 @@ async function download () {
       }
     })
   })
+  reportRefusal(added, 'download')
 }
 
 async function seed () {
   const data = await (await fetch('/file')).arrayBuffer()
   const file = new File([data], q.get('name'))
-  client.seed(file, { announce: [tracker], pieceLength: 65536 }, torrent => {
+  const seeded = client.seed(file, { announce: [tracker], pieceLength: 65536 }, torrent => {
     watch(torrent)
     torrent.on('upload', () => {})
     post('/result/magnet', torrent.magnetURI)
   })
+  reportRefusal(seeded, 'seed')
 }
 
 // A misbehaving peer beside the real client: it offers a data channel through the bridge like any
@@ -79,4 +92,5 @@ log('webrtc', String(WebTorrent.WEBRTC_SUPPORT))
 if (q.get('garbage')) garbagePeer()
 if (q.get('mode') === 'download') download()
 else if (q.get('mode') === 'seed') seed()
+else if (q.get('mode') === 'tempt') { seed(); download() }
 else log('unknown mode')
