@@ -376,7 +376,9 @@ async def test_add_by_magnet_interrupt_resume_and_daemon_restart(own_router, tmp
         assert rc == EXIT_OK
         # the browser bridge: a loopback WebSocket tracker that answers a WebTorrent scrape of our torrent
         ready = await bridge.event(lambda e: e.get("event") == "ready")
-        assert ready["announce"].startswith("ws://127.0.0.1:")
+        secret = tmp_path / "bridge" / "keys" / "bridge.secret"  # the URL's capability, kept 0600
+        assert ready["announce"].startswith("ws://127.0.0.1:") and (secret.stat().st_mode & 0o777) == 0o600
+        assert ready["announce"].endswith(f"/{secret.read_text().strip()}/announce")
         async with aiohttp.ClientSession() as http, http.ws_connect(ready["announce"]) as ws:
             await ws.send_json({"action": "scrape", "info_hash": meta.info_hash.decode("latin-1")})
             answer = await asyncio.wait_for(ws.receive_json(), 30)
