@@ -167,16 +167,32 @@ def test_private_tracker_refuses_unknown_and_admits_invited(tmp_path) -> None:
     assert again["failure reason"] == NOT_ALLOWED
 
 
+def test_invite_expiry_is_wall_clock_whatever_the_cores_monotonic_now(tmp_path) -> None:
+    """The core's `now` is monotonic (seconds since boot); an invite's stored expiry is a Unix time."""
+    wall = [1_700_000_000.0]
+    path = tmp_path / "access.json"
+    made = AccessList(path, wall_clock=lambda: wall[0]).invite(ttl=2)  # `tracker invite --ttl 2s`
+    kept = AccessList(path, wall_clock=lambda: wall[0]).invite(ttl=2)
+    assert [e["expires"] for e in json.loads(path.read_text())["invites"]] == [wall[0] + 2] * 2
+    core = TrackerCore(access=AccessList.load(path, wall_clock=lambda: wall[0]))
+    wall[0] += 1.0
+    [(_, ok)] = join(core, 1, invite=kept, now=1e9)  # a monotonic `now` far beyond the expiry: irrelevant
+    assert ok["incomplete"] == 1
+    wall[0] += 2.0
+    [(_, late)] = join(core, 2, invite=made, now=3.0)  # a monotonic `now` far before it: irrelevant too
+    assert late["failure reason"] == NOT_ALLOWED
+
+
 def test_access_list_file_round_trip_and_revoke(tmp_path) -> None:
     path = tmp_path / "data" / "access.json"
-    acl = AccessList(path)
-    token = acl.invite(ttl=10, now=100.0)
+    acl = AccessList(path, wall_clock=lambda: 100.0)
+    token = acl.invite(ttl=10)
     acl.allow("A" * 52)
     assert oct(path.stat().st_mode & 0o777) == "0o600"
     assert token not in path.read_text()  # only digests are stored
-    other = AccessList.load(path)
+    other = AccessList.load(path, wall_clock=lambda: 200.0)
     assert other.allowed == {"a" * 52 + ".b32.i2p"}
-    assert not other.redeem(token, ident(4).name, now=200.0)  # expired
+    assert not other.redeem(token, ident(4).name)  # expired
     acl2 = AccessList.load(path)
     assert acl2.revoke("a" * 52 + ".b32.i2p")
     with pytest.raises(ValueError):
@@ -314,8 +330,8 @@ def test_invites_made_by_the_cli_reach_a_running_tracker_and_are_spent_once(tmp_
     token = AccessList.load(path).invite()  # `i2ptorrent tracker invite` in another process
     cli = AccessList.load(path)
     cli.allow("b" * 52)  # another edit by the CLI that the tracker's write must not undo
-    assert running.redeem(token, ident(1).name, now=0.0)
-    assert not AccessList.load(path).redeem(token, ident(2).name, now=0.0)
+    assert running.redeem(token, ident(1).name)
+    assert not AccessList.load(path).redeem(token, ident(2).name)
     on_disk = AccessList.load(path)
     assert on_disk.allowed == {ident(1).name, "b" * 52 + ".b32.i2p"} and on_disk.invites == {}
-    assert not running.redeem("guess", ident(3).name, now=0.0)
+    assert not running.redeem("guess", ident(3).name)

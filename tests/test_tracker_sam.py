@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import os
 import stat
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -93,3 +97,67 @@ async def test_private_tracker_eepsite_over_sam(router, sam_pool, tmp_path) -> N
             await client.close()
         await site.close()
 
+
+
+async def cli_invite(tracker_dir: Path, ttl: str) -> str:
+    """`i2ptorrent tracker invite --ttl TTL`, the command an operator runs while the tracker runs."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "i2ptorrent", "tracker", "invite", "--ttl", ttl, "--tracker-dir", str(tracker_dir),
+        "--json", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    return json.loads(out)["invite"]
+
+
+async def test_cli_invites_expire_on_a_running_tracker(router, sam_pool, tmp_path) -> None:
+    """`tracker invite --ttl 2s` made in another process: spent within 2 s it admits one peer, once;
+    presented after 3 s it is refused. (The running tracker's own clock is monotonic.)"""
+    paths = TrackerPaths(tmp_path / "tracker")
+    site, (prompt, late) = await asyncio.gather(
+        start_tracker(paths.data_dir, router.sam, router.session_options, private=True),
+        sam_pool.streams("invite-prompt", "invite-late"))
+    clients: list[WebSocketTrackerClient] = []
+    try:
+        info_hash = os.urandom(20)
+
+        async def verdict(client: WebSocketTrackerClient) -> AnnounceResult | TrackerFailure:
+            return await next_event(client, (AnnounceResult, TrackerFailure))
+
+        async def refused_client(session) -> WebSocketTrackerClient:
+            """Connected and refused once: the connection is open, so an invite is tested in one round trip."""
+            c = WebSocketTrackerClient(site.announce_url, sam_opener(session, site.announce_url),
+                                       os.urandom(20), offer_factory=fake_offers)
+            clients.append(c)
+            c.start()
+            c.add(info_hash, left=10)
+            refused = await verdict(c)
+            assert isinstance(refused, TrackerFailure) and "private tracker" in refused.reason
+            return c
+
+        a, b = await asyncio.gather(refused_client(prompt), refused_client(late))
+        expiring = await cli_invite(paths.data_dir, "2s")
+        expiring_made_at = time.monotonic()
+
+        a.invite = await cli_invite(paths.data_dir, "2s")
+        await a.announce_now(info_hash)
+        admitted = await verdict(a)
+        assert isinstance(admitted, AnnounceResult), f"refused {time.monotonic() - expiring_made_at:.1f} s after the invite"
+        assert admitted.incomplete == 1 and prompt.b32 in AccessList.load(paths.access).allowed
+
+        b.invite = a.invite  # spent: it admits nobody else
+        await b.announce_now(info_hash)
+        spent = await verdict(b)
+        assert isinstance(spent, TrackerFailure) and "private tracker" in spent.reason
+
+        await asyncio.sleep(max(0.0, expiring_made_at + 3.0 - time.monotonic()))  # wall-clock time must pass
+        b.invite = expiring
+        await b.announce_now(info_hash)
+        expired = await verdict(b)
+        assert isinstance(expired, TrackerFailure), "an invite made with --ttl 2s admitted a peer after 3 s"
+        assert "private tracker" in expired.reason
+        assert late.b32 not in AccessList.load(paths.access).allowed
+        assert AccessList.load(paths.access).invites == {}  # the expired invite was used up, not kept
+    finally:
+        for client in clients:
+            await client.close()
+        await site.close()

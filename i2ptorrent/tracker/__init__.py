@@ -1,7 +1,8 @@
 """The private WebTorrent + classic I2P tracker (server, eepsite, access control) and its clients.
 
 Server:   site = await start_tracker(data_dir, sam, session_options, private=True); site.announce_url
-Access:   AccessList.load(data_dir / "access.json").invite() / .allow(b32) / .revoke(b32)
+Access:   AccessList.load(data_dir / "access.json").invite(ttl=s) / .allow(b32) / .revoke(b32)
+          (an invite's expiry is stored wall-clock time: `i2ptorrent.clocks`; the core's `now` is monotonic)
 Clients:  WebSocketTrackerClient(url, sam_opener(session, url), peer_id, offer_factory=...).start()
           await http_announce(sam_opener(session, url), url, info_hash, peer_id, ...)
 """

@@ -2,7 +2,8 @@
 
 Kept as a small JSON file in the tracker's data directory so the `i2ptorrent tracker invite|allow|
 revoke` commands can edit it while a tracker runs (the server reloads it when it changes). Invites are
-stored as SHA-256 digests: reading the file does not reveal a usable token.
+stored as SHA-256 digests: reading the file does not reveal a usable token. Their expiries are stored
+times, so they are wall-clock times (`clocks.wall`), set by one process and checked by another.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import hashlib
 import json
 import os
 import secrets
-import time
 from pathlib import Path
 from typing import Callable, Iterator
 
+from .. import clocks
 from .identity import b32_to_hash
 
 FILE_NAME = "access.json"
@@ -45,9 +46,11 @@ def normalize_destination(name: str) -> str:
 class AccessList:
     """Who may use a private tracker. `private=False` admits everyone (an open tracker)."""
 
-    def __init__(self, path: Path | str | None = None, private: bool = True) -> None:
+    def __init__(self, path: Path | str | None = None, private: bool = True,
+                 wall_clock: clocks.Clock = clocks.wall) -> None:
         self.path = Path(path) if path is not None else None
         self.private = private
+        self.wall_clock = wall_clock
         self.allowed: set[str] = set()
         self.invites: dict[str, float | None] = {}  # sha256(token) -> expiry (unix time) or None
         self.on_change: Callable[[], None] | None = None
@@ -56,16 +59,16 @@ class AccessList:
     # -- the CLI's API -----------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, path: Path | str, private: bool = True) -> "AccessList":
+    def load(cls, path: Path | str, private: bool = True, wall_clock: clocks.Clock = clocks.wall) -> "AccessList":
         """Read the file if it exists (an absent file is an empty list)."""
-        acl = cls(path, private)
+        acl = cls(path, private, wall_clock)
         acl.reload()
         return acl
 
-    def invite(self, ttl: float | None = None, now: float | None = None) -> str:
+    def invite(self, ttl: float | None = None) -> str:
         """A new one-time token; the peer presents it as `invite` (message field or URL query)."""
         token = secrets.token_urlsafe(18)
-        expires = None if ttl is None else (now if now is not None else time.time()) + ttl
+        expires = None if ttl is None else self.wall_clock() + ttl
         with self._editing():
             self.invites[_digest(token)] = expires
         return token
@@ -88,8 +91,10 @@ class AccessList:
     def is_allowed(self, name: str) -> bool:
         return not self.private or name in self.allowed
 
-    def redeem(self, token: str, name: str, now: float) -> bool:
-        """Spend a valid invite on `name` (an I2P destination); True when it joined the allowlist."""
+    def redeem(self, token: str, name: str) -> bool:
+        """Spend a valid invite on `name` (an I2P destination); True when it joined the allowlist.
+
+        Takes no `now`: the tracker core's clock is monotonic, an invite's expiry is a wall-clock time."""
         if b32_to_hash(name) is None:
             return False
         key = _digest(token)
@@ -100,7 +105,7 @@ class AccessList:
             if key not in self.invites:
                 return False
             expires = self.invites.pop(key)
-            if expires is not None and expires < now:
+            if expires is not None and expires < self.wall_clock():
                 return False
             self.allowed.add(name)
         return True

@@ -25,7 +25,7 @@ RATE_LIMITED = "rate limit exceeded, slow down"
 
 class AccessPolicy(Protocol):
     def is_allowed(self, name: str) -> bool: ...
-    def redeem(self, token: str, name: str, now: float) -> bool: ...
+    def redeem(self, token: str, name: str) -> bool: ...  # expiries are wall-clock: it reads its own clock
 
 
 class OpenAccess:
@@ -34,7 +34,7 @@ class OpenAccess:
     def is_allowed(self, name: str) -> bool:
         return True
 
-    def redeem(self, token: str, name: str, now: float) -> bool:
+    def redeem(self, token: str, name: str) -> bool:
         return False
 
 
@@ -312,7 +312,7 @@ class TrackerCore:
     def _admit(self, identity: PeerIdentity, invite: str | None, now: float) -> bool:
         if self.access.is_allowed(identity.name):
             return True
-        return invite is not None and self.access.redeem(invite, identity.name, now)
+        return invite is not None and self.access.redeem(invite, identity.name)
 
     def _rate_ok(self, name: str, now: float) -> bool:
         bucket = self._buckets.get(name)
