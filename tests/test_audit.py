@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
-from audit import parse
+from audit import parse, run_traced
 
 TRACE = "\n".join([
     '12 connect(5, {sa_family=AF_INET, sin_port=htons(7656), sin_addr=inet_addr("127.0.0.1")}, 16) = 0',
@@ -39,3 +41,26 @@ def test_an_audit_that_saw_no_sam_traffic_fails() -> None:
     assert not quiet.non_loopback
     with pytest.raises(AssertionError, match="no SAM traffic"):
         quiet.check()
+
+
+CHILD = """
+import socket
+a, b = socket.socketpair()
+a.send(b"HELLO VERSION MIN=3.1 MAX=3.3\\n")  # what a SAM client sends first
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+try:
+    u.connect(("192.0.2.7", 9))  # UDP connect only picks a route: no packet leaves
+except OSError:
+    pass
+print("done")
+"""
+
+
+async def test_a_traced_process_is_seen_whole(tmp_path) -> None:
+    """The real strace plumbing, not just the parser: a send and a foreign connect by a child process."""
+    audit = await run_traced([sys.executable, "-c", CHILD], tmp_path / "trace.log", timeout=60)
+    assert audit.returncode == 0 and "done" in audit.output
+    assert audit.sam_connects == 1
+    assert [p for p in audit.non_loopback if "192.0.2.7" in p]
+    with pytest.raises(AssertionError, match="192.0.2.7"):
+        audit.check()
