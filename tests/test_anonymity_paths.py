@@ -71,6 +71,8 @@ async def test_webrtc_over_each_carrier_through_a_tracker_eepsite_touches_only_l
     # each leecher got its pieces only over WebRTC, on the carrier it was limited to
     assert result == {"sam-stream": ["StreamCarrier"], "sam-datagram": ["DatagramCarrier"]}, result
     audit.check()
+    # the datagram carrier's packets were seen, and went to the router's SAM UDP port
+    assert any(u.call in ("sendto", "sendmsg") and (u.address, u.port) == router.sam.udp for u in audit.uses)
 
 
 async def test_daemon_with_two_torrents_touches_only_loopback(router, tmp_path) -> None:
