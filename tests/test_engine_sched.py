@@ -195,3 +195,47 @@ def test_banned_peer_blocks_are_discarded() -> None:
     p.remove_peer("bad")
     got = p.pick("good", 100)
     assert len(got) == 8  # the bad half is fetched again from the good peer
+
+
+def test_new_pieces_start_only_within_the_byte_budget() -> None:
+    p = PiecePicker(8, PIECE, 8 * PIECE, rng=random.Random(1), buffer_budget=2 * PIECE)
+    for peer in "abc":
+        p.add_peer(peer)
+        p.peer_bitfield(peer, full(8))
+    a = {r[0] for r in p.pick("a", 4)}
+    b = {r[0] for r in p.pick("b", 4)}
+    assert len(a | b) == 2 and p.in_progress_bytes == 2 * PIECE
+    c = p.pick("c", 100)  # no room for a third piece: c helps with the two started
+    assert c == []  # every block of both is already asked, and no third piece may start
+    piece = next(iter(a))
+    for block in range(4):
+        p.block_received("a", piece, block * BLOCK)
+    assert p.in_progress_bytes == 2 * PIECE  # complete, being verified: still held
+    p.piece_verified(piece)
+    assert p.in_progress_bytes == PIECE
+    assert len({r[0] for r in p.pick("c", 4)}) == 1  # room again
+
+
+def test_a_piece_bigger_than_the_budget_is_fetched_alone() -> None:
+    p = PiecePicker(4, PIECE, 4 * PIECE, rng=random.Random(1), buffer_budget=PIECE // 2)
+    for peer in "ab":
+        p.add_peer(peer)
+        p.peer_bitfield(peer, full(4))
+    first = p.pick("a", 2)
+    assert len({r[0] for r in first}) == 1
+    second = p.pick("b", 100)
+    assert {r[0] for r in second} == {first[0][0]} and len(second) == 2  # b shares the one piece
+
+
+def test_a_started_piece_nobody_has_any_more_gives_its_room_up() -> None:
+    p = PiecePicker(4, PIECE, 4 * PIECE, rng=random.Random(1), buffer_budget=PIECE)
+    p.add_peer("a")
+    p.peer_bitfield("a", 0b0001)
+    (piece, begin, _), = p.pick("a", 1)
+    p.block_received("a", piece, begin)
+    p.remove_peer("a")  # the only peer with piece 0 left with one block of it delivered
+    p.add_peer("b")
+    p.peer_bitfield("b", 0b1110)
+    got = p.pick("b", 4)
+    assert got and {r[0] for r in got} != {0}
+    assert p.evicted == [0] and not p.in_progress(0) and p.in_progress_bytes == PIECE

@@ -23,8 +23,14 @@ API:
     engine.close(save_resume=False) is what a crash leaves behind: the next start re-checks the files
     instead of trusting older resume data, so a verified piece is never fetched again.
 
-Memory is bounded per torrent: piece cache 16 MiB, pending add_piece 32 MiB, blocks in flight 32 MiB,
-4 MiB of answered blocks per unchoked peer (5 at most). Measured: 48 MB peak RSS leeching 1 GiB.
+Memory is bounded per torrent: piece cache 16 MiB; pieces in progress (being assembled from blocks or
+waiting for libtorrent's verdict) 32 MiB, or one piece where a piece is larger (picker.py: BUFFER_BUDGET);
+4 MiB of unsent bytes per uploading peer. Measured: 48 MB peak RSS leeching 1 GiB.
+
+Inside: swarm.py is the swarm as a sans-I/O core (bytes, storage verdicts and `now` in; actions.py out:
+send, close, serve a block, write a piece, install metadata; every peer timer behind next_deadline() /
+on_timer(now)), with picker.py, choker.py, metadata_fetch.py and peer_state.py under it. swarm_io.py
+(AsyncSwarm) and peer.py (one stream's reader, writer and uploader tasks) are its asyncio adapter.
     TorrentStatus: name, info_hash (hex), state ('metadata'|'checking'|'downloading'|'seeding'|'paused'),
         progress, pieces_done, pieces_total, download_rate, upload_rate, peers, downloaded, uploaded,
         total_size, stats (SwarmStats: blocks_received, pieces_fetched, hash_failures, peers_banned, ...)

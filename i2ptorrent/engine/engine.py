@@ -29,7 +29,8 @@ from .metainfo import Metainfo, MetainfoError, as_metainfo, magnet_of
 from .settings import TORRENT_FLAGS_OFF, TORRENT_FLAGS_ON, anonymous_settings
 from .ratelimit import RateLimits
 from .storage import PieceStore
-from .swarm import MAX_PEERS, Swarm, SwarmStats, new_peer_id
+from .swarm import MAX_PEERS, SwarmStats, new_peer_id
+from .swarm_io import AsyncSwarm
 
 log = logging.getLogger(__name__)
 
@@ -71,18 +72,22 @@ class Torrent:
     def __init__(self, engine: "Engine", meta: Metainfo, handle: lt.torrent_handle, save_path: Path,
                  selected_files: Sequence[int | str] | None) -> None:
         self._engine = engine
-        self.meta = meta
         self.handle = handle
         self.save_path = save_path
         self.selected_files = list(selected_files) if selected_files is not None else None
-        self.swarm = Swarm(meta, engine.peer_id, on_metadata=self._install_metadata, on_complete=self.save_resume,
-                           max_peers=engine.max_peers, limits=engine.limits)
-        self.store: PieceStore | None = None
+        self.store: PieceStore | None = None  # the one owner; the swarm reads it through a callable
+        self.swarm = AsyncSwarm(meta, engine.peer_id, lambda: self.store, on_metadata=self._install_metadata,
+                                on_complete=self.save_resume, max_peers=engine.max_peers, limits=engine.limits)
         self.candidates: dict[str, None] = dict.fromkeys(meta.peers)
         self._dialing: set[str] = set()
         self._backoff: dict[str, tuple[float, float]] = {}  # b32 -> (next attempt, current backoff)
         self._resume_waiters: list[asyncio.Future[bytes | None]] = []
         self._checking = False
+
+    @property
+    def meta(self) -> Metainfo:
+        """The torrent as now known; the swarm core owns it (it completes a magnet's)."""
+        return self.swarm.meta
 
     @property
     def info_hash(self) -> bytes:
@@ -120,7 +125,7 @@ class Torrent:
             await store.wait_checked()
         finally:
             self._checking = False
-        self.swarm.set_store(store, self._wanted_bits(ti))
+        self.swarm.pieces_ready(store, self._wanted_bits(ti))
 
     def _wanted_bits(self, ti: lt.torrent_info) -> int | None:
         if self.selected_files is None:
@@ -145,7 +150,6 @@ class Torrent:
     async def _install_metadata(self, meta: Metainfo) -> None:
         """A magnet's info dict arrived (verified against the info-hash): libtorrent takes it over."""
         assert meta.info_bytes is not None
-        self.meta = meta
         if not self.handle.status().has_metadata:
             self.handle.set_metadata(meta.info_bytes)
         await self._open_store()
@@ -185,15 +189,15 @@ class Torrent:
     # -- user API --------------------------------------------------------------------------------
 
     def status(self) -> TorrentStatus:
-        sw = self.swarm
+        sw = self.swarm.core
         picker = sw.picker
-        peers = [p for p in sw.peers if p.wire.peer_handshake is not None]
+        peers = sw.handshaken()
         done = picker.num_have if picker else 0
         total = picker.num_pieces if picker else 0
         wanted_total = total
         if picker is not None and self.selected_files is not None:
-            wanted_total = picker._want.bit_count()  # noqa: SLF001 - same package
-            done = (picker._want & picker.have_bits).bit_count()  # noqa: SLF001
+            wanted_total = picker.wanted_bits.bit_count()
+            done = (picker.wanted_bits & picker.have_bits).bit_count()
         if sw.paused:
             state = "paused"
         elif picker is None and not self._checking:
@@ -209,7 +213,7 @@ class Torrent:
             progress=(done / wanted_total) if wanted_total else 0.0, pieces_done=done, pieces_total=total,
             download_rate=sum(p.down.rate for p in peers), upload_rate=sum(p.up.rate for p in peers),
             peers=len(peers), downloaded=sw.stats.bytes_received,
-            uploaded=sw.stats.bytes_sent + sum(p.up.total for p in sw.peers),
+            uploaded=sw.uploaded,
             total_size=self.store.total_size if self.store else 0, stats=sw.stats, error=self.error)
 
     @property
@@ -231,12 +235,11 @@ class Torrent:
         await self.swarm.metadata_ready.wait()
 
     def pause(self) -> None:
-        self.swarm.paused = True
-        self.swarm.close_all("paused")
+        self.swarm.pause()
 
     def resume(self) -> None:
         """Also how a user retries after a storage error (space freed, permissions fixed)."""
-        self.swarm.paused = False
+        self.swarm.resume()
         if self.error is not None:
             if self.store is not None:
                 self.store.error = None
@@ -246,8 +249,8 @@ class Torrent:
     # -- dialing ---------------------------------------------------------------------------------
 
     def _dial_due(self, now: float, dial: Dialer, own: set[str]) -> None:
-        sw = self.swarm
-        if sw.paused or sw.closed or (sw.all_verified and sw.metadata_ready.is_set()):
+        sw = self.swarm.core
+        if sw.paused or sw.closed or (sw.all_verified and self.swarm.metadata_ready.is_set()):
             return
         for b32 in list(self.candidates):
             if len(self._dialing) >= DIAL_CONCURRENCY or len(sw.peers) + len(self._dialing) >= sw.max_peers:
@@ -482,11 +485,10 @@ class Engine:
             now = time.monotonic()
             for t in list(self._torrents.values()):
                 try:
-                    t.swarm.tick(now)
                     if self.dial is not None:
                         t._dial_due(now, self.dial, self.own_addresses)
                 except Exception:
-                    log.exception("tick failed for %s", t.name)
+                    log.exception("dialing failed for %s", t.name)
             periodic = now - self._last_resume_save >= RESUME_SAVE_INTERVAL
             if periodic or self._resume_due:
                 due, self._resume_due = self._resume_due, set()

@@ -8,6 +8,13 @@ A piece is started by one peer and, while that peer keeps up, finished by it: a 
 blamed on exactly one peer (the swarm bans it). Other peers only join a started piece when nothing new is
 left, and in endgame (every missing block already requested) blocks are requested twice so a slow peer
 cannot hold up the last piece.
+
+Memory for pieces in progress is bounded in bytes: a piece is started only while the sizes of the pieces
+in progress (being fetched or being verified) leave room for it under `buffer_budget`. One piece is always
+allowed, so a piece larger than the budget is still fetched, alone (libtorrent verifies whole pieces, so
+one whole piece is the least that must be held); its blocks are then shared among every peer that has it.
+A started piece no connected peer has any more is evicted when its room is needed, else a swarm whose
+owners left could hold the budget for ever.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from dataclasses import dataclass, field
 
 BLOCK = 16 * 1024
 ENDGAME_DUPLICATES = 2  # at most this many peers asked for the same block in endgame
+BUFFER_BUDGET = 32 * 1024 * 1024  # bytes of pieces in progress (plus one piece, if larger)
 
 PeerId = Hashable
 
@@ -38,8 +46,11 @@ class _Partial:
 
 class PiecePicker:
     def __init__(self, num_pieces: int, piece_length: int, total_size: int, rng: random.Random | None = None,
-                 have: Iterable[int] = ()) -> None:
+                 have: Iterable[int] = (), buffer_budget: int = BUFFER_BUDGET) -> None:
         self.num_pieces = num_pieces
+        self.buffer_budget = buffer_budget
+        self._reserved = 0  # bytes of the pieces in _partial
+        self.evicted: list[int] = []  # pieces dropped by pick() to make room; the caller drains it
         self.piece_length = piece_length
         self.total_size = total_size
         self._rng = rng or random.Random()
@@ -92,6 +103,18 @@ class PiecePicker:
         """Every wanted piece verified (all of them unless files were deselected)."""
         return self._want & ~self._have == 0
 
+    @property
+    def wanted_bits(self) -> int:
+        return self._want
+
+    @property
+    def in_progress_bytes(self) -> int:
+        """Bytes of the pieces started and not yet verified or failed: what the piece buffers may hold."""
+        return self._reserved
+
+    def in_progress(self, piece: int) -> bool:
+        return piece in self._partial
+
     def set_wanted(self, bits: int) -> None:
         """Only pieces in `bits` are downloaded (file selection)."""
         self._want = bits & self._all
@@ -127,6 +150,7 @@ class PiecePicker:
         part = self._partial.pop(piece, None)
         if part is None:
             return
+        self._reserved -= self.piece_size(piece)
         for block, peers in part.requested.items():
             for p in peers:
                 reqs = self._peer_reqs.get(p)
@@ -252,8 +276,11 @@ class PiecePicker:
                     prefix = False
                 if not candidates >> piece & 1:
                     continue
+                if not self._room_for(piece):
+                    break
                 part = _Partial(self.num_blocks(piece), peer)
                 self._partial[piece] = part
+                self._reserved += self.piece_size(piece)
                 self._busy |= 1 << piece
                 take(piece, part)
                 if len(out) >= count:
@@ -272,6 +299,21 @@ class PiecePicker:
                     if len(out) >= count:
                         break
         return out
+
+    def _room_for(self, piece: int) -> bool:
+        """Whether starting `piece` keeps the pieces in progress within the budget (evicting orphans)."""
+        size = self.piece_size(piece)
+        if not self._partial or self._reserved + size <= self.buffer_budget:
+            return True
+        for i, part in list(self._partial.items()):
+            if i not in self._verifying and not part.requested and self._avail[i] == 0:
+                self._drop_partial(i)
+                self._busy &= ~(1 << i)
+                self.evicted.append(i)
+                self._order_pos = 0
+                if not self._partial or self._reserved + size <= self.buffer_budget:
+                    return True
+        return False
 
     def in_endgame(self) -> bool:
         """Every piece we lack is started and none has a block left unrequested."""

@@ -1,59 +1,60 @@
-"""One torrent's swarm of our own peers: what to request, whom to serve, whom to ban.
+"""One torrent's swarm of our own peers, as a sans-I/O core: what to request, whom to serve, whom to ban.
 
-The swarm reacts to wire events from its PeerConnections and keeps three things in step:
-- the picker's view of who has what (bitfields, haves) and of every outstanding block request;
-- the piece store: complete pieces go to libtorrent (add_piece), which verifies them; a verified piece is
-  announced to every peer with HAVE, a failed one is blamed on the peers whose blocks made it up (banned
-  when there was only one, or on a second strike);
-- the choker: interested peers are unchoked by tit-for-tat plus an optimistic slot.
+Inputs are the bytes each peer sent, facts from storage (a piece verified or failed, a block read) and the
+time, always passed in. Outputs are actions (actions.py) drained with `take_actions()`: send bytes to a
+peer, close it, serve a block, write a piece, install metadata. Every timer (handshake, idle, keep-alive,
+snub, the once-a-second round of rates, choking and request top-ups) is read through `next_deadline()` and
+run by `on_timer(now)`. The asyncio adapter (swarm_io.py) owns the streams, tasks and the piece store.
 
-For a magnet the swarm first fetches the info dict over ut_metadata (BEP 9), verifies it against the
-info-hash and hands it to the engine, which gives it to libtorrent and comes back with a piece store.
+The core owns the peer set (PeerState per peer, keyed by whatever the adapter uses) and the torrent's
+metadata (`meta`); the picker and the choker keep their views of the same peers by key.
+- the picker tracks who has what and every outstanding block request; complete pieces go out as WritePiece
+  and come back as `piece_written`. A verified piece is announced with HAVE, a failed one is blamed on the
+  peers whose blocks made it up (banned when there was only one, or on a BAN_STRIKES-th shared failure).
+- the choker unchokes interested peers by tit-for-tat plus an optimistic slot.
+- for a magnet the info dict comes over ut_metadata (metadata_fetch.py), is verified against the
+  info-hash and handed out as InstallMetadata; storage answers with `set_pieces`.
 
 Requests are pipelined per peer, sized to the link: enough to cover QUEUE_TIME seconds at the rate the
-peer is delivering (16 at first, at most what the peer accepts). Everything here is synchronous; only
-piece writes run as tasks, and while libtorrent's write queue is full no new requests go out, so memory
-for pieces in flight stays bounded.
+peer is delivering (MIN_QUEUE at first, at most what the peer accepts). Piece buffers are bounded in bytes
+by the picker's budget (see picker.py): at most max(buffer_budget, one piece) is held, whatever the piece
+length, verifying pieces included.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import random
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..transport.stream import ByteStream
 from ..wire.connection import PeerWire
 from ..wire.errors import LocalProtocolError, MetadataError, ProtocolError
 from ..wire.events import (
     BitfieldReceived, BlockReceived, BlockRequested, Choke, Event, ExtensionHandshake, HandshakeReceived,
-    HaveAll, HaveNone, HaveReceived, Interested, MetadataPieceReceived, MetadataRejected, MetadataRequested,
+    HaveAll, HaveReceived, Interested, MetadataPieceReceived, MetadataRejected, MetadataRequested,
     NotInterested, RequestRejected, Unchoke,
 )
-from ..wire.extension import UT_METADATA, MetadataAssembler, metadata_piece
+from ..wire.extension import UT_METADATA, metadata_piece
+from .actions import (
+    Action, ClosePeer, Completed, InstallMetadata, PeerBanned, Prefetch, Send, ServeBlock, WritePiece,
+)
 from .bits import bitfield_to_int, int_to_bitfield
 from .choker import Choker, Decisions
+from .metadata_fetch import MetadataFetch, MetadataMismatch
 from .metainfo import Metainfo
-from .peer import PeerConnection
-from .picker import BLOCK, PiecePicker
-from .ratelimit import RateLimits
-from .storage import PieceStore, StorageError
+from .peer_state import HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, KEEPALIVE_INTERVAL, SNUB_TIMEOUT, PeerKey, PeerState
+from .picker import BLOCK, BUFFER_BUDGET, PiecePicker
 
 log = logging.getLogger(__name__)
 
 QUEUE_TIME = 3.0  # seconds of the peer's delivery rate kept requested
 MIN_QUEUE = 16
 MAX_QUEUE = 250  # 4 MiB in flight per peer at most
-MAX_SWARM_QUEUE = 2048  # blocks in flight over all peers of a torrent: 32 MiB of piece buffers at most
 RATE_REFRESH = 0.05
-HANDSHAKE_TIMEOUT = 90.0
-SNUB_TIMEOUT = 60.0  # outstanding requests and no block for this long: ask others instead
-METADATA_REQUESTS_PER_PEER = 8
+ROUND = 1.0  # rates, choke rounds, request and metadata top-ups
 MAX_PEERS = 50
 REPLACE_AFTER = 10.0  # a second connection from a peer this much later means it restarted (see _replace_stale)
 BAN_STRIKES = 3  # failures shared with other peers before a peer is banned
@@ -65,8 +66,8 @@ class SwarmStats:
 
     blocks_received: int = 0
     bytes_received: int = 0
-    bytes_sent: int = 0  # by peers already gone; TorrentStatus.uploaded adds the live ones
-    pieces_fetched: int = 0  # pieces downloaded from peers and verified by libtorrent
+    bytes_sent: int = 0  # by peers already gone; `SwarmCore.uploaded` adds the live ones
+    pieces_fetched: int = 0  # pieces downloaded from peers and verified
     hash_failures: int = 0
     redundant_bytes: int = 0
     peers_banned: int = 0
@@ -77,45 +78,31 @@ def new_peer_id() -> bytes:
     return b"-IT0001-" + os.urandom(12)
 
 
-class Swarm:
-    def __init__(self, meta: Metainfo, peer_id: bytes,
-                 on_metadata: Callable[[Metainfo], Awaitable[None]] | None = None,
-                 on_complete: Callable[[], Awaitable[object]] | None = None,
-                 max_peers: int = MAX_PEERS, rng: random.Random | None = None,
-                 limits: RateLimits | None = None) -> None:
-        self.meta = meta
-        self.limits = limits
-        self.info_hash = meta.info_hash
+class SwarmCore:
+    def __init__(self, meta: Metainfo, peer_id: bytes, *, max_peers: int = MAX_PEERS,
+                 rng: random.Random | None = None, buffer_budget: int = BUFFER_BUDGET) -> None:
+        self.meta = meta  # the torrent as now known: the one owner of its metadata
         self.peer_id = peer_id
         self.max_peers = max_peers
+        self.buffer_budget = buffer_budget
         self._rng = rng or random.Random()
-        self._on_metadata = on_metadata
-        self.info_bytes: bytes | None = meta.info_bytes
-        self.store: PieceStore | None = None
-        self.picker: PiecePicker | None = None
+        self.picker: PiecePicker | None = None  # once storage has the pieces (set_pieces)
         self.choker = Choker(rng=self._rng)
-        self.peers: dict[PeerConnection, float] = {}  # peer -> time attached (monotonic)
+        self.peers: dict[PeerKey, PeerState] = {}
         self.banned: set[str] = set()
         self._strikes: dict[str, int] = {}
         self._buffers: dict[int, bytearray] = {}
-        self._writes: set[asyncio.Task[None]] = set()
-        self._assembler: MetadataAssembler | None = None
-        self._meta_requested: dict[int, PeerConnection] = {}
-        self._meta_refused: set[PeerConnection] = set()
-        self._metadata_task: asyncio.Task[None] | None = None
+        self._fetch = MetadataFetch(meta.info_hash)
         self.stats = SwarmStats()
-        self.complete = asyncio.Event()  # every wanted piece verified and flushed to the files
         self.all_verified = False
-        self._on_complete = on_complete
-        self._flush_task: asyncio.Task[None] | None = None
-        self.metadata_ready = asyncio.Event()
-        if meta.has_metadata:
-            self.metadata_ready.set()
         self.paused = False
         self.closed = False
-        self._dispatch: dict[type, Callable[[PeerConnection, Any], None]] = {
+        self._next_round: float | None = None
+        self._now = 0.0  # the time of the latest call: when queued bytes count as sent
+        self._actions: list[Action] = []
+        self._dispatch: dict[type, Callable[[PeerState, Any, float], None]] = {
             HandshakeReceived: self._on_handshake, BitfieldReceived: self._on_bitfield,
-            HaveReceived: self._on_have, HaveAll: self._on_have_all, HaveNone: lambda p, e: None,
+            HaveReceived: self._on_have, HaveAll: self._on_have_all,
             Interested: self._on_interested, NotInterested: self._on_not_interested,
             Choke: self._on_choke, Unchoke: self._on_unchoke, BlockRequested: self._on_request,
             BlockReceived: self._on_block, RequestRejected: self._on_rejected,
@@ -123,29 +110,62 @@ class Swarm:
             MetadataPieceReceived: self._on_metadata_piece, MetadataRejected: self._on_metadata_rejected,
         }
 
-    # -- storage ---------------------------------------------------------------------------------
+    @property
+    def info_hash(self) -> bytes:
+        return self.meta.info_hash
 
-    def set_store(self, store: PieceStore, wanted: int | None = None) -> None:
-        """The torrent's pieces are available (at start, or once a magnet's metadata is installed)."""
-        self.store = store
-        have = [i for i in range(store.num_pieces) if store.have(i)]
-        self.picker = PiecePicker(store.num_pieces, store.piece_length, store.total_size, rng=self._rng,
-                                  have=have)
+    # -- outputs ---------------------------------------------------------------------------------
+
+    def take_actions(self) -> list[Action]:
+        """What to do now, in order; each call returns the actions queued since the last one."""
+        self._flush_wires()
+        out, self._actions = self._actions, []
+        return out
+
+    def _flush_wires(self) -> None:
+        """Whatever the wires queued becomes one Send per peer; its keep-alive clock restarts."""
+        for ps in self.peers.values():
+            data = ps.wire.data_to_send()
+            if data:
+                ps.last_send_at = self._now
+                self._actions.append(Send(ps.key, data))
+
+    def next_deadline(self) -> float | None:
+        """When `on_timer` must next run (None: no timer is pending)."""
+        times = [self._next_round] if self._next_round is not None else []
+        picker = self.picker
+        for key, ps in self.peers.items():
+            t = ps.deadline(picker is not None and picker.outstanding(key) > 0)
+            if t is not None:
+                times.append(t)
+        return min(times) if times else None
+
+    # -- storage facts ---------------------------------------------------------------------------
+
+    def set_pieces(self, have: Iterable[int], wanted: int | None, now: float) -> None:
+        """Storage holds the torrent (at start, or once a magnet's metadata is installed): `have` are the
+        pieces already verified, `wanted` the pieces of the selected files (None: all)."""
+        self._now = now
+        meta = self.meta
+        ti = meta.torrent_info()
+        num, plen, total = ti.num_pieces(), ti.piece_length(), ti.total_size()
+        have = list(have)
+        self.picker = picker = PiecePicker(num, plen, total, rng=self._rng, have=have,
+                                           buffer_budget=self.buffer_budget)
         if wanted is not None:
-            self.picker.set_wanted(wanted)
-        all_bits = (1 << store.num_pieces) - 1
-        for peer in list(self.peers):
-            peer.store = store
-            wire = peer.wire
+            picker.set_wanted(wanted)
+        assert meta.info_bytes is not None
+        all_bits = (1 << num) - 1
+        for ps in list(self.peers.values()):
+            wire = ps.wire
             try:
-                wire.set_geometry(store.num_pieces, store.piece_length, store.total_size)
+                wire.set_geometry(num, plen, total)
             except ProtocolError as e:
-                peer.close(f"protocol error: {e}")
+                self._drop(ps, f"protocol error: {e}", now)
                 continue
-            if self.info_bytes is not None:
-                wire.set_metadata_size(len(self.info_bytes))
-            self.picker.add_peer(peer)
-            self.picker.peer_bitfield(peer, all_bits if peer.have_all else peer.bits)
+            wire.set_metadata_size(len(meta.info_bytes))
+            picker.add_peer(ps.key)
+            picker.peer_bitfield(ps.key, all_bits if ps.have_all else ps.bits)
             if wire.peer_handshake is not None:
                 # It connected before we had pieces to show (still checking, or a magnet) and was told
                 # 'have none' or nothing: announce what we hold now, or it never asks us for anything.
@@ -153,55 +173,79 @@ class Swarm:
                     wire.send_have(piece)
                 if wire.extensions:
                     wire.send_extension_handshake()
-                self._update_interest(peer)
-                peer.flush()
-        self._check_complete()
+                self._update_interest(ps)
+        self._check_complete(now)
+        for ps in list(self.peers.values()):
+            self._refill(ps, now)
 
-    def _check_complete(self) -> None:
-        if self.picker is None or not self.picker.complete or self.all_verified:
+    def piece_written(self, piece: int, ok: bool, now: float) -> None:
+        """Storage's verdict on a WritePiece: verified and kept, or failed its hash check."""
+        self._now = now
+        if self.closed or self.picker is None:
             return
-        self.all_verified = True
-        for peer in list(self.peers):  # two seeds have nothing to say to each other
-            if self._peer_is_seed(peer):
-                peer.close("both seeds")
-        if self.stats.pieces_fetched == 0 or self._on_complete is None:
-            self.complete.set()  # nothing written in this run: nothing to flush
+        if ok:
+            self._piece_verified(piece, now)
         else:
-            self._flush_task = asyncio.get_running_loop().create_task(self._flush_then_complete())
+            self._piece_failed(piece, now)
+        self._refill_all(now)
 
-    async def _flush_then_complete(self) -> None:
-        """Complete means on disk: libtorrent may still hold verified pieces in its write buffers."""
-        assert self._on_complete is not None
-        try:
-            await self._on_complete()
-        except Exception:
-            log.exception("flushing %s failed", self.info_hash.hex())
-        self.complete.set()
+    def piece_not_written(self, piece: int, error: str, now: float) -> None:
+        """Storage could not take a piece (disk error): it is fetched again, and nobody is to blame."""
+        self._now = now
+        if self.closed or self.picker is None:
+            return
+        log.error("piece %d not stored: %s", piece, error)
+        self.picker.piece_failed(piece)
+        self._buffers.pop(piece, None)
+        self._refill_all(now)
 
-    def _peer_is_seed(self, peer: PeerConnection) -> bool:
-        return self.picker is not None and self.picker.peer_is_seed(peer) and self.picker.num_have == \
-            self.picker.num_pieces
+    def upload_wanted(self, peer: PeerKey, index: int, begin: int, length: int) -> bool:
+        """Whether a ServeBlock is still worth reading (not cancelled, not voided by a choke)."""
+        ps = self.peers.get(peer)
+        return ps is not None and (index, begin, length) in ps.wire.peer_requests
+
+    def block_read(self, peer: PeerKey, index: int, begin: int, data: bytes, now: float) -> bool:
+        """The block of a ServeBlock, read from storage: send it if still wanted. True if sent."""
+        self._now = now
+        ps = self.peers.get(peer)
+        if ps is None or not ps.wire.send_piece(index, begin, data):
+            return False
+        ps.up.add(len(data))
+        return True
 
     # -- peers -----------------------------------------------------------------------------------
 
     def connected_to(self, remote: str) -> bool:
-        return any(p.remote == remote for p in self.peers)
+        return any(ps.remote == remote for ps in self.peers.values())
+
+    def handshaken(self) -> list[PeerState]:
+        return [ps for ps in self.peers.values() if ps.wire.peer_handshake is not None]
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes held in piece buffers being assembled (pieces handed out in WritePiece not included)."""
+        return sum(len(b) for b in self._buffers.values())
+
+    @property
+    def uploaded(self) -> int:
+        return self.stats.bytes_sent + sum(ps.up.total for ps in self.peers.values())
 
     def _replace_stale(self, remote: str, now: float) -> None:
         """A destination that calls again while we think it is connected has restarted: I2P tells us only
         when the old stream times out (minutes), so its old connection goes. Identities come from the
         router, so only that peer can do this to its own connection. Within REPLACE_AFTER of the first it
         is a simultaneous open instead, and the second one is refused."""
-        for peer, since in list(self.peers.items()):
-            if peer.remote == remote and now - since >= REPLACE_AFTER:
-                peer.close("replaced by a new connection from the same destination")
+        for ps in list(self.peers.values()):
+            if ps.remote == remote and now - ps.attached_at >= REPLACE_AFTER:
+                self._drop(ps, "replaced by a new connection from the same destination", now)
 
-    def attach(self, stream: ByteStream, outgoing: bool, initial: bytes = b"") -> PeerConnection | None:
-        """Run the peer wire over a stream (already routed to this torrent for incoming ones)."""
-        remote = stream.remote
-        why = None
+    def add_peer(self, key: PeerKey, remote: str, outgoing: bool, now: float) -> str | None:
+        """A connection to `remote` (already routed to this torrent): None if taken on, else why not.
+        Our handshake is queued at once."""
+        self._now = now
         if not outgoing and not self.closed and remote not in self.banned:
-            self._replace_stale(remote, time.monotonic())
+            self._replace_stale(remote, now)
+        why = None
         if self.closed or self.paused:
             why = "torrent not active"
         elif remote in self.banned:
@@ -212,75 +256,125 @@ class Swarm:
             why = "too many peers"
         if why is not None:
             log.debug("refusing %s: %s", remote[:12], why)
-            asyncio.get_running_loop().create_task(stream.close())
-            return None
+            return why
         kw: dict[str, Any] = {}
-        if self.store is not None:
-            kw = dict(num_pieces=self.store.num_pieces, piece_length=self.store.piece_length,
-                      total_length=self.store.total_size)
-        wire = PeerWire(self.info_hash, self.peer_id, metadata_size=len(self.info_bytes) if self.info_bytes else None,
-                        **kw)
-        peer = PeerConnection(stream, wire, self._on_events, self._on_closed, outgoing, self.limits)
-        peer.store = self.store
+        if self.picker is not None:
+            kw = dict(num_pieces=self.picker.num_pieces, piece_length=self.picker.piece_length,
+                      total_length=self.picker.total_size)
+        info = self.meta.info_bytes
+        wire = PeerWire(self.info_hash, self.peer_id, metadata_size=len(info) if info else None, **kw)
         wire.send_handshake()
-        self.peers[peer] = time.monotonic()
-        now = time.monotonic()
-        self.choker.add_peer(peer, now)
+        ps = self.peers[key] = PeerState(key, remote, outgoing, wire, now)
+        self.choker.add_peer(key, now)
         if self.picker is not None:
-            self.picker.add_peer(peer)
-        peer.start(initial)
-        peer.flush()
-        return peer
+            self.picker.add_peer(key)
+        if self._next_round is None:
+            self._next_round = now + ROUND
+        return None
 
-    def _on_closed(self, peer: PeerConnection, reason: str) -> None:
-        if self.peers.pop(peer, None) is not None:
-            self.stats.bytes_sent += peer.up.total
+    def close_peer(self, peer: PeerKey, reason: str, now: float) -> None:
+        """The connection ended or failed on the adapter's side (EOF, write error, storage error)."""
+        self._now = now
+        ps = self.peers.get(peer)
+        if ps is not None:
+            self._drop(ps, reason, now)
+
+    def _drop(self, ps: PeerState, reason: str, now: float) -> None:
+        """Forget the peer and have the adapter close it; its blocks and metadata pieces go to others."""
+        if self.peers.pop(ps.key, None) is None:
+            return
+        log.debug("%s closed: %s", ps, reason)
+        ps.wire.data_to_send()  # nothing more goes to it
+        self._actions.append(ClosePeer(ps.key, reason))
+        self.stats.bytes_sent += ps.up.total
         if self.picker is not None:
-            self.picker.remove_peer(peer)
-        self._apply(self.choker.remove_peer(peer, time.monotonic()))
-        for piece, p in list(self._meta_requested.items()):
-            if p is peer:
-                del self._meta_requested[piece]
-        self._meta_refused.discard(peer)
-        if self._assembler is not None:
-            self._request_metadata_all()
-        for other in list(self.peers):  # its blocks are free again
-            self._refill(other)
+            self.picker.remove_peer(ps.key)
+        self._fetch.peer_gone(ps.key)
+        self._apply(self.choker.remove_peer(ps.key, now), now)
+        if not self.peers:
+            self._next_round = None
+        if self.closed:
+            return
+        self._request_metadata_all(now)
+        self._refill_all(now)
 
-    def ban(self, peer: PeerConnection, reason: str) -> None:
+    def ban(self, peer: PeerKey, reason: str, now: float) -> None:
+        self._now = now
+        ps = self.peers.get(peer)
+        if ps is None:
+            return
         if self.picker is not None:
             for piece in self.picker.discard_blocks_of(peer):
                 self._buffers.pop(piece, None)
-        if peer.remote not in self.banned:
-            self.banned.add(peer.remote)
+        if ps.remote not in self.banned:
+            self.banned.add(ps.remote)
             self.stats.peers_banned += 1
-            log.warning("banning %s: %s", peer.remote, reason)
-        peer.close(f"banned: {reason}")
+            self._actions.append(PeerBanned(ps.remote, reason))
+        self._drop(ps, f"banned: {reason}", now)
 
-    def close_all(self, reason: str) -> None:
-        for peer in list(self.peers):
-            peer.close(reason)
+    def close_all(self, reason: str, now: float) -> None:
+        self._now = now
+        for ps in list(self.peers.values()):
+            self._drop(ps, reason, now)
 
-    # -- events ----------------------------------------------------------------------------------
+    def pause(self, now: float) -> None:
+        self.paused = True
+        self.close_all("paused", now)
 
-    def _on_events(self, peer: PeerConnection, events: list[Event]) -> None:
+    def resume(self) -> None:
+        self.paused = False
+
+    def close(self, now: float) -> None:
+        self.closed = True
+        self.close_all("torrent closed", now)
+
+    # -- wire input ------------------------------------------------------------------------------
+
+    def reading_paused(self, peer: PeerKey, now: float) -> None:
+        """The adapter waits out the download limit before reading this peer again."""
+        ps = self.peers.get(peer)
+        if ps is not None:
+            ps.reading_paused(now)
+
+    def reading_resumed(self, peer: PeerKey, now: float) -> None:
+        ps = self.peers.get(peer)
+        if ps is not None:
+            ps.reading_resumed(now)
+
+    def receive_data(self, peer: PeerKey, data: bytes, now: float) -> None:
+        """Bytes the peer sent."""
+        self._now = now
+        ps = self.peers.get(peer)
+        if ps is None or not data:
+            return
+        ps.last_recv_at = now
+        try:
+            events = ps.wire.receive_data(data)
+        except ProtocolError as e:
+            self._handle(ps, e.events, now)
+            self._drop(ps, f"protocol error: {e}", now)
+            return
+        self._handle(ps, events, now)
+        if ps.key in self.peers:
+            self._refill(ps, now)
+
+    def _handle(self, ps: PeerState, events: list[Event], now: float) -> None:
         dispatch = self._dispatch
         for ev in events:
-            if peer.closed:
+            if ps.key not in self.peers:
                 return
             handler = dispatch.get(type(ev))
-            if handler is not None:
-                try:
-                    handler(peer, ev)
-                except LocalProtocolError as e:  # our own bug; drop the peer, keep the swarm
-                    log.exception("wire misuse with %s", peer)
-                    peer.close(f"local error: {e}")
-                    return
-        if not peer.closed:
-            self._refill(peer)
+            if handler is None:
+                continue
+            try:
+                handler(ps, ev, now)
+            except LocalProtocolError as e:  # our own bug; drop the peer, keep the swarm
+                log.exception("wire misuse with %s", ps)
+                self._drop(ps, f"local error: {e}", now)
+                return
 
-    def _on_handshake(self, peer: PeerConnection, ev: HandshakeReceived) -> None:
-        wire = peer.wire
+    def _on_handshake(self, ps: PeerState, ev: HandshakeReceived, now: float) -> None:
+        wire = ps.wire
         picker = self.picker
         if picker is not None:
             if wire.fast and picker.num_have == picker.num_pieces:
@@ -294,70 +388,69 @@ class Swarm:
         if wire.extensions:
             wire.send_extension_handshake()
 
-    def _on_bitfield(self, peer: PeerConnection, ev: BitfieldReceived) -> None:
-        peer.bits = bitfield_to_int(ev.bitfield)
+    def _on_bitfield(self, ps: PeerState, ev: BitfieldReceived, now: float) -> None:
+        ps.bits = bitfield_to_int(ev.bitfield)
         if self.picker is not None:
-            self.picker.peer_bitfield(peer, peer.bits)
-            self._update_interest(peer)
+            self.picker.peer_bitfield(ps.key, ps.bits)
+            self._update_interest(ps)
 
-    def _on_have(self, peer: PeerConnection, ev: HaveReceived) -> None:
-        peer.bits |= 1 << ev.index
+    def _on_have(self, ps: PeerState, ev: HaveReceived, now: float) -> None:
+        ps.bits |= 1 << ev.index
         if self.picker is not None:
-            self.picker.peer_have(peer, ev.index)
-            if not peer.wire.am_interested:
-                self._update_interest(peer)
-            if self.all_verified and self._peer_is_seed(peer):
-                peer.close("both seeds")
+            self.picker.peer_have(ps.key, ev.index)
+            if not ps.wire.am_interested:
+                self._update_interest(ps)
+            if self.all_verified and self._peer_is_seed(ps):
+                self._drop(ps, "both seeds", now)
 
-    def _on_have_all(self, peer: PeerConnection, ev: HaveAll) -> None:
-        peer.have_all = True
+    def _on_have_all(self, ps: PeerState, ev: HaveAll, now: float) -> None:
+        ps.have_all = True
         if self.picker is not None:
-            self.picker.peer_bitfield(peer, (1 << self.picker.num_pieces) - 1)
-            self._update_interest(peer)
+            self.picker.peer_bitfield(ps.key, (1 << self.picker.num_pieces) - 1)
+            self._update_interest(ps)
 
-    def _on_interested(self, peer: PeerConnection, ev: Interested) -> None:
-        self._apply(self.choker.set_interested(peer, True, time.monotonic()))
+    def _on_interested(self, ps: PeerState, ev: Interested, now: float) -> None:
+        self._apply(self.choker.set_interested(ps.key, True, now), now)
 
-    def _on_not_interested(self, peer: PeerConnection, ev: NotInterested) -> None:
-        self.choker.set_interested(peer, False, time.monotonic())
+    def _on_not_interested(self, ps: PeerState, ev: NotInterested, now: float) -> None:
+        self.choker.set_interested(ps.key, False, now)
 
-    def _on_choke(self, peer: PeerConnection, ev: Choke) -> None:
+    def _on_choke(self, ps: PeerState, ev: Choke, now: float) -> None:
         if self.picker is not None:
             for r in ev.dropped:
-                self.picker.request_dropped(peer, r.index, r.begin)
+                self.picker.request_dropped(ps.key, r.index, r.begin)
 
-    def _on_unchoke(self, peer: PeerConnection, ev: Unchoke) -> None:
-        peer.last_block_at = time.monotonic()  # the snub clock starts now
+    def _on_unchoke(self, ps: PeerState, ev: Unchoke, now: float) -> None:
+        ps.last_block_at = now  # the snub clock starts now
 
-    def _on_request(self, peer: PeerConnection, ev: BlockRequested) -> None:
-        store = self.store
-        if store is not None and store.have(ev.index):
-            peer.queue_upload(ev)
+    def _on_request(self, ps: PeerState, ev: BlockRequested, now: float) -> None:
+        if self.picker is not None and self.picker.have(ev.index):
+            self._actions.append(ServeBlock(ps.key, ev.index, ev.begin, ev.length))
             if ev.begin == 0:  # a new piece is wanted: start reading it before the uploader gets there
-                store.prefetch(ev.index)
-        elif peer.wire.fast:
-            peer.wire.send_reject(ev.index, ev.begin, ev.length)
+                self._actions.append(Prefetch(ev.index))
+        elif ps.wire.fast:
+            ps.wire.send_reject(ev.index, ev.begin, ev.length)
         # without the fast extension a request for a piece we lack is dropped (BEP 3 has no refusal)
 
-    def _on_rejected(self, peer: PeerConnection, ev: RequestRejected) -> None:
+    def _on_rejected(self, ps: PeerState, ev: RequestRejected, now: float) -> None:
         if self.picker is not None:
-            self.picker.request_dropped(peer, ev.index, ev.begin)
+            self.picker.request_dropped(ps.key, ev.index, ev.begin)
 
-    def _on_block(self, peer: PeerConnection, ev: BlockReceived) -> None:
-        picker, store = self.picker, self.store
-        if picker is None or store is None:
+    def _on_block(self, ps: PeerState, ev: BlockReceived, now: float) -> None:
+        picker = self.picker
+        if picker is None:
             return
         n = len(ev.data)
-        peer.down.add(n)
-        peer.last_block_at = time.monotonic()
+        ps.down.add(n)
+        ps.last_block_at = now
         self.stats.blocks_received += 1
         self.stats.bytes_received += n
-        wanted, complete, others = picker.block_received(peer, ev.index, ev.begin)
+        wanted, complete, others = picker.block_received(ps.key, ev.index, ev.begin)
         for other in others:  # endgame: the same block is no longer needed from them
+            o = self.peers.get(other)
             req = (ev.index, ev.begin, n)
-            if req in other.wire.our_requests:
-                other.wire.send_cancel(*req)
-                other.flush()
+            if o is not None and req in o.wire.our_requests:
+                o.wire.send_cancel(*req)
         if not wanted or n != picker.block_length(ev.index, ev.begin // BLOCK):
             self.stats.redundant_bytes += n
             return
@@ -366,245 +459,218 @@ class Swarm:
             buf = self._buffers[ev.index] = bytearray(picker.piece_size(ev.index))
         buf[ev.begin:ev.begin + n] = ev.data
         if complete:
-            data = bytes(self._buffers.pop(ev.index))
-            task = asyncio.get_running_loop().create_task(self._write(ev.index, data))
-            self._writes.add(task)
-            task.add_done_callback(self._writes.discard)
+            self._actions.append(WritePiece(ev.index, bytes(self._buffers.pop(ev.index))))
 
-    async def _write(self, piece: int, data: bytes) -> None:
-        store, picker = self.store, self.picker
-        assert store is not None and picker is not None
-        try:
-            ok = await store.write_piece(piece, data)
-        except StorageError as e:
-            if not self.closed:
-                log.error("piece %d not stored: %s", piece, e)
-                picker.piece_failed(piece)
-            return
-        if self.closed:
-            return
-        if ok:
-            self._piece_verified(piece)
-        else:
-            self._piece_failed(piece)
-        for peer in list(self.peers):
-            self._refill(peer)
+    # -- pieces ----------------------------------------------------------------------------------
 
-    def _piece_verified(self, piece: int) -> None:
+    def _piece_verified(self, piece: int, now: float) -> None:
         picker = self.picker
         assert picker is not None
         if picker.have(piece):
             return
         picker.piece_verified(piece)
         self.stats.pieces_fetched += 1
-        for peer in list(self.peers):
-            wire = peer.wire
-            if wire.peer_handshake is None or peer.closed:
+        for ps in list(self.peers.values()):
+            wire = ps.wire
+            if wire.peer_handshake is None:
                 continue
-            if not picker.peer_has(peer, piece):
+            if not picker.peer_has(ps.key, piece):
                 wire.send_have(piece)
-            if wire.am_interested and not picker.interesting(peer):
+            if wire.am_interested and not picker.interesting(ps.key):
                 wire.send_not_interested()
-            peer.flush()
-        self._check_complete()
+        self._check_complete(now)
 
-    def _piece_failed(self, piece: int) -> None:
+    def _piece_failed(self, piece: int, now: float) -> None:
         assert self.picker is not None
         self.stats.hash_failures += 1
         contributors = self.picker.piece_failed(piece)
-        log.warning("piece %d failed its hash check (from %s)", piece, [p.remote[:12] for p in contributors])
-        for peer in contributors:
-            strikes = self._strikes[peer.remote] = self._strikes.get(peer.remote, 0) + 1
+        self._buffers.pop(piece, None)
+        log.warning("piece %d failed its hash check (from %s)", piece,
+                    [self.peers[p].remote[:12] for p in contributors if p in self.peers])
+        for key in contributors:
+            ps = self.peers.get(key)
+            if ps is None:
+                continue
+            strikes = self._strikes[ps.remote] = self._strikes.get(ps.remote, 0) + 1
             if len(contributors) == 1 or strikes >= BAN_STRIKES:
-                self.ban(peer, f"sent piece {piece} that failed the hash check")
+                self.ban(key, f"sent piece {piece} that failed the hash check", now)
+
+    def _check_complete(self, now: float) -> None:
+        if self.picker is None or not self.picker.complete or self.all_verified:
+            return
+        self.all_verified = True
+        for ps in list(self.peers.values()):  # two seeds have nothing to say to each other
+            if self._peer_is_seed(ps):
+                self._drop(ps, "both seeds", now)
+        self._actions.append(Completed(flush=self.stats.pieces_fetched > 0))
+
+    def _peer_is_seed(self, ps: PeerState) -> bool:
+        picker = self.picker
+        return picker is not None and picker.peer_is_seed(ps.key) and picker.num_have == picker.num_pieces
 
     # -- requesting ------------------------------------------------------------------------------
 
-    def _update_interest(self, peer: PeerConnection) -> None:
-        if self.picker is None or peer.wire.peer_handshake is None:
+    def _update_interest(self, ps: PeerState) -> None:
+        if self.picker is None or ps.wire.peer_handshake is None:
             return
-        want = self.picker.interesting(peer)
-        if want and not peer.wire.am_interested:
-            peer.wire.send_interested()
-        elif not want and peer.wire.am_interested:
-            peer.wire.send_not_interested()
+        want = self.picker.interesting(ps.key)
+        if want and not ps.wire.am_interested:
+            ps.wire.send_interested()
+        elif not want and ps.wire.am_interested:
+            ps.wire.send_not_interested()
 
-    def queue_target(self, peer: PeerConnection) -> int:
-        now = time.monotonic()
-        if now - peer.down.last_update >= RATE_REFRESH:  # a fast link ramps up within ~100 ms
-            peer.down.update(now)
-        by_rate = int(peer.down.rate * QUEUE_TIME / BLOCK)
-        return max(MIN_QUEUE, min(by_rate, peer.peer_reqq, MAX_QUEUE))
+    def queue_target(self, ps: PeerState, now: float) -> int:
+        if now - ps.down.last_update >= RATE_REFRESH:  # a fast link ramps up within ~100 ms
+            ps.down.update(now)
+        by_rate = int(ps.down.rate * QUEUE_TIME / BLOCK)
+        return max(MIN_QUEUE, min(by_rate, ps.peer_reqq, MAX_QUEUE))
 
-    def _refill(self, peer: PeerConnection) -> None:
-        picker, store, wire = self.picker, self.store, peer.wire
-        if picker is None or store is None or peer.closed or self.paused:
+    def _refill(self, ps: PeerState, now: float) -> None:
+        picker, wire = self.picker, ps.wire
+        if picker is None or self.paused or self.closed:
             return
         if wire.peer_choking or not wire.am_interested or wire.peer_handshake is None:
             return
-        if store.writes_pending >= store.write_slots:
-            return  # libtorrent is behind: let it catch up before more data comes in
-        target = self.queue_target(peer)
-        room = min(target - picker.outstanding(peer), MAX_SWARM_QUEUE - picker.total_outstanding)
-        if room <= 0 or (room < max(8, target // 4) and picker.outstanding(peer) > 0):
+        target = self.queue_target(ps, now)
+        outstanding = picker.outstanding(ps.key)
+        room = target - outstanding
+        if room <= 0 or (room < max(8, target // 4) and outstanding > 0):
             return  # refill in batches, not one request per block
-        reqs = picker.pick(peer, room)
+        reqs = picker.pick(ps.key, room)
+        for piece in picker.evicted:  # their room went to new pieces
+            self._buffers.pop(piece, None)
+        picker.evicted.clear()
         for index, begin, length in reqs:
             wire.send_request(index, begin, length)
-        if reqs:
-            peer.flush()
+
+    def _refill_all(self, now: float) -> None:
+        for ps in list(self.peers.values()):
+            self._refill(ps, now)
 
     # -- choking ---------------------------------------------------------------------------------
 
-    def _apply(self, d: Decisions) -> None:
-        for peer in d.unchoke:
-            if isinstance(peer, PeerConnection) and not peer.closed and peer.wire.handshake_sent:
-                peer.wire.send_unchoke()
-                peer.flush()
-        for peer in d.choke:
-            if isinstance(peer, PeerConnection) and not peer.closed and peer.wire.handshake_sent:
-                peer.wire.send_choke()
-                peer.flush()
+    def _apply(self, d: Decisions, now: float) -> None:
+        for key in d.unchoke:
+            ps = self.peers.get(key)
+            if ps is not None and ps.wire.handshake_sent:
+                ps.wire.send_unchoke()
+        for key in d.choke:
+            ps = self.peers.get(key)
+            if ps is not None and ps.wire.handshake_sent:
+                ps.wire.send_choke()
 
     # -- metadata (magnets) ----------------------------------------------------------------------
 
-    def _on_extension_handshake(self, peer: PeerConnection, ev: ExtensionHandshake) -> None:
+    def _on_extension_handshake(self, ps: PeerState, ev: ExtensionHandshake, now: float) -> None:
         reqq = ev.data.get(b"reqq")
         if isinstance(reqq, int) and reqq > 0:
-            peer.peer_reqq = min(reqq, MAX_QUEUE)
-        if self.info_bytes is not None or not ev.metadata_size or UT_METADATA not in ev.extensions:
-            return
-        if self._assembler is None:
-            try:
-                self._assembler = MetadataAssembler(self.info_hash, ev.metadata_size)
-            except MetadataError as e:
-                peer.close(f"metadata: {e}")
-                return
-        if ev.metadata_size != self._assembler.total_size:
-            return  # disagrees with the size we are collecting; others will serve it
-        self._request_metadata(peer)
-
-    def _request_metadata(self, peer: PeerConnection) -> None:
-        asm = self._assembler
-        wire = peer.wire
-        if asm is None or peer.closed or peer in self._meta_refused or self.info_bytes is not None:
-            return
-        if UT_METADATA not in wire.peer_extensions or wire.peer_metadata_size != asm.total_size:
-            return
-        mine = sum(1 for p in self._meta_requested.values() if p is peer)
-        for piece in asm.missing():
-            if mine >= METADATA_REQUESTS_PER_PEER:
-                break
-            if piece in self._meta_requested or piece in wire.metadata_requests:
-                continue
-            wire.send_metadata_request(piece)
-            self._meta_requested[piece] = peer
-            mine += 1
-        peer.flush()
-
-    def _request_metadata_all(self) -> None:
-        for peer in list(self.peers):
-            self._request_metadata(peer)
-
-    def _on_metadata_request(self, peer: PeerConnection, ev: MetadataRequested) -> None:
-        if self.info_bytes is not None and UT_METADATA in peer.wire.peer_extensions:
-            try:
-                peer.wire.send_metadata_data(ev.piece, metadata_piece(self.info_bytes, ev.piece))
-            except IndexError:
-                peer.wire.send_metadata_reject(ev.piece)
-        elif UT_METADATA in peer.wire.peer_extensions:
-            peer.wire.send_metadata_reject(ev.piece)
-
-    def _on_metadata_rejected(self, peer: PeerConnection, ev: MetadataRejected) -> None:
-        if self._meta_requested.get(ev.piece) is peer:
-            del self._meta_requested[ev.piece]
-        self._meta_refused.add(peer)
-        self._request_metadata_all()
-
-    def _on_metadata_piece(self, peer: PeerConnection, ev: MetadataPieceReceived) -> None:
-        if self._meta_requested.get(ev.piece) is peer:
-            del self._meta_requested[ev.piece]
-        asm = self._assembler
-        if asm is None or self.info_bytes is not None:
+            ps.peer_reqq = min(reqq, MAX_QUEUE)
+        if self.meta.has_metadata or not ev.metadata_size or UT_METADATA not in ev.extensions:
             return
         try:
-            done = asm.add(ev.piece, ev.data, ev.total_size)
+            if not self._fetch.offered(ev.metadata_size):
+                return  # disagrees with the size we are collecting; others will serve it
         except MetadataError as e:
-            peer.close(f"metadata: {e}")
+            self._drop(ps, f"metadata: {e}", now)
             return
-        if not done:
-            self._request_metadata(peer)
+        self._request_metadata(ps, now)
+
+    def _request_metadata(self, ps: PeerState, now: float) -> None:
+        if self.meta.has_metadata:
+            return
+        pieces = self._fetch.requests_for(ps.key, ps.wire)
+        for piece in pieces:
+            ps.wire.send_metadata_request(piece)
+
+    def _request_metadata_all(self, now: float) -> None:
+        if self._fetch.active and not self.meta.has_metadata:
+            for ps in list(self.peers.values()):
+                self._request_metadata(ps, now)
+
+    def _on_metadata_request(self, ps: PeerState, ev: MetadataRequested, now: float) -> None:
+        if UT_METADATA not in ps.wire.peer_extensions:
+            return
+        info = self.meta.info_bytes
+        if info is None:
+            ps.wire.send_metadata_reject(ev.piece)
             return
         try:
-            info = asm.result()
-        except MetadataError as e:  # a peer lied; pieces were dropped, fetch again
-            log.warning("metadata for %s rejected: %s", self.info_hash.hex(), e)
-            self._request_metadata_all()
+            ps.wire.send_metadata_data(ev.piece, metadata_piece(info, ev.piece))
+        except IndexError:
+            ps.wire.send_metadata_reject(ev.piece)
+
+    def _on_metadata_rejected(self, ps: PeerState, ev: MetadataRejected, now: float) -> None:
+        self._fetch.rejected(ps.key, ev.piece)
+        self._request_metadata_all(now)
+
+    def _on_metadata_piece(self, ps: PeerState, ev: MetadataPieceReceived, now: float) -> None:
+        if self.meta.has_metadata:
             return
-        self.info_bytes = info
-        self._assembler = None
-        self._meta_requested.clear()
+        try:
+            info = self._fetch.received(ps.key, ev.piece, ev.data, ev.total_size)
+        except MetadataMismatch as e:  # a peer lied; pieces were dropped, fetch again
+            log.warning("metadata for %s rejected: %s", self.info_hash.hex(), e)
+            self._request_metadata_all(now)
+            return
+        except MetadataError as e:
+            self._drop(ps, f"metadata: {e}", now)
+            return
+        if info is None:
+            self._request_metadata(ps, now)
+            return
         try:
             self.meta = self.meta.with_info(info)
         except Exception as e:  # hash matched but libtorrent cannot use it: nothing more to do here
             log.error("metadata for %s unusable: %s", self.info_hash.hex(), e)
             return
-        if self._on_metadata is not None:
-            self._metadata_task = asyncio.get_running_loop().create_task(self._install_metadata())
-
-    async def _install_metadata(self) -> None:
-        assert self._on_metadata is not None
-        try:
-            await self._on_metadata(self.meta)
-        except Exception:
-            log.exception("installing metadata for %s failed", self.info_hash.hex())
-            return
-        self.metadata_ready.set()
+        self._actions.append(InstallMetadata(self.meta))
 
     # -- timers ----------------------------------------------------------------------------------
 
-    def tick(self, now: float) -> None:
-        """Once a second: rates, choke rounds, time-outs, keep-alives, request top-ups."""
+    def on_timer(self, now: float) -> None:
+        """Run every timer due at `now`."""
+        self._now = now
+        picker = self.picker
+        for key, ps in list(self.peers.items()):
+            if key not in self.peers:
+                continue
+            if ps.wire.peer_handshake is None and now - ps.attached_at >= HANDSHAKE_TIMEOUT:
+                self._drop(ps, "handshake timeout", now)
+                continue
+            if ps.throttled_since is None:
+                if now - ps.last_recv_at >= IDLE_TIMEOUT:
+                    self._drop(ps, "idle timeout", now)
+                    continue
+                if picker is not None and picker.outstanding(key) and now - ps.last_block_at >= SNUB_TIMEOUT:
+                    self._snubbed(ps, now)
+            if ps.wire.handshake_sent and now - ps.last_send_at >= KEEPALIVE_INTERVAL:
+                ps.wire.send_keepalive()
+        if self._next_round is not None and now >= self._next_round:
+            self._next_round = now + ROUND
+            self._round(now)
+
+    def _round(self, now: float) -> None:
+        """Once a second: rates, choke rounds, request and metadata top-ups."""
         seeding = self.all_verified
-        rates: dict[Any, float] = {}
-        for peer, since in list(self.peers.items()):
-            peer.down.update(now)
-            peer.up.update(now)
-            rates[peer] = peer.up.rate if seeding else peer.down.rate
-            if peer.wire.peer_handshake is None and now - since > HANDSHAKE_TIMEOUT:
-                peer.close("handshake timeout")
-                continue
-            peer.tick(now)
-            if peer.closed:
-                continue
-            if self.picker is not None and self.picker.outstanding(peer) and not peer.throttled \
-                    and now - peer.last_block_at > SNUB_TIMEOUT:
-                self._snubbed(peer)
-        self._apply(self.choker.tick(now, rates))
-        for peer in list(self.peers):
-            self._refill(peer)
-        if self._assembler is not None:
-            self._request_metadata_all()
+        rates: dict[PeerKey, float] = {}
+        for key, ps in self.peers.items():
+            ps.down.update(now)
+            ps.up.update(now)
+            rates[key] = ps.up.rate if seeding else ps.down.rate
+        self._apply(self.choker.tick(now, rates), now)
+        self._refill_all(now)
+        self._request_metadata_all(now)
 
-    def _snubbed(self, peer: PeerConnection) -> None:
+    def _snubbed(self, ps: PeerState, now: float) -> None:
         """The peer sits on our requests: give its blocks to others, cancel them on the wire."""
-        assert self.picker is not None
-        log.info("%s snubbed us; re-requesting its blocks elsewhere", peer)
-        for piece, block in self.picker.requests_of(peer):
+        picker = self.picker
+        assert picker is not None
+        log.info("%s snubbed us; re-requesting its blocks elsewhere", ps)
+        for piece, block in picker.requests_of(ps.key):
             begin = block * BLOCK
-            self.picker.request_dropped(peer, piece, begin)
-            req = (piece, begin, self.picker.block_length(piece, block))
-            if req in peer.wire.our_requests:
-                peer.wire.send_cancel(*req)
-        peer.last_block_at = time.monotonic()
-        peer.flush()
-
-    def close(self) -> None:
-        self.closed = True
-        self.close_all("torrent closed")
-        for t in self._writes:
-            t.cancel()
-        if self._metadata_task is not None:
-            self._metadata_task.cancel()
-        if self._flush_task is not None:
-            self._flush_task.cancel()
+            picker.request_dropped(ps.key, piece, begin)
+            req = (piece, begin, picker.block_length(piece, block))
+            if req in ps.wire.our_requests:
+                ps.wire.send_cancel(*req)
+        ps.last_block_at = now
+        self._refill_all(now)
