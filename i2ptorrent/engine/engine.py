@@ -85,9 +85,12 @@ class Torrent:
         self._checking = False
 
     @property
-    def meta(self) -> Metainfo:
-        """The torrent as now known; the swarm core owns it (it completes a magnet's)."""
+    def metainfo(self) -> Metainfo:
+        """The torrent as now known (with the info dict once a magnet's metadata arrived). The swarm core
+        owns it: it is what completes a magnet's."""
         return self.swarm.meta
+
+    meta = metainfo
 
     @property
     def info_hash(self) -> bytes:
@@ -95,15 +98,10 @@ class Torrent:
 
     @property
     def name(self) -> str:
-        return self.swarm.meta.name
-
-    @property
-    def metainfo(self) -> Metainfo:
-        """The torrent as now known (with the info dict once a magnet's metadata arrived)."""
-        return self.swarm.meta
+        return self.meta.name
 
     def magnet(self, peers: Iterable[str] = ()) -> str:
-        return magnet_of(self.swarm.meta, peers=tuple(peers))
+        return magnet_of(self.meta, peers=tuple(peers))
 
     def add_candidates(self, b32s: Iterable[str]) -> None:
         """Addresses (from a tracker, a magnet, PEX) the engine may dial for this torrent."""
@@ -116,8 +114,7 @@ class Torrent:
     # -- storage ---------------------------------------------------------------------------------
 
     async def _open_store(self) -> None:
-        meta = self.swarm.meta
-        ti = meta.torrent_info()
+        ti = self.meta.torrent_info()
         store = PieceStore(self.handle, ti, cache_bytes=self._engine.cache_bytes)
         self.store = store
         self._checking = True
