@@ -324,3 +324,14 @@ def test_serving_blocks_goes_through_storage_and_counts_uploads() -> None:
     net.pump(0.6)
     assert [(e.index, e.begin, e.data) for e in a.of(BlockReceived)] == [(3, 0, b"x" * BLOCK)]
     assert net.core.uploaded == BLOCK
+
+
+def test_a_destination_calling_again_replaces_its_old_connection_but_not_within_seconds() -> None:
+    meta, _ = torrent(8, 4 * BLOCK)
+    net = Net(seeder(meta))
+    a = Remote("a", meta, seed=False)
+    net.connect(a, 0.0, outgoing=False)
+    assert net.core.add_peer("a-again", a.remote, False, 5.0) == "already connected"  # a simultaneous open
+    assert net.core.add_peer("a-restarted", a.remote, False, 20.0) is None  # it restarted: the old one goes
+    assert closes(net.core.take_actions()) == {"a": "replaced by a new connection from the same destination"}
+    assert list(net.core.peers) == ["a-restarted"]
