@@ -18,7 +18,6 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from i2ptorrent.engine import Engine, Metainfo, Torrent, TorrentStatus, as_metainfo, create_torrent
 from i2ptorrent.tracker.client import (
@@ -30,9 +29,8 @@ from i2ptorrent.tracker.client import (
     TrackerFailure,
     WebSocketTrackerClient,
     http_announce,
-    tcp_opener,
 )
-from i2ptorrent.tracker.eepsite import sam_opener
+from i2ptorrent.tracker.urls import TrackerURLError, parse_tracker_url, tracker_opener
 from i2ptorrent.transport.router import NETWORK_OPTIONS
 from i2ptorrent.transport.rtc import RTCError
 from i2ptorrent.transport.sam import (
@@ -49,7 +47,6 @@ from i2ptorrent.transport.stream import ByteStream, PrefixedStream
 
 log = logging.getLogger(__name__)
 
-LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 MAX_PENDING_OFFERS = 200
 HUNGRY_REANNOUNCE = 15.0
 
@@ -80,17 +77,6 @@ class ClientConfig:
     """An invite token for private trackers."""
     allow_loopback_trackers: bool = False
     """Tests and the demo may run a tracker on 127.0.0.1; a real client only talks to .i2p hosts."""
-
-
-def tracker_opener(session: StreamSession, url: str, allow_loopback: bool, timeout: float) -> Opener:
-    """How to reach a tracker: through SAM for .i2p hosts, loopback TCP only when allowed. Never clearnet."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    if host.endswith(".i2p"):
-        return sam_opener(session, url, timeout)
-    if allow_loopback and host in LOOPBACK_HOSTS and parts.port:
-        return tcp_opener(host, parts.port)
-    raise ClientError(f"tracker {url!r} is not an I2P address: i2ptorrent only announces to .i2p trackers")
 
 
 class Client:
@@ -201,7 +187,10 @@ class Client:
             raise ClientError(f"{path}: no such file or directory")
         trackers = list(trackers)
         for url in trackers:
-            tracker_opener(self.session, url, self.config.allow_loopback_trackers, 1)  # type: ignore[arg-type]
+            try:
+                parse_tracker_url(url, self.config.allow_loopback_trackers)
+            except TrackerURLError as exc:
+                raise ClientError(str(exc)) from None
         data = await asyncio.to_thread(create_torrent, path, trackers=trackers, piece_size=piece_size)
         meta = as_metainfo(data)
         store = self.config.data_dir / "torrents"
@@ -278,11 +267,11 @@ class Client:
         assert self.session is not None
         tasks = self._tracker_tasks.setdefault(t.info_hash, [])
         for url in trackers:
-            scheme = urlsplit(url).scheme
             try:
+                scheme = parse_tracker_url(url, self.config.allow_loopback_trackers).scheme
                 opener = tracker_opener(self.session, url, self.config.allow_loopback_trackers,
                                         self.config.connect_timeout)
-            except ClientError as exc:
+            except TrackerURLError as exc:
                 self.tracker_errors[t.info_hash] = str(exc)
                 log.warning("%s", exc)
                 continue
@@ -302,10 +291,8 @@ class Client:
                     urls.append(url)
                     if len(urls) == 1:
                         tasks.append(self._spawn(self._ws_hungry_loop(t)))
-            elif scheme == "http":
+            else:  # http
                 tasks.append(self._spawn(self._http_loop(t, url, opener)))
-            else:
-                log.warning("unsupported tracker scheme: %s", url)
 
     @staticmethod
     def _left(t: Torrent) -> int | None:

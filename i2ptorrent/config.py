@@ -37,8 +37,10 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from i2ptorrent.transport.router import LOCAL_ROUTER_OPTIONS, NETWORK_OPTIONS, ManagedRouter, sam_answers
-from i2ptorrent.transport.sam import SAMAddress, SAMUnavailable
+from i2ptorrent.engine.ratelimit import MAX_RATE, MIN_RATE
+from i2ptorrent.loopback import is_loopback
+from i2ptorrent.transport.router import LOCAL_ROUTER_OPTIONS, NETWORK_OPTIONS, ManagedRouter
+from i2ptorrent.transport.sam import SAMAddress, SAMUnavailable, sam_answers
 
 MAX_CONFIG_BYTES = 64 * 1024
 PROFILES = {"network": NETWORK_OPTIONS, "local": LOCAL_ROUTER_OPTIONS}
@@ -72,7 +74,7 @@ def parse_sam(value: str) -> SAMAddress:
         raise ConfigError(f"SAM address {value!r}: expected HOST:PORT") from None
     if not 0 < number < 65536:
         raise ConfigError(f"SAM address {value!r}: port out of range")
-    if host not in ("127.0.0.1", "::1", "localhost"):
+    if not is_loopback(host):
         raise ConfigError(f"SAM address {value!r}: the SAM bridge must be on loopback (127.0.0.1)")
     return SAMAddress(host, number)
 
@@ -108,10 +110,6 @@ def _int(where: str, value: object, low: int, high: int) -> int:
     if not low <= number <= high:
         raise ConfigError(f"{where}: {number} is outside {low}..{high}")
     return number
-
-
-MIN_RATE = 1024  # the engine refuses limits below 1 KiB/s (peers would time out); 0 is unlimited
-MAX_RATE = 1 << 40
 
 
 def _rate(where: str, value: object) -> int:

@@ -20,7 +20,8 @@ import pytest
 from i2ptorrent.tracker.access import AccessList
 from i2ptorrent.tracker.client import (AnnounceResult, AnswerReceived, OfferReceived, TrackerError,
                                        TrackerFailure, WebSocketTrackerClient, http_announce)
-from i2ptorrent.tracker.eepsite import TrackerPaths, sam_opener, start_tracker
+from i2ptorrent.tracker.eepsite import TrackerPaths, start_tracker
+from i2ptorrent.tracker.urls import sam_opener
 from i2ptorrent.transport.sam import Destination
 from test_tracker_server import _drain, fake_offers
 from test_tracker_server import next_event as _next_event

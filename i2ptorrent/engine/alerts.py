@@ -38,7 +38,6 @@ class AlertPump:
     def __init__(self, session: lt.session) -> None:
         self._session = session
         self._handlers: dict[bytes, AlertHandler] = {}
-        self._global: list[AlertHandler] = []
         self._rsock: socket.socket | None = None
         self._wsock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -62,16 +61,12 @@ class AlertPump:
         self._wsock.close()
         self._rsock = self._wsock = None
         self._handlers.clear()
-        self._global.clear()
 
     def subscribe(self, info_hash: bytes, handler: AlertHandler) -> None:
         self._handlers[info_hash] = handler
 
     def unsubscribe(self, info_hash: bytes) -> None:
         self._handlers.pop(info_hash, None)
-
-    def subscribe_all(self, handler: AlertHandler) -> None:
-        self._global.append(handler)
 
     def _on_readable(self) -> None:
         assert self._rsock is not None
@@ -85,8 +80,6 @@ class AlertPump:
     def drain(self) -> None:
         """Dispatch every pending alert now (also used right after calls that post one)."""
         for alert in self._session.pop_alerts():
-            for handler in self._global:
-                self._call(handler, alert)
             ih = alert_info_hash(alert)
             if ih is not None:
                 handler = self._handlers.get(ih)

@@ -15,10 +15,3 @@ def bitfield_to_int(bitfield: bytes) -> int:
 
 def int_to_bitfield(bits: int, num_pieces: int) -> bytes:
     return bits.to_bytes((num_pieces + 7) // 8, "little").translate(_REVERSE)
-
-
-def indices_to_int(indices: object) -> int:
-    n = 0
-    for i in indices:  # type: ignore[attr-defined]
-        n |= 1 << i
-    return n

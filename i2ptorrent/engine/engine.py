@@ -296,7 +296,6 @@ class Engine:
         self._pump: AlertPump | None = None
         self._torrents: dict[bytes, Torrent] = {}
         self._tick_task: asyncio.Task[None] | None = None
-        self._incoming: set[asyncio.Task[None]] = set()
         self._last_resume_save = 0.0
         self._resume_due: set[bytes] = set()
         self._unclean = False

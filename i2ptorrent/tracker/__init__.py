@@ -12,14 +12,16 @@ from .client import (AnnounceResult, AnswerReceived, ClientTimers, HttpAnnounceR
                      OfferReceived, TrackerError, TrackerEvent, TrackerFailure, WebSocketTrackerClient,
                      http_announce, http_scrape, tcp_opener)
 from .core import TrackerCore
-from .eepsite import TrackerEepsite, TrackerPaths, sam_opener, start_tracker
+from .eepsite import TrackerEepsite, TrackerPaths, start_tracker
 from .identity import PeerIdentity
 from .limits import TrackerLimits
 from .server import TrackerServer
+from .urls import TrackerURLError, parse_tracker_url, sam_opener, tracker_opener
 
 __all__ = [
     "AccessList", "AnnounceResult", "AnswerReceived", "ClientTimers", "HttpAnnounceResult", "OfferExpired",
     "OfferReceived", "PeerIdentity", "TrackerCore", "TrackerEepsite", "TrackerError", "TrackerEvent",
-    "TrackerFailure", "TrackerLimits", "TrackerPaths", "TrackerServer", "WebSocketTrackerClient",
-    "http_announce", "http_scrape", "sam_opener", "start_tracker", "tcp_opener",
+    "TrackerFailure", "TrackerLimits", "TrackerPaths", "TrackerServer", "TrackerURLError", "WebSocketTrackerClient",
+    "http_announce", "http_scrape", "parse_tracker_url", "sam_opener", "start_tracker", "tcp_opener",
+    "tracker_opener",
 ]

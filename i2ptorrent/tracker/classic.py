@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from typing import Iterable
 from urllib.parse import unquote_to_bytes
 
-import bencodepy
-
+from ..wire.bencode import bencode
 from .identity import PeerIdentity, hash_to_b32
 from .messages import EVENTS, TrackerProtocolError
 
@@ -104,7 +103,7 @@ def parse_scrape(raw_query: str, max_scrape: int) -> tuple[str, ...]:
 
 
 def failure(reason: str) -> bytes:
-    return bencodepy.encode({b"failure reason": reason.encode("utf-8")})
+    return bencode({b"failure reason": reason.encode("utf-8")})
 
 
 def announce_reply(interval: int, complete: int, incomplete: int,
@@ -119,11 +118,11 @@ def announce_reply(interval: int, complete: int, incomplete: int,
              b"peer id": peer_id.encode("latin-1"), b"port": FAKE_PORT}
             for peer_id, ident in peers if ident.is_i2p
         ]
-    return bencodepy.encode(reply)
+    return bencode(reply)
 
 
 def scrape_reply(files: dict[str, tuple[int, int, int]]) -> bytes:
-    return bencodepy.encode({b"files": {
+    return bencode({b"files": {
         h.encode("latin-1"): {b"complete": c, b"incomplete": i, b"downloaded": d}
         for h, (c, i, d) in files.items()}})
 

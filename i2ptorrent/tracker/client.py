@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from typing import Awaitable, Callable
 from urllib.parse import quote_from_bytes, urlsplit
 
-import bencodepy
-
+from ..loopback import is_loopback
+from ..wire.bencode import bdecode
+from ..wire.errors import ProtocolError
 from ..transport.stream import AsyncioByteStream, ByteStream
 from . import messages
 from ..transport.sam_protocol import b32_address
@@ -465,8 +466,8 @@ def parse_http_response(raw: bytes) -> bytes:
 
 def _bdecode(body: bytes) -> dict[bytes, object]:
     try:
-        reply = bencodepy.decode(body)
-    except Exception as err:  # bencodepy raises several types for bad input
+        reply = bdecode(body)
+    except ProtocolError as err:
         raise TrackerError(f"bad bencoded reply: {err}") from None
     if not isinstance(reply, dict):
         raise TrackerError("reply is not a dictionary")
@@ -543,7 +544,7 @@ async def http_scrape(opener: Opener, url: str, info_hashes: list[bytes],
 
 def tcp_opener(host: str, port: int) -> Opener:
     """An opener for loopback tests and the demo (refuses anything that is not loopback)."""
-    if host not in ("127.0.0.1", "::1", "localhost"):
+    if not is_loopback(host):
         raise ValueError("plain TCP is only for loopback")
 
     async def open_() -> ByteStream:

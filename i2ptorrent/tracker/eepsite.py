@@ -123,19 +123,3 @@ async def start_tracker(data_dir: Path | str, sam: SAMAddress, session_options: 
         await session.close()
         raise
     return site
-
-
-def sam_opener(session: StreamSession, url: str, timeout: float = 120.0) -> Opener:
-    """An opener for the tracker clients: a new SAM stream to the URL's .b32.i2p host."""
-    from urllib.parse import urlsplit
-
-    host = urlsplit(url).hostname or ""
-    if not host.endswith(".i2p"):
-        raise ValueError(f"not an I2P tracker URL: {url!r}")
-
-    async def open_() -> ByteStream:
-        if host.endswith(".b32.i2p"):
-            return await session.connect(host, timeout=timeout)
-        return await session.connect(await session.lookup(host), timeout=timeout)  # address book name
-
-    return open_

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..bucket import TokenBucket  # per-destination request limits (the bridge uses it too)
+
+__all__ = ["TokenBucket", "TrackerLimits"]
+
 
 @dataclass(frozen=True, slots=True)
 class TrackerLimits:
@@ -22,28 +26,3 @@ class TrackerLimits:
     offer_timeout: float = 50.0  # how long a relayed offer may be answered (reference client: 50 s)
     max_pending_offers: int = 256  # relayed offers awaiting an answer, per connection
     max_connections_per_peer: int = 32  # WebSockets open at once from one destination
-
-
-class TokenBucket:
-    """Per-destination rate limit: `rate` tokens per second, at most `burst` saved up."""
-
-    __slots__ = ("rate", "burst", "tokens", "stamp")
-
-    def __init__(self, rate: float, burst: float, now: float) -> None:
-        self.rate = rate
-        self.burst = burst
-        self.tokens = burst
-        self.stamp = now
-
-    def take(self, now: float, cost: float = 1.0) -> bool:
-        elapsed = now - self.stamp
-        if elapsed > 0:
-            self.tokens = min(self.burst, self.tokens + elapsed * self.rate)
-            self.stamp = now
-        if self.tokens >= cost:
-            self.tokens -= cost
-            return True
-        return False
-
-    def full(self, now: float) -> bool:
-        return self.tokens + max(0.0, now - self.stamp) * self.rate >= self.burst

@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from aiohttp import web
 
+from ..loopback import is_loopback
 from ..transport.stream import ByteStream
 from .access import AccessList
 from .core import TrackerCore
@@ -68,7 +69,7 @@ class TrackerServer:
 
     async def start_tcp(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Listen on loopback (tests, benchmarks, the demo); returns the port."""
-        if host not in ("127.0.0.1", "::1", "localhost"):
+        if not is_loopback(host):
             raise ValueError("the tracker listens on loopback only")
         await self.start()
         listener = await asyncio.get_running_loop().create_server(

@@ -18,6 +18,8 @@ import struct
 from collections import deque
 from dataclasses import dataclass
 
+from i2ptorrent.bucket import TokenBucket
+
 MAX_PACKET = 2048
 """aiortc's DTLS never reads or writes more than 1500 bytes in one packet; leave room, refuse more."""
 
@@ -199,8 +201,7 @@ class DatagramLink:
         self._urgent: deque[bytes] = deque()  # NACKs and repairs go first
         self._retained: dict[int, bytes] = {}  # insertion order = send order
         self._retained_bytes = 0
-        self._tokens = float(self.config.burst)
-        self._tokens_at = now
+        self._pacer = TokenBucket(self.config.rate, self.config.burst, now)
         self._last_sent = now
         # receive side
         self._rx_next = 0
@@ -256,19 +257,12 @@ class DatagramLink:
                 self._last_sent = now
                 return _HEADER.pack(DGRAM_VERSION, TYPE_PING, self.conn_id, self._tx_seq), 0.0
             return None, max(0.0, self.config.ping_interval - (now - self._last_sent))
-        self._refill(now)
         size = len(queue[0])
-        if self._tokens < size:
-            return None, (size - self._tokens) / self.config.rate
-        self._tokens -= size
+        if not self._pacer.take(now, size):
+            return None, self._pacer.wait(size, now)
         self._last_sent = now
         self.stats.sent_datagrams += 1
         return queue.popleft(), 0.0
-
-    def _refill(self, now: float) -> None:
-        elapsed = max(0.0, now - self._tokens_at)
-        self._tokens = min(float(self.config.burst), self._tokens + elapsed * self.config.rate)
-        self._tokens_at = now
 
     @property
     def outbox_len(self) -> int:

@@ -1,4 +1,4 @@
-"""Find a SAM bridge, or start a private loopback-only i2pd for the demo and the tests.
+"""A private loopback-only i2pd for `--private-router`, the demo and the tests.
 
 A managed router never touches the clearnet: no reseed, NTCP2 bound to 127.0.0.1, SSU2, UPnP and every other
 service off, its own data directory. It is its own floodfill and serves 0-hop tunnels, so clients on this
@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from i2ptorrent.transport.sam import SAMAddress, SAMError, SAMUnavailable, _connect_hello
+from i2ptorrent.transport.sam import SAMAddress, SAMError, sam_answers
 
 log = logging.getLogger(__name__)
 
@@ -160,15 +160,12 @@ class ManagedRouter:
                 tail = self._log_tail()
                 await self.stop()
                 raise RouterError(f"i2pd exited at start (code {self.process.returncode}): {tail}")
-            try:
-                reader, writer = await _connect_hello(sam)
-                writer.close()
+            if await sam_answers(sam):
                 break
-            except SAMError:
-                if loop.time() > deadline:
-                    await self.stop()
-                    raise RouterError(f"the private i2pd did not answer SAM within {timeout:.0f} s") from None
-                await asyncio.sleep(0.05)
+            if loop.time() > deadline:
+                await self.stop()
+                raise RouterError(f"the private i2pd did not answer SAM within {timeout:.0f} s")
+            await asyncio.sleep(0.05)
         self.sam = sam
         log.info("private i2pd (pid %d) answers SAM at %s", self.process.pid, sam)
         return sam
@@ -223,30 +220,3 @@ class ManagedRouter:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
-
-
-async def sam_answers(sam: SAMAddress) -> bool:
-    try:
-        reader, writer = await _connect_hello(sam)
-    except SAMError:
-        return False
-    writer.close()
-    return True
-
-
-async def find_or_start_router(sam: SAMAddress | None = None,
-                               allow_managed: bool = True) -> tuple[SAMAddress, ManagedRouter | None]:
-    """Use the SAM bridge at `sam` (default 127.0.0.1:7656) if it answers; else start a private router.
-
-    The caller owns the ManagedRouter returned (None when an existing bridge is used) and stops it.
-    """
-    sam = sam or SAMAddress()
-    if await sam_answers(sam):
-        return sam, None
-    if not allow_managed:
-        raise SAMUnavailable(f"no SAM bridge answers at {sam}: start your I2P router with SAM enabled "
-                             f"(i2pd: [sam] enabled = true), or pass --sam HOST:PORT")
-    if not shutil.which("i2pd"):
-        raise RouterError(f"no SAM bridge answers at {sam} and i2pd is not installed: {INSTALL_HINT}")
-    router = ManagedRouter()
-    return await router.start(), router

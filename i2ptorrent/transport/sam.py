@@ -18,6 +18,8 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+from i2ptorrent.bucket import TokenBucket
+from i2ptorrent.loopback import is_loopback
 from i2ptorrent.transport.sam_protocol import (
     MAX_REPLY_LINE,
     SIGNATURE_TYPE_ED25519,
@@ -175,6 +177,16 @@ async def _connect_hello(sam: SAMAddress) -> tuple[asyncio.StreamReader, asyncio
         writer.close()
         raise
     return reader, writer
+
+
+async def sam_answers(sam: SAMAddress) -> bool:
+    """Whether a SAM bridge answers HELLO at `sam`."""
+    try:
+        reader, writer = await _connect_hello(sam)
+    except SAMError:
+        return False
+    writer.close()
+    return True
 
 
 async def new_destination(sam: SAMAddress) -> Destination:
@@ -431,7 +443,7 @@ class StreamSession:
         has forwarded does not go back to STREAM ACCEPT, even after the Forwarder is closed: use one or
         the other per session."""
         self._check_open()
-        if host not in ("127.0.0.1", "::1", "localhost"):
+        if not is_loopback(host):
             raise ValueError("SAM forwarding targets must be on loopback")
         reader, writer = await _connect_hello(self.sam)
         try:
@@ -511,20 +523,12 @@ class _Pacer:
     of 9)."""
 
     def __init__(self, rate: float, burst: float, packet_rate: float, packet_burst: float = 40) -> None:
-        self.rate = rate
-        self.burst = burst
-        self.packet_rate = packet_rate
-        self.packet_burst = packet_burst
-        self.tokens = burst
-        self.packets = packet_burst
-        self.stamp = time.monotonic()
+        now = time.monotonic()
+        self.bytes = TokenBucket(rate, burst, now)
+        self.packets = TokenBucket(packet_rate, packet_burst, now)
 
     def delay(self, size: int, now: float) -> float:
-        elapsed = now - self.stamp
-        self.stamp = now
-        self.tokens = min(self.burst, self.tokens + elapsed * self.rate) - size
-        self.packets = min(self.packet_burst, self.packets + elapsed * self.packet_rate) - 1
-        return max(0.0, -self.tokens / self.rate, -self.packets / self.packet_rate)
+        return max(self.bytes.charge(size, now), self.packets.charge(1, now))
 
 
 class DatagramSession:
