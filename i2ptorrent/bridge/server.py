@@ -30,6 +30,7 @@ from aiohttp import WSMsgType, web
 from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
 from ..engine import Torrent
+from ..loopback import is_loopback
 from ..transport.stream import ByteStream
 from .channel import ChannelStream
 from .core import (
@@ -45,7 +46,6 @@ from .splice import splice
 log = logging.getLogger(__name__)
 
 RemoteConnector = Callable[[bytes], Awaitable[ByteStream | None]]
-LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 SEND_TIMEOUT = 10.0
 SWEEP_INTERVAL = 15.0
 ADOPT_TIMEOUT = 30.0
@@ -91,7 +91,7 @@ class Bridge:
                  connect_remote: RemoteConnector | None = None,
                  on_adopted: Callable[[Torrent], Any] | None = None,
                  allowed_origins: Iterable[str] | None = None) -> None:
-        if host not in LOOPBACK_HOSTS:
+        if not is_loopback(host):
             raise BridgeError("the bridge listens on loopback only (the browser is on this machine)")
         self.node = node
         self.secret = secret or new_secret()  # a bridge built without one still serves no page but its own
