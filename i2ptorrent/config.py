@@ -37,7 +37,6 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from i2ptorrent.engine.ratelimit import MAX_RATE, MIN_RATE
 from i2ptorrent.loopback import is_loopback
 from i2ptorrent.transport.router import LOCAL_ROUTER_OPTIONS, NETWORK_OPTIONS, ManagedRouter
 from i2ptorrent.transport.sam import SAMAddress, SAMUnavailable, sam_answers
@@ -113,6 +112,8 @@ def _int(where: str, value: object, low: int, high: int) -> int:
 
 
 def _rate(where: str, value: object) -> int:
+    from i2ptorrent.engine.ratelimit import MAX_RATE, MIN_RATE  # the engine's rule; it imports libtorrent
+
     number = _int(where, value, 0, MAX_RATE)
     if 0 < number < MIN_RATE:
         raise ConfigError(f"{where}: {number} bytes/s is too low: 0 (unlimited) or at least {MIN_RATE}")

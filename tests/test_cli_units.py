@@ -8,10 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from i2ptorrent.cli import UserError, parse_selection, parse_size
-from i2ptorrent.control import ControlError, Entry, Registry, Request, decode_request, resolve
+from i2ptorrent.app.errors import UserError
+from i2ptorrent.app.progress import ProgressDisplay, format_bytes, format_eta, progress_line
+from i2ptorrent.app.sources import parse_selection
+from i2ptorrent.app.units import parse_size
+from i2ptorrent.daemon.protocol import ControlError, Request, decode_request, resolve
+from i2ptorrent.daemon.registry import Entry, Registry
 from i2ptorrent.engine import SwarmStats, TorrentStatus
-from i2ptorrent.progress import ProgressDisplay, format_bytes, format_eta, progress_line
 
 
 def status(**kw: object) -> TorrentStatus:

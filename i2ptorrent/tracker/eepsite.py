@@ -18,7 +18,6 @@ from ..transport.accepting import accept_forever
 from ..transport.sam import SAMAddress, SAMStream, StreamSession, load_or_create_destination
 from ..transport.stream import ByteStream
 from .access import FILE_NAME as ACCESS_FILE, AccessList
-from .client import Opener
 from .identity import PeerIdentity
 from .limits import TrackerLimits
 from .server import TrackerServer

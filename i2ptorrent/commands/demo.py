@@ -16,12 +16,12 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from i2ptorrent.progress import format_bytes, format_rate
-
-if TYPE_CHECKING:
-    from i2ptorrent.cli import Output
+from i2ptorrent.app.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UserError
+from i2ptorrent.app.output import Output
+from i2ptorrent.app.progress import format_bytes, format_rate
+from i2ptorrent.app.runtime import StopSignal
 
 STEP_TIMEOUT = 180.0  # a bound on each wait, so a broken demo ends with a message, never hangs
 
@@ -62,20 +62,18 @@ async def _wait_for(predicate: Any, what: str, timeout: float = STEP_TIMEOUT) ->
     deadline = loop.time() + timeout
     while not predicate():
         if loop.time() > deadline:
-            from i2ptorrent.cli import UserError
             raise UserError(f"demo: timed out waiting for {what}")
         await asyncio.sleep(0.2)
 
 
-async def run_demo(out: "Output", size: int = 4 * 1024 * 1024, via_tracker: bool = True,
+async def run_demo(out: Output, size: int = 4 * 1024 * 1024, via_tracker: bool = True,
                    workdir: Path | None = None) -> int:
-    from i2ptorrent.cli import EXIT_FAILURE, EXIT_OK, StopSignal, UserError
     from i2ptorrent.client import Client, ClientConfig
     from i2ptorrent.tracker.eepsite import start_tracker
     from i2ptorrent.transport.router import ManagedRouter
 
     if size <= 0 or size > 1 << 30:
-        raise UserError("demo: --size must be between 1 byte and 1G", 2)
+        raise UserError("demo: --size must be between 1 byte and 1G", EXIT_USAGE)
     own_dir = workdir is None
     root = Path(tempfile.mkdtemp(prefix="i2ptorrent-demo-")) if workdir is None else workdir
     started = time.monotonic()
@@ -107,7 +105,7 @@ async def run_demo(out: "Output", size: int = 4 * 1024 * 1024, via_tracker: bool
                 with contextlib.suppress(BaseException):
                     await starts
                 out.say("demo interrupted; cleaning up")
-                return 130
+                return EXIT_INTERRUPTED
             stopper.cancel()
             results = starts.result()
             for closer, res in ((seeder.close, results[0]), (leecher.close, results[1])):
@@ -150,7 +148,7 @@ async def run_demo(out: "Output", size: int = 4 * 1024 * 1024, via_tracker: bool
                     break
                 if await stop.sleep(0.25):
                     out.say("demo interrupted; cleaning up")
-                    return 130
+                    return EXIT_INTERRUPTED
                 if loop.time() > deadline:
                     raise UserError(f"demo: the download did not finish in {STEP_TIMEOUT:.0f} s "
                                     f"(state {st.state}, {st.progress:.0%}, peers {st.peers})")

@@ -1,4 +1,4 @@
-"""The daemon's control protocol and its saved torrent list, with no I/O of their own.
+"""The daemon's control protocol, with no I/O of its own: requests and replies as bytes and back.
 
 Protocol: a client connects to the daemon's unix socket (mode 0600 in the data directory, so only this
 user can use it), writes one JSON object on one line, reads one JSON object on one line, and closes.
@@ -14,9 +14,6 @@ user can use it), writes one JSON object on one line, reads one JSON object on o
     errors: {"ok": false, "error": "one line", "code": "input" | "not_found" | "failed"}
 
 ID is an info-hash, a unique prefix of one (4+ hex digits), or a torrent's exact name.
-
-The registry (data_dir/daemon/torrents.json) is what the daemon restores at start; the engine's resume
-files hold the pieces, so a restarted daemon carries on where it stopped.
 """
 
 from __future__ import annotations
@@ -26,21 +23,24 @@ import binascii
 import json
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from i2ptorrent.config import MAX_RATE, MIN_RATE
-
+SOCKET_NAME = "control.sock"  # in the data directory, mode 0600
+REQUEST_TIMEOUT = 60.0
 MAX_LINE = 64 * 1024 * 1024  # a request may carry a .torrent (at most 64 MiB as the engine allows)
-MAX_REGISTRY_BYTES = 16 * 1024 * 1024
 OPS = ("list", "status", "pause", "resume", "remove", "add", "seed", "limits", "stop")
 MAX_TRACKERS = 64
 HEX40 = re.compile(r"[0-9a-f]{40}")
 
 
+def socket_path(data_dir: Path) -> Path:
+    return data_dir / SOCKET_NAME
+
+
 class ControlError(Exception):
-    """A request the daemon refuses; `code` tells the CLI which exit code to use."""
+    """A request the daemon refuses (or a reply we cannot read); `code` tells the CLI which exit code."""
 
     def __init__(self, message: str, code: str = "input") -> None:
         super().__init__(message)
@@ -113,6 +113,8 @@ def decode_request(line: bytes) -> Request:
             raise ControlError("seed: trackers must be a list of URLs")
         return Request("seed", path=path, trackers=tuple(trackers))
     if op == "limits":
+        from i2ptorrent.engine.ratelimit import MAX_RATE, MIN_RATE  # the engine's rule (it imports libtorrent)
+
         rates = {}
         for key in ("download_rate", "upload_rate"):
             value = obj.get(key)
@@ -178,66 +180,3 @@ def resolve(ident: str, candidates: list[tuple[str, str]]) -> str:
     if len(named) > 1:
         raise ControlError(f"{len(named)} torrents are named {ident!r}; use the info-hash")
     raise ControlError(f"no torrent {ident!r}", "not_found")
-
-
-@dataclass
-class Entry:
-    """One torrent the daemon restores at start."""
-
-    info_hash: str
-    source: str  # a magnet, or the path of the .torrent kept in data_dir/torrents
-    save_path: str
-    selected: list[int] | None = None
-    paused: bool = False
-
-
-@dataclass
-class Registry:
-    """The daemon's torrent list, saved atomically as JSON after every change."""
-
-    path: Path
-    entries: dict[str, Entry] = field(default_factory=dict)
-
-    @classmethod
-    def load(cls, path: Path) -> "Registry":
-        reg = cls(path)
-        try:
-            if path.stat().st_size > MAX_REGISTRY_BYTES:
-                raise ControlError(f"{path}: too large")
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            return reg
-        try:
-            doc = json.loads(raw)
-            for item in doc.get("torrents", []):
-                e = Entry(str(item["info_hash"]), str(item["source"]), str(item["save_path"]),
-                          [int(i) for i in item["selected"]] if item.get("selected") is not None else None,
-                          bool(item.get("paused", False)))
-                if HEX40.fullmatch(e.info_hash):
-                    reg.entries[e.info_hash] = e
-        except (ValueError, KeyError, TypeError, AttributeError):
-            raise ControlError(f"{path}: corrupt torrent list (fix or remove it)") from None
-        return reg
-
-    def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        data = json.dumps({"torrents": [asdict(e) for e in self.entries.values()]}, indent=1)
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
-
-    def put(self, entry: Entry) -> None:
-        self.entries[entry.info_hash] = entry
-        self.save()
-
-    def set_paused(self, info_hash: str, paused: bool) -> None:
-        if info_hash in self.entries:
-            self.entries[info_hash].paused = paused
-            self.save()
-
-    def drop(self, info_hash: str) -> None:
-        if self.entries.pop(info_hash, None) is not None:
-            self.save()

@@ -1,0 +1,78 @@
+"""The daemon's saved torrent list (data_dir/daemon/torrents.json): what it restores at start.
+
+The engine's resume files hold the pieces, so a restarted daemon carries on where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from i2ptorrent.daemon.protocol import HEX40, ControlError
+
+MAX_REGISTRY_BYTES = 16 * 1024 * 1024
+
+
+@dataclass
+class Entry:
+    """One torrent the daemon restores at start."""
+
+    info_hash: str
+    source: str  # a magnet, or the path of the .torrent kept in data_dir/torrents
+    save_path: str
+    selected: list[int] | None = None
+    paused: bool = False
+
+
+@dataclass
+class Registry:
+    """The daemon's torrent list, saved atomically as JSON after every change."""
+
+    path: Path
+    entries: dict[str, Entry] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> "Registry":
+        reg = cls(path)
+        try:
+            if path.stat().st_size > MAX_REGISTRY_BYTES:
+                raise ControlError(f"{path}: too large")
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return reg
+        try:
+            doc = json.loads(raw)
+            for item in doc.get("torrents", []):
+                e = Entry(str(item["info_hash"]), str(item["source"]), str(item["save_path"]),
+                          [int(i) for i in item["selected"]] if item.get("selected") is not None else None,
+                          bool(item.get("paused", False)))
+                if HEX40.fullmatch(e.info_hash):
+                    reg.entries[e.info_hash] = e
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise ControlError(f"{path}: corrupt torrent list (fix or remove it)") from None
+        return reg
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        data = json.dumps({"torrents": [asdict(e) for e in self.entries.values()]}, indent=1)
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+    def put(self, entry: Entry) -> None:
+        self.entries[entry.info_hash] = entry
+        self.save()
+
+    def set_paused(self, info_hash: str, paused: bool) -> None:
+        if info_hash in self.entries:
+            self.entries[info_hash].paused = paused
+            self.save()
+
+    def drop(self, info_hash: str) -> None:
+        if self.entries.pop(info_hash, None) is not None:
+            self.save()

@@ -1,0 +1,235 @@
+"""The daemon's server half: one Client kept running, and the faces through which it is driven.
+
+`Daemon` is the service: it carries out requests against the Client and keeps the saved torrent list
+(registry.py) in step, so a restart loses nothing (torrents, their pieces and our I2P identity all live
+in the data directory). A face is one way in: today the control socket (a unix socket, 0600, in the data
+directory) and the browser bridge; a Transmission RPC, the web page and /stream attach here the same way.
+A face calls the Daemon (or, for the bridge, the Client's API); it never reaches around them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from i2ptorrent.app.disk import writable_dir
+from i2ptorrent.app.errors import EXIT_DAEMON, EXIT_INPUT, EXIT_OK, UserError, classify
+from i2ptorrent.app.output import Output, status_dict
+from i2ptorrent.app.runtime import StopSignal, running_client, start_bridge
+from i2ptorrent.config import Config
+from i2ptorrent.daemon.protocol import (
+    MAX_LINE, REQUEST_TIMEOUT, ControlError, Request, decode_request, reply_error, reply_ok, resolve, socket_path,
+)
+from i2ptorrent.daemon.registry import Entry, Registry
+
+if TYPE_CHECKING:
+    from i2ptorrent.client import Client
+
+log = logging.getLogger(__name__)
+
+MAX_CLIENTS = 64
+
+
+class Daemon:
+    """Carries out control requests against a started Client and keeps the registry in step."""
+
+    def __init__(self, client: "Client", registry: Registry, data_dir: Path) -> None:
+        self.client = client
+        self.registry = registry
+        self.data_dir = data_dir
+        self.stop = asyncio.Event()
+
+    async def restore(self) -> int:
+        """Re-add every saved torrent (the engine resumes each from its resume data)."""
+        count = 0
+        for entry in list(self.registry.entries.values()):
+            try:
+                t = await self.client.add(entry.source, Path(entry.save_path), selected_files=entry.selected)
+            except Exception as exc:  # one bad entry must not keep the others from running
+                log.warning("cannot restore %s: %s", entry.info_hash, exc)
+                continue
+            if entry.paused:
+                t.pause()
+            count += 1
+        return count
+
+    def _torrent(self, ident: str) -> Any:
+        engine = self.client.engine
+        assert engine is not None
+        pairs = [(t.info_hash.hex(), t.name) for t in engine.torrents]
+        return engine.get(bytes.fromhex(resolve(ident, pairs)))
+
+    def _status(self, t: Any) -> dict[str, Any]:
+        d = status_dict(t.status())
+        entry = self.registry.entries.get(t.info_hash.hex())
+        d["save_path"] = entry.save_path if entry else str(t.save_path)
+        d["magnet"] = self.client.magnet(t)
+        d["tracker_error"] = self.client.tracker_errors.get(t.info_hash)
+        return d
+
+    async def execute(self, req: Request) -> bytes:
+        """One request -> its reply line. Raises for a failed request (the face turns it into a reply)."""
+        from i2ptorrent.engine import load_torrent, parse_magnet
+
+        engine = self.client.engine
+        assert engine is not None
+        if req.op == "list":
+            return reply_ok(torrents=[self._status(t) for t in engine.torrents])
+        if req.op == "status":
+            if req.torrent is None:
+                return reply_ok(torrents=[self._status(t) for t in engine.torrents])
+            return reply_ok(torrent=self._status(self._torrent(req.torrent)))
+        if req.op in ("pause", "resume"):
+            t = self._torrent(req.torrent or "")
+            t.pause() if req.op == "pause" else t.resume()
+            self.registry.set_paused(t.info_hash.hex(), req.op == "pause")
+            return reply_ok(torrent=self._status(t))
+        if req.op == "remove":
+            t = self._torrent(req.torrent or "")
+            st = self._status(t)
+            await self.client.remove(t)
+            self.registry.drop(t.info_hash.hex())
+            return reply_ok(torrent=st)
+        if req.op == "stop":
+            self.stop.set()
+            return reply_ok()
+        if req.op == "limits":
+            engine.set_rate_limits(req.download_rate, req.upload_rate)
+            return reply_ok(limits={"download_rate": int(engine.limits.download.rate),
+                                    "upload_rate": int(engine.limits.upload.rate)})
+        if req.op == "seed":
+            path = Path(req.path or "")
+            seeded = await self.client.seed(path, req.trackers)
+            stored = self.data_dir / "torrents" / f"{seeded.info_hash.hex()}.torrent"  # Client.seed keeps it
+            self.registry.put(Entry(seeded.info_hash.hex(), str(stored), str(path.resolve().parent)))
+            return reply_ok(torrent=self._status(seeded))
+        # add
+        save = writable_dir(Path(req.save_path or ""))
+        if req.torrent_bytes is not None:
+            meta = load_torrent(req.torrent_bytes)
+            store = self.data_dir / "torrents"
+            store.mkdir(parents=True, exist_ok=True)
+            source = store / f"{meta.info_hash.hex()}.torrent"
+            source.write_bytes(req.torrent_bytes)
+            added = await self.client.add(meta, save, selected_files=req.selected)
+            src = str(source)
+        else:
+            meta = parse_magnet(req.magnet or "")
+            added = await self.client.add(meta, save, selected_files=req.selected)
+            src = req.magnet or ""
+        self.registry.put(Entry(added.info_hash.hex(), src, str(save),
+                                list(req.selected) if req.selected is not None else None))
+        return reply_ok(torrent=self._status(added))
+
+
+class Face(Protocol):
+    """One way into a running daemon. Faces start once the Client is up and its torrents restored, and
+    close (in reverse order) before the Client does."""
+
+    async def start(self) -> dict[str, Any]:
+        """Start serving; returns what the daemon's "ready" line reports about this face."""
+
+    async def close(self) -> None: ...
+
+
+class ControlSocket:
+    """The control socket face: one JSON request and one JSON reply per connection (protocol.py)."""
+
+    def __init__(self, daemon: Daemon, path: Path) -> None:
+        self.daemon = daemon
+        self.path = path
+        self._server: asyncio.AbstractServer | None = None
+        self._busy = 0
+
+    async def start(self) -> dict[str, Any]:
+        self.path.unlink(missing_ok=True)  # the daemon holds the data-dir lock: any socket here is stale
+        self._server = await asyncio.start_unix_server(self.handle, path=str(self.path), limit=MAX_LINE)
+        os.chmod(self.path, 0o600)
+        return {"socket": str(self.path)}
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        self.path.unlink(missing_ok=True)
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._busy += 1
+        try:
+            if self._busy > MAX_CLIENTS:
+                writer.write(reply_error("daemon busy", "failed"))
+                return
+            try:
+                line = await asyncio.wait_for(reader.readline(), REQUEST_TIMEOUT)
+                answer = await self.daemon.execute(decode_request(line))
+            except ControlError as exc:
+                answer = reply_error(str(exc), exc.code)
+            except (asyncio.TimeoutError, ValueError, ConnectionError) as exc:
+                answer = reply_error(f"bad request: {exc or type(exc).__name__}", "input")
+            except Exception as exc:  # noqa: BLE001 - a failed request must never end the daemon
+                err = classify(exc)
+                if err is None:
+                    log.exception("control request failed")
+                    answer = reply_error(f"internal error: {type(exc).__name__}: {exc}", "failed")
+                else:
+                    answer = reply_error(str(err), "input" if err.code == EXIT_INPUT else "failed")
+            writer.write(answer)
+            with contextlib.suppress(ConnectionError):
+                await writer.drain()
+        finally:
+            self._busy -= 1
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+
+class BridgeFace:
+    """The browser bridge on 127.0.0.1:port, serving the daemon's torrents to WebTorrent pages."""
+
+    def __init__(self, client: "Client", port: int) -> None:
+        self.client = client
+        self.port = port
+        self._bridge: Any = None
+
+    async def start(self) -> dict[str, Any]:
+        self._bridge = await start_bridge(self.client, self.port)
+        return {"bridge": self._bridge.announce_url}
+
+    async def close(self) -> None:
+        if self._bridge is not None:
+            await self._bridge.close()
+
+
+async def run_daemon(cfg: Config, out: Output, *, private: bool = False, invite: str | None = None,
+                     bridge_port: int | None = None) -> int:
+    """Run until Ctrl-C/SIGTERM or a `stop` request; resume data is saved on the way out."""
+    sock = socket_path(cfg.data_dir)
+    if len(os.fsencode(sock)) > 100:
+        raise UserError(f"data directory path too long for a control socket: {sock}", EXIT_DAEMON)
+    writable_dir(cfg.data_dir)
+    os.chmod(cfg.data_dir, 0o700)
+    with StopSignal() as stop:
+        async with running_client(cfg, out, stop, private=private, invite=invite) as client:
+            daemon = Daemon(client, Registry.load(cfg.data_dir / "daemon" / "torrents.json"), cfg.data_dir)
+            restored = await daemon.restore()
+            faces: list[Face] = [BridgeFace(client, bridge_port)] if bridge_port is not None else []
+            faces.append(ControlSocket(daemon, sock))
+            async with contextlib.AsyncExitStack() as started:
+                shown: dict[str, Any] = {"bridge": None}
+                for face in faces:
+                    shown.update(await face.start())
+                    started.push_async_callback(face.close)
+                url = shown["bridge"]
+                out.result(f"daemon running: {restored} torrent(s), I2P address {client.b32}, control {sock}"
+                           + (f", browser bridge {url}" if url else ""),
+                           event="ready", socket=str(sock), b32=client.b32, torrents=restored, pid=os.getpid(),
+                           bridge=url)
+                waits = [asyncio.ensure_future(stop.event.wait()), asyncio.ensure_future(daemon.stop.wait())]
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                for w in waits:
+                    w.cancel()
+                out.say("daemon stopping: saving resume data")
+    return EXIT_OK
