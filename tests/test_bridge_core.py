@@ -301,7 +301,9 @@ async def test_splice_copies_both_ways_and_closes_both_when_one_ends() -> None:
     for chunk in (b"hello ", b"over ", b"i2p"):
         a.inbox.put_nowait(chunk)
     b.inbox.put_nowait(b"pieces")
-    await asyncio.sleep(0.05)
+    async with asyncio.timeout(5):  # both ways copied before the browser hangs up
+        while len(b.sent) < 14 or len(a.sent) < 6:
+            await asyncio.sleep(0.001)
     a.inbox.put_nowait(b"")  # the browser hangs up
     moved = await asyncio.wait_for(task, 5)
     assert bytes(b.sent) == b"hello over i2p" and bytes(a.sent) == b"pieces"

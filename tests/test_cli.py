@@ -436,6 +436,7 @@ async def run_example(name: str, tmp: Path) -> tuple[int, str]:
     return proc.returncode, out.decode()  # type: ignore[return-value]
 
 
+@pytest.mark.router  # the demo and the examples each start an i2pd of their own
 async def test_demo_and_examples_run_on_their_own_private_router(tmp_path: Path) -> None:
     """README command one and the examples: each on its own private router, nothing left behind."""
     full_tmp, cut_tmp, ex_tmp = tmp_path / "full", tmp_path / "cut", tmp_path / "examples"
