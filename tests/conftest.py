@@ -68,7 +68,7 @@ async def router() -> AsyncIterator[ManagedRouter]:
 
 @pytest_asyncio.fixture
 async def own_router() -> AsyncIterator[ManagedRouter]:
-    """A router for one test alone (and a fresh one for its rerun): for tests that stop and restart nodes
+    """A router for one test alone: for tests that stop and restart nodes
     under the same keys, which i2pd 2.45 does not always survive (see docs/INTERFACES.md)."""
     async with watched_router() as r:
         yield r
