@@ -46,8 +46,12 @@ async def cmd_demo(args: argparse.Namespace, cfg: Config, out: Output) -> int:
 async def cmd_daemon(args: argparse.Namespace, cfg: Config, out: Output) -> int:
     from i2ptorrent.daemon.server import run_daemon
 
+    from i2ptorrent.daemon.server import HttpOptions
+
+    http = None if args.no_rpc else HttpOptions(
+        args.rpc_port, args.rpc_bind, Path(args.rpc_auth_file).expanduser() if args.rpc_auth_file else None)
     return await run_daemon(cfg, out, private=args.private_router, invite=args.invite,
-                            bridge_port=args.bridge_port)
+                            bridge_port=args.bridge_port, http=http)
 
 
 async def cmd_control(args: argparse.Namespace, cfg: Config, out: Output) -> int:
@@ -153,6 +157,13 @@ def build_parser() -> Parser:
     dm = sub.add_parser("daemon", parents=[common], help="run in the background, controlled by list/status/...")
     dm.add_argument("--bridge-port", type=int, metavar="PORT",
                     help="also run the browser bridge on 127.0.0.1:PORT (0: any free port)")
+    dm.add_argument("--rpc-port", type=int, default=9091, metavar="PORT",
+                    help="Transmission RPC, web page and streams on this port (default 9091; 0: any free port)")
+    dm.add_argument("--rpc-bind", default="127.0.0.1", metavar="ADDRESS",
+                    help="listen there instead of 127.0.0.1 (warned: others could then reach it)")
+    dm.add_argument("--rpc-auth-file", metavar="FILE",
+                    help="require HTTP basic auth with the user:password in FILE (mode 600)")
+    dm.add_argument("--no-rpc", action="store_true", help="no Transmission RPC, web page or streams")
     dm.set_defaults(run=cmd_daemon)
     for name, helptext in (("list", "torrents of the running daemon"),
                            ("status", "one torrent's status (or all)"),

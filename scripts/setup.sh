@@ -22,6 +22,7 @@ if [ $tests = 1 ]; then
   { command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; } || need_apt+=(nodejs npm)
   command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
   command -v nsenter >/dev/null 2>&1 || need_apt+=(util-linux)
+  command -v transmission-remote >/dev/null 2>&1 || need_apt+=(transmission-cli)  # a real RPC client
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -q

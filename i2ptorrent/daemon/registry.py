@@ -73,6 +73,11 @@ class Registry:
             self.entries[info_hash].paused = paused
             self.save()
 
+    def set_selected(self, info_hash: str, selected: list[int] | None) -> None:
+        if info_hash in self.entries:
+            self.entries[info_hash].selected = selected
+            self.save()
+
     def drop(self, info_hash: str) -> None:
         if self.entries.pop(info_hash, None) is not None:
             self.save()

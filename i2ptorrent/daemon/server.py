@@ -14,6 +14,8 @@ import contextlib
 import logging
 import os
 from pathlib import Path
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from i2ptorrent.app.disk import writable_dir
@@ -73,8 +75,6 @@ class Daemon:
 
     async def execute(self, req: Request) -> bytes:
         """One request -> its reply line. Raises for a failed request (the face turns it into a reply)."""
-        from i2ptorrent.engine import load_torrent, parse_magnet
-
         engine = self.client.engine
         assert engine is not None
         if req.op == "list":
@@ -85,14 +85,12 @@ class Daemon:
             return reply_ok(torrent=self._status(self._torrent(req.torrent)))
         if req.op in ("pause", "resume"):
             t = self._torrent(req.torrent or "")
-            t.pause() if req.op == "pause" else t.resume()
-            self.registry.set_paused(t.info_hash.hex(), req.op == "pause")
+            self.set_paused(t, req.op == "pause")
             return reply_ok(torrent=self._status(t))
         if req.op == "remove":
             t = self._torrent(req.torrent or "")
             st = self._status(t)
-            await self.client.remove(t)
-            self.registry.drop(t.info_hash.hex())
+            await self.remove(t)
             return reply_ok(torrent=st)
         if req.op == "stop":
             self.stop.set()
@@ -108,22 +106,69 @@ class Daemon:
             self.registry.put(Entry(seeded.info_hash.hex(), str(stored), str(path.resolve().parent)))
             return reply_ok(torrent=self._status(seeded))
         # add
-        save = writable_dir(Path(req.save_path or ""))
-        if req.torrent_bytes is not None:
-            meta = load_torrent(req.torrent_bytes)
+        source = req.torrent_bytes if req.torrent_bytes is not None else (req.magnet or "")
+        added = await self.add(source, Path(req.save_path or ""), req.selected)
+        return reply_ok(torrent=self._status(added))
+
+    # ---- what every face does to torrents (the registry kept in step) --------------------------
+
+    async def add(self, source: bytes | str, save_path: Path, selected: Sequence[int] | None = None,
+                  paused: bool = False) -> Any:
+        """Add .torrent bytes or a magnet and remember it; adding a torrent we hold returns that one."""
+        from i2ptorrent.engine import load_torrent, parse_magnet
+
+        save = writable_dir(save_path)
+        if isinstance(source, bytes):
+            meta = load_torrent(source)
             store = self.data_dir / "torrents"
             store.mkdir(parents=True, exist_ok=True)
-            source = store / f"{meta.info_hash.hex()}.torrent"
-            source.write_bytes(req.torrent_bytes)
-            added = await self.client.add(meta, save, selected_files=req.selected)
-            src = str(source)
+            kept = store / f"{meta.info_hash.hex()}.torrent"
+            kept.write_bytes(source)
+            src = str(kept)
         else:
-            meta = parse_magnet(req.magnet or "")
-            added = await self.client.add(meta, save, selected_files=req.selected)
-            src = req.magnet or ""
+            meta = parse_magnet(source)
+            src = source
+        added = await self.client.add(meta, save, selected_files=selected)
+        if paused:
+            added.pause()
         self.registry.put(Entry(added.info_hash.hex(), src, str(save),
-                                list(req.selected) if req.selected is not None else None))
-        return reply_ok(torrent=self._status(added))
+                                list(selected) if selected is not None else None, paused))
+        return added
+
+    def set_paused(self, t: Any, paused: bool) -> None:
+        t.pause() if paused else t.resume()
+        self.registry.set_paused(t.info_hash.hex(), paused)
+
+    def select(self, t: Any, selected: Sequence[int] | None) -> None:
+        """Download only these files from now on (None: all)."""
+        t.select_files(selected)
+        self.registry.set_selected(t.info_hash.hex(), list(selected) if selected is not None else None)
+
+    async def remove(self, t: Any, delete_data: bool = False) -> None:
+        """Forget a torrent; with delete_data also its files (only those the torrent names)."""
+        files = [Path(t.save_path) / f.path for f in t.metainfo.files] if t.metainfo.has_metadata else []
+        await self.client.remove(t)
+        self.registry.drop(t.info_hash.hex())
+        if delete_data:
+            await asyncio.to_thread(delete_files, Path(t.save_path), files)
+
+
+def delete_files(root: Path, files: list[Path]) -> None:
+    """Delete a removed torrent's files, then the directories they leave empty, never above `root`."""
+    root = root.resolve()
+    dirs: set[Path] = set()
+    for f in files:
+        try:
+            real = f.resolve()
+            real.relative_to(root)  # a torrent's path never leaves its save directory
+        except (OSError, ValueError):
+            continue
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+            real.unlink()
+        dirs.update(p for p in real.parents if p != root and root in p.parents)
+    for d in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            d.rmdir()  # only when empty
 
 
 class Face(Protocol):
@@ -203,8 +248,43 @@ class BridgeFace:
             await self._bridge.close()
 
 
+@dataclass(frozen=True)
+class HttpOptions:
+    """The HTTP face (Transmission RPC, web page, streams): where it listens and who may use it."""
+
+    port: int = 9091  # Transmission's port; 0: any free port
+    bind: str = "127.0.0.1"
+    auth_file: Path | None = None
+
+
+def http_face(daemon: Daemon, cfg: Config, opts: HttpOptions, b32: str, sam: str) -> Any:
+    """The RPC core on the Daemon, with its secrets (data_dir/daemon/http.secret, 0600)."""
+    from i2ptorrent import __version__
+    from i2ptorrent.daemon.backend import DaemonBackend
+    from i2ptorrent.daemon.guard import GuardError, new_guard
+    from i2ptorrent.daemon.rpc_core import RpcCore
+    from i2ptorrent.daemon.web import HttpFace
+
+    try:
+        guard = new_guard(cfg.data_dir / "daemon", opts.auth_file)
+    except GuardError as exc:
+        raise UserError(str(exc), EXIT_INPUT) from None
+    face: HttpFace
+
+    def node() -> dict[str, Any]:
+        session = daemon.client.session
+        return {"b32": b32, "sam": sam, "session": "open" if session is not None and not session.closed
+                else "closed", "stream_key": guard.stream_key, "stream_base": face.base_url + "/stream",
+                "tracker": None,
+                "tracker_note": "no tracker runs in this daemon (`i2ptorrent tracker` runs on its own)"}
+
+    backend = DaemonBackend(daemon, cfg.download_dir, node)
+    face = HttpFace(RpcCore(backend, version=f"i2ptorrent {__version__}"), guard, opts.bind, opts.port)
+    return face
+
+
 async def run_daemon(cfg: Config, out: Output, *, private: bool = False, invite: str | None = None,
-                     bridge_port: int | None = None) -> int:
+                     bridge_port: int | None = None, http: HttpOptions | None = HttpOptions()) -> int:
     """Run until Ctrl-C/SIGTERM or a `stop` request; resume data is saved on the way out."""
     sock = socket_path(cfg.data_dir)
     if len(os.fsencode(sock)) > 100:
@@ -216,17 +296,24 @@ async def run_daemon(cfg: Config, out: Output, *, private: bool = False, invite:
             daemon = Daemon(client, Registry.load(cfg.data_dir / "daemon" / "torrents.json"), cfg.data_dir)
             restored = await daemon.restore()
             faces: list[Face] = [BridgeFace(client, bridge_port)] if bridge_port is not None else []
+            if http is not None:
+                sam = f"{client.config.sam.host}:{client.config.sam.port}"
+                faces.append(http_face(daemon, cfg, http, client.b32, sam))
             faces.append(ControlSocket(daemon, sock))
             async with contextlib.AsyncExitStack() as started:
-                shown: dict[str, Any] = {"bridge": None}
+                shown: dict[str, Any] = {"bridge": None, "rpc": None, "web": None}
                 for face in faces:
-                    shown.update(await face.start())
+                    try:
+                        shown.update(await face.start())
+                    except OSError as exc:
+                        raise UserError(f"cannot listen: {exc.strerror or exc}", EXIT_DAEMON) from None
                     started.push_async_callback(face.close)
                 url = shown["bridge"]
                 out.result(f"daemon running: {restored} torrent(s), I2P address {client.b32}, control {sock}"
-                           + (f", browser bridge {url}" if url else ""),
+                           + (f", browser bridge {url}" if url else "")
+                           + (f", web {shown['web']}, Transmission RPC {shown['rpc']}" if shown["rpc"] else ""),
                            event="ready", socket=str(sock), b32=client.b32, torrents=restored, pid=os.getpid(),
-                           bridge=url)
+                           bridge=url, rpc=shown["rpc"], web=shown["web"])
                 waits = [asyncio.ensure_future(stop.event.wait()), asyncio.ensure_future(daemon.stop.wait())]
                 await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
                 for w in waits:

@@ -82,6 +82,7 @@ class Torrent:
         self._dialing: set[str] = set()
         self._backoff: dict[str, tuple[float, float]] = {}  # b32 -> (next attempt, current backoff)
         self._resume_waiters: list[asyncio.Future[bytes | None]] = []
+        self._checked_waiters: list[asyncio.Future[None]] = []
         self._checking = False
 
     @property
@@ -160,6 +161,11 @@ class Torrent:
             self._settle_resume(data)
         elif isinstance(alert, lt.save_resume_data_failed_alert):
             self._settle_resume(None)
+        elif isinstance(alert, lt.torrent_checked_alert):
+            waiters, self._checked_waiters = self._checked_waiters, []
+            for f in waiters:
+                if not f.done():
+                    f.set_result(None)
 
     def _settle_resume(self, data: bytes | None) -> None:
         waiters, self._resume_waiters = self._resume_waiters, []
@@ -242,6 +248,52 @@ class Torrent:
                 self.store.error = None
             if self.handle.is_valid():
                 self.handle.clear_error()
+
+    def select_files(self, selected: Sequence[int | str] | None) -> None:
+        """Change which files download (None: all of them); verified pieces stay. Before a magnet's
+        metadata arrives the choice is kept and applied then."""
+        self.selected_files = list(selected) if selected is not None else None
+        store = self.store
+        if store is None:
+            return
+        ti = self.swarm.meta.torrent_info()
+        bits = self._wanted_bits(ti)
+        if bits is None:
+            self.handle.prioritize_files([4] * ti.layout().num_files())
+        self._restart_swarm_on(store, bits)
+
+    def _restart_swarm_on(self, store: PieceStore, wanted: int | None) -> None:
+        """The swarm takes the store anew (a fresh picker from the verified pieces): after a new file
+        choice or a recheck, a torrent that was complete may not be any more."""
+        self.swarm.set_store(store, wanted)
+        picker = self.swarm.picker
+        if picker is not None and not picker.complete and self.swarm.all_verified:
+            self.swarm.all_verified = False
+            self.swarm.complete.clear()
+
+    async def verify(self, timeout: float = 3600.0) -> None:
+        """Check every piece on disk again (libtorrent's recheck); pieces that fail are fetched anew."""
+        if self.store is None:
+            return
+        was_paused = self.swarm.paused
+        self.pause()
+        checked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._checked_waiters.append(checked)
+        self._checking = True
+        try:
+            self.handle.force_recheck()
+            await asyncio.wait_for(checked, timeout)
+            old = self.store
+            ti = self.swarm.meta.torrent_info()
+            store = PieceStore(self.handle, ti, cache_bytes=self._engine.cache_bytes)
+            await store.wait_checked()
+            self.store = store
+            await old.close()
+            self._restart_swarm_on(store, self._wanted_bits(ti))
+        finally:
+            self._checking = False
+            if not was_paused:
+                self.resume()
 
     # -- dialing ---------------------------------------------------------------------------------
 
