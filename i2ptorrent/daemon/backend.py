@@ -79,9 +79,7 @@ class DaemonBackend:
         if lay is not None and store is not None:
             wanted_set = self._wanted_set(t, len(lay.files))
             wanted_size = sum(size for i, (_, _, size) in enumerate(lay.files) if i in wanted_set)
-            if st.state == "seeding" and wanted_size == total:
-                have_size = total
-            elif detail or t.selected_files is not None:
+            if detail or t.selected_files is not None:
                 views = []
                 for i, (name, off, size) in enumerate(lay.files):
                     first = off // piece_size
@@ -91,6 +89,8 @@ class DaemonBackend:
                     views.append(FileView(name, size, done, i in wanted_set, first, last))
                 files = tuple(views)
                 have_size = sum(f.done for f in files if f.wanted)
+            elif st.pieces_done == st.pieces_total:
+                have_size = total
             else:
                 have_size = min(total, st.pieces_done * piece_size)
                 if have and have[-1]:

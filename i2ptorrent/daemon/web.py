@@ -55,7 +55,8 @@ class HttpFace:
         self.stream = stream  # stream.StreamServer, or None when streaming is off
         self._runner: web.AppRunner | None = None
         self._busy = asyncio.Semaphore(MAX_CONCURRENT)
-        self._page = page_html()
+        # the page carries the session id: only a page of this origin can read it, as the 409's header
+        self._page = page_html().replace(b"{{SESSION_ID}}", guard.session_id.encode())
 
     @property
     def base_url(self) -> str:

@@ -1,0 +1,135 @@
+"""The daemon's web page in real headless Chromium, on the session's router: it loads with no console
+error, shows our address, adds a magnet through its form and shows the download's progress until it
+completes; limits, pause/resume, file choice and remove work from its buttons; a screenshot is kept."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+
+from tests.faces_browser import chromium_page
+from tests.faces_lab import faces_lab
+
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium missing")]
+SCREENSHOT = Path(__file__).resolve().parent / "artifacts" / "web-page.png"  # kept for people to look at
+
+
+def png_size_and_colours(data: bytes) -> tuple[int, int, int]:
+    """(width, height, distinct colours) of an 8-bit RGB(A) PNG, decoded here (PIL is not a dependency)."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height, depth, ctype = struct.unpack(">IIBB", data[16:26])
+    assert depth == 8 and ctype in (2, 6)
+    idat, pos = b"", 8
+    while pos < len(data):
+        n = struct.unpack(">I", data[pos:pos + 4])[0]
+        if data[pos + 4:pos + 8] == b"IDAT":
+            idat += data[pos + 8:pos + 8 + n]
+        pos += 12 + n
+    raw = zlib.decompress(idat)
+    bpp = 3 if ctype == 2 else 4
+    stride = width * bpp
+    prev = bytearray(stride)
+    colours: set[bytes] = set()
+    for r in range(height):
+        kind = raw[r * (stride + 1)]
+        line = bytearray(raw[r * (stride + 1) + 1:(r + 1) * (stride + 1)])
+        for i in range(stride):  # undo the row filter (PNG spec 9.2)
+            a = line[i - bpp] if i >= bpp else 0
+            b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+            if kind == 1:
+                line[i] = (line[i] + a) & 255
+            elif kind == 2:
+                line[i] = (line[i] + b) & 255
+            elif kind == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif kind == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        if r % 9 == 0:
+            colours.update(bytes(line[i:i + 3]) for i in range(0, stride, bpp))
+        prev = line
+    return width, height, len(colours)
+
+
+async def settled(check, timeout: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "the daemon never saw the change"
+        await asyncio.sleep(0.1)
+
+
+async def test_the_page_adds_a_magnet_and_shows_its_progress(router, sam_pool, tmp_path: Path) -> None:
+    SCREENSHOT.unlink(missing_ok=True)
+    async with faces_lab(router, sam_pool, tmp_path) as lab:
+        src, magnet = await lab.share("clip.bin", 4 * 1024 * 1024 + 77, piece_size=65536)
+        h = magnet.split("btih:")[1][:40]
+        engine = lab.daemon.client.engine
+        async with chromium_page(lab.face.base_url + "/") as page:
+            b32 = await page.wait_for("document.getElementById('b32').textContent.endsWith('.b32.i2p') && "
+                                      "document.getElementById('b32').textContent")
+            assert b32 == lab.daemon.client.b32
+            assert "no tracker" in await page.eval("document.getElementById('tracker').textContent")
+
+            # limits from the page: slow enough that the page sees the download part-way
+            await page.eval("document.getElementById('down-limit').value = '700';"
+                            "document.getElementById('set-limits').click()")
+            await page.wait_for("document.getElementById('message').textContent === 'limits applied'")
+            assert engine.limits.download.rate == 700_000
+
+            await page.eval(f"document.getElementById('magnet').value = {magnet!r};"
+                            "document.getElementById('add').click()")
+            row = f"document.querySelector('tr[data-hash=\"{h}\"]')"
+            await page.wait_for(f"!!{row}")
+            seen: list[float] = []
+            while not seen or seen[-1] < 1.0:
+                seen.append(float(await page.wait_for(f"{row}.dataset.progress", 10)))
+                if 0 < seen[-1] < 1.0 and not SCREENSHOT.exists():  # the page mid-download
+                    SCREENSHOT.parent.mkdir(exist_ok=True)
+                    width, height, colours = png_size_and_colours(await page.screenshot(SCREENSHOT))
+                    assert width == 1200 and height > 400 and colours >= 4  # drawn, not a blank page
+                if seen[-1] < 1.0:
+                    await page.wait_for(f"{row}.dataset.progress !== '{seen[-1]}'", 120)
+            assert any(0 < p < 1 for p in seen), seen  # the page showed the download under way
+            assert SCREENSHOT.exists()
+            assert (tmp_path / "downloads" / "clip.bin").read_bytes() == src.read_bytes()
+            assert "100%" in await page.eval(f"{row}.querySelector('.pct').textContent")
+
+            t = engine.get(bytes.fromhex(h))
+            await page.eval(f"[...{row}.querySelectorAll('button')].find(b => b.textContent === 'Pause').click()")
+            await page.wait_for(f"{row}.textContent.includes('stopped')")
+            assert t.status().state == "paused"
+            await page.eval(f"[...{row}.querySelectorAll('button')].find(b => b.textContent === 'Resume').click()")
+            await page.wait_for(f"{row}.textContent.includes('seeding')")
+
+            await page.eval(f"[...{row}.querySelectorAll('button')].find(b => b.textContent === 'Files').click()")
+            box = f"{row}.querySelector('input[data-file=\"0\"]')"
+            await page.wait_for(f"!!{box}")
+            link = await page.eval(f"{row}.querySelector('.files a').href")
+            assert link.startswith(lab.face.base_url + f"/stream/{h}/0?key=")
+            await page.eval(f"{box}.click()")
+            await settled(lambda: t.selected_files == [])  # the daemon got it (nothing wanted now)
+            await page.wait_for(f"!!{box} && !{box}.checked")
+            await page.eval(f"{box}.click()")
+            await settled(lambda: t.selected_files is None)
+            await page.wait_for(f"!!{box} && {box}.checked")
+
+            await page.eval("window.confirm = () => true;"
+                            f"[...{row}.querySelectorAll('button')].find(b => b.textContent === 'Remove').click()")
+            await page.wait_for(f"!{row} && document.getElementById('torrents').textContent.includes('no torrents')")
+            assert engine.get(bytes.fromhex(h)) is None
+            assert (tmp_path / "downloads" / "clip.bin").exists()
+
+            # the .torrent upload: the file is already there, so it comes back complete
+            torrent = tmp_path / "seed" / "torrents" / f"{h}.torrent"
+            doc = await page.send("DOM.getDocument")
+            node = await page.send("DOM.querySelector", nodeId=doc["root"]["nodeId"], selector="#torrent-file")
+            await page.send("DOM.setFileInputFiles", nodeId=node["nodeId"], files=[str(torrent)])
+            await page.wait_for(f"!!{row} && {row}.dataset.progress === '1'")
+            assert page.errors == []
