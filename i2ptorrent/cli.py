@@ -106,6 +106,9 @@ def build_parser() -> Parser:
                    "current directory)")
     a.add_argument("--no-seed", action="store_true", help="exit once downloaded and verified")
     a.add_argument("--select", metavar="LIST", help="only these files, numbered as `info` shows (1,3,5-7)")
+    a.add_argument("--stream", action="store_true",
+                   help="hand it to the running daemon and print an HTTP URL that plays the (first chosen) "
+                        "file while it downloads")
     a.set_defaults(run=lazy("commands.torrents", "cmd_add"))
 
     s = sub.add_parser("seed", parents=[common], help="share a file or directory and print its magnet")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from i2ptorrent.app.disk import check_free_space, storage_failure, writable_dir
-from i2ptorrent.app.errors import EXIT_FS, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, UserError
+from i2ptorrent.app.errors import EXIT_DAEMON, EXIT_FS, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, UserError
 from i2ptorrent.app.output import Output, status_dict
 from i2ptorrent.app.progress import format_bytes
 from i2ptorrent.app.runtime import StopSignal, running_client
@@ -32,9 +32,17 @@ async def cmd_add(args: argparse.Namespace, cfg: Config, out: Output) -> int:
     if not args.private_router:
         handed = await try_daemon_add(cfg, args.source, dest, selected)
         if handed is not None:
+            if args.stream:
+                if not handed.get("stream"):
+                    raise UserError("the running daemon serves no streams (started with --no-rpc)", EXIT_DAEMON)
+                out.result(handed["stream"], event="added", daemon=True, **handed)
+                out.say("play that URL while it downloads (it carries the daemon's key: keep it private)")
+                return EXIT_OK
             out.result(f"added to the running daemon: {handed['info_hash']} {handed['name']}",
                        event="added", daemon=True, **handed)
             return EXIT_OK
+    if args.stream:
+        raise UserError("--stream needs a running daemon (start one with `i2ptorrent daemon`)", EXIT_DAEMON)
     with StopSignal() as stop:
         async with running_client(cfg, out, stop, private=args.private_router, invite=args.invite) as client:
             t = await client.add(meta, dest, selected_files=selected)

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import os
 from pathlib import Path
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -44,6 +44,7 @@ class Daemon:
         self.registry = registry
         self.data_dir = data_dir
         self.stop = asyncio.Event()
+        self.stream_url: Callable[[str, int], str] | None = None  # set while the HTTP face serves streams
 
     async def restore(self) -> int:
         """Re-add every saved torrent (the engine resumes each from its resume data)."""
@@ -108,7 +109,10 @@ class Daemon:
         # add
         source = req.torrent_bytes if req.torrent_bytes is not None else (req.magnet or "")
         added = await self.add(source, Path(req.save_path or ""), req.selected)
-        return reply_ok(torrent=self._status(added))
+        st = self._status(added)
+        if self.stream_url is not None:  # `add --stream` prints it: the first chosen file
+            st["stream"] = self.stream_url(added.info_hash.hex(), req.selected[0] if req.selected else 0)
+        return reply_ok(torrent=st)
 
     # ---- what every face does to torrents (the registry kept in step) --------------------------
 
@@ -263,6 +267,7 @@ def http_face(daemon: Daemon, cfg: Config, opts: HttpOptions, b32: str, sam: str
     from i2ptorrent.daemon.backend import DaemonBackend
     from i2ptorrent.daemon.guard import GuardError, new_guard
     from i2ptorrent.daemon.rpc_core import RpcCore
+    from i2ptorrent.daemon.stream import StreamServer
     from i2ptorrent.daemon.web import HttpFace
 
     try:
@@ -278,8 +283,14 @@ def http_face(daemon: Daemon, cfg: Config, opts: HttpOptions, b32: str, sam: str
                 "tracker": None,
                 "tracker_note": "no tracker runs in this daemon (`i2ptorrent tracker` runs on its own)"}
 
+    def want_file(t: Any, index: int) -> None:
+        if t.selected_files is not None and index not in t.selected_files:
+            daemon.select(t, sorted({*t.selected_files, index}))
+
     backend = DaemonBackend(daemon, cfg.download_dir, node)
-    face = HttpFace(RpcCore(backend, version=f"i2ptorrent {__version__}"), guard, opts.bind, opts.port)
+    streams = StreamServer(lambda: daemon.client.engine, want_file)
+    face = HttpFace(RpcCore(backend, version=f"i2ptorrent {__version__}"), guard, opts.bind, opts.port, streams)
+    daemon.stream_url = face.stream_url
     return face
 
 

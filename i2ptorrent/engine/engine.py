@@ -83,6 +83,8 @@ class Torrent:
         self._backoff: dict[str, tuple[float, float]] = {}  # b32 -> (next attempt, current backoff)
         self._resume_waiters: list[asyncio.Future[bytes | None]] = []
         self._checked_waiters: list[asyncio.Future[None]] = []
+        self._piece_waiters: dict[int, list[asyncio.Future[None]]] = {}
+        self._urgent: dict[object, list[int]] = {}  # reader (a stream) -> pieces it needs next
         self._checking = False
 
     @property
@@ -124,6 +126,7 @@ class Torrent:
         finally:
             self._checking = False
         self.swarm.pieces_ready(store, self._wanted_bits(ti))
+        self._apply_urgent()
 
     def _wanted_bits(self, ti: lt.torrent_info) -> int | None:
         if self.selected_files is None:
@@ -161,6 +164,10 @@ class Torrent:
             self._settle_resume(data)
         elif isinstance(alert, lt.save_resume_data_failed_alert):
             self._settle_resume(None)
+        elif isinstance(alert, lt.piece_finished_alert):
+            for f in self._piece_waiters.pop(alert.piece_index, []):
+                if not f.done():
+                    f.set_result(None)
         elif isinstance(alert, lt.torrent_checked_alert):
             waiters, self._checked_waiters = self._checked_waiters, []
             for f in waiters:
@@ -249,6 +256,38 @@ class Torrent:
             if self.handle.is_valid():
                 self.handle.clear_error()
 
+    # -- streaming -------------------------------------------------------------------------------
+
+    def prioritize(self, reader: object, pieces: Sequence[int]) -> None:
+        """A reader (an open stream) needs these pieces next, in this order: they are fetched first,
+        interleaved with other readers' needs; an empty list drops the reader."""
+        if pieces:
+            self._urgent[reader] = list(pieces)
+        else:
+            self._urgent.pop(reader, None)
+        self._apply_urgent()
+
+    def _apply_urgent(self) -> None:
+        picker = self.swarm.picker
+        if picker is None:
+            return
+        lists = list(self._urgent.values())
+        merged = [p for rank in range(max((len(x) for x in lists), default=0))
+                  for x in lists if rank < len(x) for p in (x[rank],)]
+        picker.set_urgent(dict.fromkeys(merged))
+
+    async def wait_piece(self, piece: int) -> None:
+        """Until the piece is verified and readable (PieceStore.read_piece)."""
+        while True:
+            store = self.store
+            if store is not None and store.have(piece):
+                return
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._piece_waiters.setdefault(piece, []).append(fut)
+            if store is not None and store.have(piece):  # verified meanwhile
+                continue
+            await fut
+
     def select_files(self, selected: Sequence[int | str] | None) -> None:
         """Change which files download (None: all of them); verified pieces stay. Before a magnet's
         metadata arrives the choice is kept and applied then."""
@@ -266,6 +305,7 @@ class Torrent:
         """The swarm takes the store anew (a fresh picker from the verified pieces): after a new file
         choice or a recheck, a torrent that was complete may not be any more."""
         self.swarm.set_store(store, wanted)
+        self._apply_urgent()
         picker = self.swarm.picker
         if picker is not None and not picker.complete and self.swarm.all_verified:
             self.swarm.all_verified = False

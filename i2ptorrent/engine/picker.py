@@ -71,6 +71,12 @@ class PiecePicker:
         self._order_pos = 0  # order[:pos] are all verified or started
         self._tiebreak = list(range(num_pieces))
         self._rng.shuffle(self._tiebreak)
+        self._urgent: list[int] = []  # pieces a stream needs next, soonest deadline first
+
+    def set_urgent(self, pieces: Iterable[int]) -> None:
+        """Streaming's hook: these pieces are started before any other, in this order (deadline order);
+        rarest first goes on around them."""
+        self._urgent = [p for p in pieces if 0 <= p < self.num_pieces]
 
     # -- geometry --------------------------------------------------------------------------------
 
@@ -261,9 +267,20 @@ class PiecePicker:
                 take(piece, part)
                 if len(out) >= count:
                     return out
-        # 2. new pieces, rarest first
         taken = self._have | self._busy
         candidates = bits & self._want & ~taken
+        # 2a. pieces an open stream needs next, in deadline order
+        for piece in self._urgent:
+            if candidates >> piece & 1:
+                part = _Partial(self.num_blocks(piece), peer)
+                self._partial[piece] = part
+                self._busy |= 1 << piece
+                candidates &= ~(1 << piece)
+                take(piece, part)
+                if len(out) >= count:
+                    return out
+        # 2b. new pieces, rarest first
+        taken = self._have | self._busy
         if candidates:
             order = self._rarest_order()
             prefix = True
