@@ -160,8 +160,9 @@ def build_parser() -> Parser:
     dm = sub.add_parser("daemon", parents=[common], help="run in the background, controlled by list/status/...")
     dm.add_argument("--bridge-port", type=int, metavar="PORT",
                     help="also run the browser bridge on 127.0.0.1:PORT (0: any free port)")
-    dm.add_argument("--rpc-port", type=int, default=9091, metavar="PORT",
-                    help="Transmission RPC, web page and streams on this port (default 9091; 0: any free port)")
+    dm.add_argument("--rpc-port", type=int, metavar="PORT",
+                    help="Transmission RPC, web page and streams on this port (default 9091, or any free port "
+                         "when 9091 is taken; 0: any free port)")
     dm.add_argument("--rpc-bind", default="127.0.0.1", metavar="ADDRESS",
                     help="listen there instead of 127.0.0.1 (warned: others could then reach it)")
     dm.add_argument("--rpc-auth-file", metavar="FILE",

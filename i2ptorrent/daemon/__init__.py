@@ -2,8 +2,11 @@
 
     protocol.py  the control protocol (one JSON line each way), no I/O; the socket's path
     registry.py  the saved torrent list the daemon restores at start
-    server.py    the server half: the Daemon service and its faces (control socket, browser bridge; the
-                 Transmission RPC, web page and /stream attach there too)
+    server.py    the server half: the Daemon service and its faces (control socket, browser bridge, HTTP)
+    web.py       the HTTP face on 127.0.0.1:9091: Transmission RPC, web page (static/index.html), /stream
+    rpc_core.py  the Transmission RPC, sans-I/O, against a small Backend (backend.py: the Daemon's)
+    guard.py     who may use the HTTP face: Host check, session id, basic auth, the stream key
+    stream.py    /stream/<hash>/<file> with Range, reading pieces as they arrive
     remote.py    the client half: list/status/pause/resume/remove/limits/stop, and `add`/`seed` handing
                  their work to a running daemon
 

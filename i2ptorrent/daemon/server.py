@@ -256,7 +256,7 @@ class BridgeFace:
 class HttpOptions:
     """The HTTP face (Transmission RPC, web page, streams): where it listens and who may use it."""
 
-    port: int = 9091  # Transmission's port; 0: any free port
+    port: int | None = None  # None: Transmission's 9091, or any free port (warned) when that one is taken
     bind: str = "127.0.0.1"
     auth_file: Path | None = None
 

@@ -46,12 +46,14 @@ def page_html() -> bytes:
 class HttpFace:
     """The Transmission RPC at /transmission/rpc, the page at /, streams at /stream/<hash>/<file>."""
 
-    def __init__(self, core: RpcCore, guard: Guard, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
+    def __init__(self, core: RpcCore, guard: Guard, host: str = "127.0.0.1", port: int | None = None,
                  stream: Any = None) -> None:
+        """port None: DEFAULT_PORT, or any free port when another program (a Transmission?) has it."""
         self.core = core
         self.guard = guard
         self.host = host
-        self.port = port
+        self.port = DEFAULT_PORT if port is None else port
+        self._fallback = port is None
         self.stream = stream  # stream.StreamServer, or None when streaming is off
         self._runner: web.AppRunner | None = None
         self._busy = asyncio.Semaphore(MAX_CONCURRENT)
@@ -78,7 +80,16 @@ class HttpFace:
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            if not self._fallback:
+                await self._runner.cleanup()
+                raise
+            log.warning("port %d is taken (%s): the RPC, web page and streams use another port; "
+                        "give --rpc-port to choose it", self.port, exc.strerror or exc)
+            site = web.TCPSite(self._runner, self.host, 0, reuse_address=True)
+            await site.start()
         server = site._server  # noqa: SLF001 - the port actually bound when 0 was asked
         if server is not None and server.sockets:  # type: ignore[union-attr]
             self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
