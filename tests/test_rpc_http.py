@@ -80,6 +80,11 @@ async def test_refusals(face: HttpFace) -> None:
                            (f"/stream/{H1}/0?key={'k' * 43}", {"Sec-Fetch-Site": "cross-site"})):
             async with s.get(face.base_url + url, headers={"Authorization": ok["Authorization"], **extra}) as r:
                 assert r.status == 403, url
+        # the key is a stream's credential: a player needs no password (this face has no streams: 404)
+        async with s.get(face.base_url + f"/stream/{H1}/0?key={'k' * 43}") as r:
+            assert r.status == 404
+        async with s.get(face.base_url + f"/stream/{H1}/0?key={'k' * 43}", headers={"Host": "evil.example"}) as r:
+            assert r.status == 421
 
 
 def test_host_rule() -> None:

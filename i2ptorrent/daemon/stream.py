@@ -17,6 +17,8 @@ from typing import Any
 
 from aiohttp import web
 
+from i2ptorrent.engine.storage import StorageError
+
 READ_AHEAD_BYTES = 8 * 1024 * 1024  # what a stream asks to have fetched first, from its position on
 MIN_READ_AHEAD_PIECES = 4
 PIECE_TIMEOUT = 600.0  # a stream waiting this long for one piece ends (its torrent may have no peers)
@@ -84,9 +86,7 @@ class StreamServer:
         if t is None:
             return web.Response(status=404, text="no such torrent")
         try:
-            await asyncio.wait_for(t.wait_metadata(), METADATA_TIMEOUT)
-            while t.store is None:  # metadata installed, files being checked
-                await asyncio.sleep(0.05)
+            await asyncio.wait_for(self._ready(t), METADATA_TIMEOUT)
         except asyncio.TimeoutError:
             return web.Response(status=504, text="the torrent's metadata did not arrive")
         ti = t.metainfo.torrent_info()
@@ -117,12 +117,18 @@ class StreamServer:
         reader = object()  # this stream's key in the torrent's priorities
         try:
             await self._send(t, ti.piece_length(), f, first, last, resp, reader)
-        except (ConnectionError, asyncio.TimeoutError):
-            pass  # the player went away, or the swarm cannot deliver: the response just ends
+        except (ConnectionError, asyncio.TimeoutError, StorageError):
+            pass  # the player went away, the swarm cannot deliver, or the torrent was removed: it just ends
         finally:
             t.prioritize(reader, [])
             self._open.discard(task)
         return resp
+
+    @staticmethod
+    async def _ready(t: Any) -> None:
+        await t.wait_metadata()
+        while t.store is None:  # metadata installed, its files being checked
+            await asyncio.sleep(0.05)
 
     async def _send(self, t: Any, plen: int, f: _File, first: int, last: int, resp: web.StreamResponse,
                     reader: object) -> None:

@@ -105,11 +105,12 @@ class HttpFace:
 
     @web.middleware
     async def _protect(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        """Host check, then basic auth, for everything; the RPC and streams add their own secret."""
+        """Host check for everything, then basic auth, except for streams: their key is their credential
+        (a player given the URL cannot answer a password prompt)."""
         if not host_allowed(request.headers.get("Host")):
             resp: web.StreamResponse = web.Response(status=421, text="Misdirected Request: use 127.0.0.1 or "
                                                     "localhost (protection against DNS rebinding)")
-        elif not self.guard.auth_ok(request.headers.get("Authorization")):
+        elif not request.path.startswith("/stream/") and not self.guard.auth_ok(request.headers.get("Authorization")):
             resp = web.Response(status=401, text="Unauthorized",
                                 headers={"WWW-Authenticate": 'Basic realm="i2ptorrent"'})
         else:

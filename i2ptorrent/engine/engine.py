@@ -28,7 +28,7 @@ from .alerts import AlertPump
 from .metainfo import Metainfo, MetainfoError, as_metainfo, magnet_of
 from .settings import TORRENT_FLAGS_OFF, TORRENT_FLAGS_ON, anonymous_settings
 from .ratelimit import RateLimits
-from .storage import PieceStore
+from .storage import PieceStore, StorageError
 from .swarm import MAX_PEERS, SwarmStats, new_peer_id
 from .swarm_io import AsyncSwarm
 
@@ -276,8 +276,16 @@ class Torrent:
                   for x in lists if rank < len(x) for p in (x[rank],)]
         picker.set_urgent(dict.fromkeys(merged))
 
+    def _fail_piece_waiters(self) -> None:
+        waiters, self._piece_waiters = self._piece_waiters, {}
+        for futs in waiters.values():
+            for f in futs:
+                if not f.done():
+                    f.set_exception(StorageError("torrent removed"))
+                    f.exception()  # retrieved: its waiter may have gone
+
     async def wait_piece(self, piece: int) -> None:
-        """Until the piece is verified and readable (PieceStore.read_piece)."""
+        """Until the piece is verified and readable (PieceStore.read_piece); StorageError once removed."""
         while True:
             store = self.store
             if store is not None and store.have(piece):
@@ -518,6 +526,7 @@ class Engine:
     async def remove(self, t: Torrent, delete_resume: bool = True) -> None:
         """Stop a torrent: peers closed, libtorrent forgets it (the downloaded files stay)."""
         self._torrents.pop(t.info_hash, None)
+        t._fail_piece_waiters()
         t.swarm.close()
         if t.store is not None:
             await t.store.close()
