@@ -40,6 +40,7 @@ class DaemonBackend:
         self._download_dir = download_dir
         self._added: dict[str, float] = {}
         self._layouts: dict[str, _Layout] = {}
+        self._magnets: dict[tuple[str, bool], str] = {}  # it changes only when the metadata (name) arrives
         self._node = node  # () -> dict, what the page shows about us
 
     # -- torrents --------------------------------------------------------------------------------
@@ -101,11 +102,18 @@ class DaemonBackend:
             download_rate=st.download_rate, upload_rate=st.upload_rate, peers=st.peers,
             downloaded=st.downloaded, uploaded=st.uploaded, total_size=total,
             wanted_size=wanted_size, have_size=have_size, save_path=str(t.save_path),
-            magnet=self.daemon.client.magnet(t), added=self._added.setdefault(info_hash, time.time()),
+            magnet=self._magnet(t), added=self._added.setdefault(info_hash, time.time()),
             error=st.error,
             has_metadata=t.metainfo.has_metadata, trackers=tuple(t.metainfo.trackers),
             files=files if detail else None,
             pieces_bits=bitfield(have, len(have)) if detail else None)
+
+    def _magnet(self, t: Any) -> str:
+        key = (t.info_hash.hex(), t.metainfo.has_metadata)
+        m = self._magnets.get(key)
+        if m is None:
+            m = self._magnets[key] = self.daemon.client.magnet(t)
+        return m
 
     @staticmethod
     def _wanted_set(t: Any, count: int) -> set[int]:
@@ -153,6 +161,8 @@ class DaemonBackend:
         await self.daemon.remove(self._get(info_hash), delete_data)
         self._layouts.pop(info_hash, None)
         self._added.pop(info_hash, None)
+        for key in [k for k in self._magnets if k[0] == info_hash]:
+            del self._magnets[key]
 
     async def verify(self, info_hash: str) -> None:
         await self._get(info_hash).verify()

@@ -619,10 +619,13 @@ class RpcCore:
                 raise RpcError(f"{method}: argument {key[:64]} is not supported")
 
 
+_TO_DIGITS = bytes.maketrans(b"\x00\x01", b"01")
+
+
 def bitfield(have: Sequence[int] | bytes, count: int) -> bytes:
-    """0/1 per piece -> BitTorrent bitfield bytes (piece 0 is the high bit of the first byte)."""
-    out = bytearray((count + 7) // 8)
-    for i in range(count):
-        if have[i]:
-            out[i >> 3] |= 0x80 >> (i & 7)
-    return bytes(out)
+    """0/1 per piece -> BitTorrent bitfield bytes (piece 0 is the high bit of the first byte); C-speed,
+    as torrent-get may ask it of a thousand torrents of thousands of pieces."""
+    if count <= 0:
+        return b""
+    padded = bytes(have[:count]) + b"\x00" * (-count % 8)
+    return int(padded.translate(_TO_DIGITS), 2).to_bytes(len(padded) // 8, "big")
