@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import random
 from dataclasses import replace
 from typing import Any
 
@@ -124,6 +125,7 @@ async def test_unknown_methods_fields_and_arguments_get_an_error_result(core: Rp
     assert (await call(core, "blocklist-update"))["result"].startswith("method name not recognized")
     assert "unsupported field" in (await call(core, "torrent-get", fields=["id", "nosuch"]))["result"]
     assert "not supported" in (await call(core, "torrent-set", ids=[1], downloadLimited=True))["result"]
+    assert "per-torrent limits" in (await call(core, "torrent-set", ids=[1], downloadLimit=50))["result"]
     assert "not supported" in (await call(core, "session-set", **{"dht-enabled": True}))["result"]
     assert (await call(core, "session-set", **{"dht-enabled": False}))["result"] == "success"  # already so
     for bad in (None, [], "x", {"method": 5}, {"method": "torrent-get", "arguments": []}):
@@ -170,6 +172,17 @@ async def test_files_wanted_and_session_limits(core: RpcCore) -> None:
     st = (await call(core, "session-stats"))["arguments"]
     assert st["torrentCount"] == 2 and st["pausedTorrentCount"] == 1 and st["downloadSpeed"] == 1000
     assert (await call(core, "free-space", path="/dl"))["arguments"]["size-bytes"] == 123
+
+
+def test_bitfield_matches_the_wire_layout() -> None:
+    rng = random.Random(3)
+    for count in (0, 1, 7, 8, 9, 1001):
+        have = bytes(rng.randint(0, 1) for _ in range(count))
+        expected = bytearray((count + 7) // 8)
+        for i in range(count):
+            if have[i]:
+                expected[i >> 3] |= 0x80 >> (i & 7)  # piece 0 is the high bit of the first byte
+        assert bitfield(have, count) == bytes(expected), count
 
 
 async def test_a_failing_backend_is_a_result_not_a_crash(core: RpcCore) -> None:

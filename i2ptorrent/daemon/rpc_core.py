@@ -520,6 +520,10 @@ class RpcCore:
         neutral = {"downloadLimited": False, "uploadLimited": False, "honorsSessionLimits": True,
                    "bandwidthPriority": 0, "seedRatioMode": 0, "seedIdleMode": 0, "labels": [],
                    "sequentialDownload": False}
+        for key in ("downloadLimit", "uploadLimit"):
+            if key in args:
+                raise RpcError(f"torrent-set: per-torrent limits are not supported ({key}); the engine's "
+                               "limits cover every torrent: session-set speed-limit-down/up")
         self._refuse_unknown(args, {"ids", "files-wanted", "files-unwanted", *neutral}, "torrent-set")
         for key, value in neutral.items():
             if key in args and args[key] != value:
