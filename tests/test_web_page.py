@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from i2ptorrent.tracker.access import AccessList
+from i2ptorrent.transport.sam import new_destination
 from tests.faces_browser import chromium_page
 from tests.faces_lab import faces_lab
 
@@ -71,11 +73,19 @@ async def test_the_page_adds_a_magnet_and_shows_its_progress(router, sam_pool, t
         src, magnet = await lab.share("clip.bin", 4 * 1024 * 1024 + 77, piece_size=65536)
         h = magnet.split("btih:")[1][:40]
         engine = lab.daemon.client.engine
+        # a tracker kept in the daemon's data directory (`i2ptorrent tracker invite|allow` edit these files)
+        tracker_dest = await new_destination(router.sam)
+        tracker_dest.save(tmp_path / "daemon" / "tracker" / "tracker.key")
+        acl = AccessList.load(tmp_path / "daemon" / "tracker" / "access.json")
+        invite = acl.invite(ttl=3600)
+        acl.allow(lab.seeder.b32)
         async with chromium_page(lab.face.base_url + "/") as page:
             b32 = await page.wait_for("document.getElementById('b32').textContent.endsWith('.b32.i2p') && "
                                       "document.getElementById('b32').textContent")
             assert b32 == lab.daemon.client.b32
-            assert "no tracker" in await page.eval("document.getElementById('tracker').textContent")
+            tracker = await page.eval("document.getElementById('tracker').textContent")
+            assert f"ws://{tracker_dest.b32}/announce" in tracker and "1 allowed, 1 open invite(s)" in tracker
+            assert invite not in await page.eval("document.documentElement.outerHTML")  # only its digest is kept
 
             # limits from the page: slow enough that the page sees the download part-way
             await page.eval("document.getElementById('down-limit').value = '700';"

@@ -213,6 +213,29 @@ class DaemonBackend:
         return self._node() if self._node is not None else {}
 
 
+def tracker_summary(tracker_dir: Path, now: float) -> dict[str, Any] | None:
+    """The tracker kept in this data directory (`i2ptorrent tracker`), as far as its files tell: its
+    address, who is allowed, its open invites (stored as digests: no usable token is shown). Its swarms
+    live in the tracker's own process, which has no API for the daemon to ask."""
+    from i2ptorrent.tracker.access import AccessList
+    from i2ptorrent.tracker.eepsite import TrackerPaths
+    from i2ptorrent.transport.sam import Destination
+
+    paths = TrackerPaths(tracker_dir)
+    if not paths.key.exists():
+        return None
+    try:
+        b32 = Destination.load(paths.key).b32
+        acl = AccessList.load(paths.access)
+    except (OSError, ValueError) as exc:
+        return {"error": f"cannot read the tracker's files: {exc}"}
+    live = [e for e in acl.invites.values() if e is None or e > now]
+    return {"b32": b32, "announce": f"ws://{b32}/announce", "allowed": len(acl.allowed),
+            "invites": len(live), "invites_expiring": sorted(int(e) for e in live if e is not None)[:20],
+            "swarms": None,
+            "swarms_note": "the tracker runs as its own process: its swarms are not visible to the daemon"}
+
+
 def _overlap(piece: int, piece_length: int, size: int, off: int, length: int) -> int:
     """Bytes of piece `piece` (of `size` bytes) inside the file at [off, off+length)."""
     start = piece * piece_length

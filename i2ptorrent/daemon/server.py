@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from pathlib import Path
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -264,7 +265,7 @@ class HttpOptions:
 def http_face(daemon: Daemon, cfg: Config, opts: HttpOptions, b32: str, sam: str) -> Any:
     """The RPC core on the Daemon, with its secrets (data_dir/daemon/http.secret, 0600)."""
     from i2ptorrent import __version__
-    from i2ptorrent.daemon.backend import DaemonBackend
+    from i2ptorrent.daemon.backend import DaemonBackend, tracker_summary
     from i2ptorrent.daemon.guard import GuardError, new_guard
     from i2ptorrent.daemon.rpc_core import RpcCore
     from i2ptorrent.daemon.stream import StreamServer
@@ -280,8 +281,8 @@ def http_face(daemon: Daemon, cfg: Config, opts: HttpOptions, b32: str, sam: str
         session = daemon.client.session
         return {"b32": b32, "sam": sam, "session": "open" if session is not None and not session.closed
                 else "closed", "stream_key": guard.stream_key, "stream_base": face.base_url + "/stream",
-                "tracker": None,
-                "tracker_note": "no tracker runs in this daemon (`i2ptorrent tracker` runs on its own)"}
+                "tracker": tracker_summary(cfg.data_dir / "tracker", time.time()),
+                "tracker_note": "no tracker in this data directory (`i2ptorrent tracker` makes one)"}
 
     def want_file(t: Any, index: int) -> None:
         if t.selected_files is not None and index not in t.selected_files:
