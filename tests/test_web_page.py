@@ -143,3 +143,53 @@ async def test_the_page_adds_a_magnet_and_shows_its_progress(router, sam_pool, t
             await page.send("DOM.setFileInputFiles", nodeId=node["nodeId"], files=[str(torrent)])
             await page.wait_for(f"!!{row} && {row}.dataset.progress === '1'")
             assert page.errors == []
+
+
+PROBE_PAGE = """<!doctype html><title>probe</title><body><script>
+async function probe(src) {  // what a <video> tells a page about a URL: loaded, or which error
+  return new Promise((done) => {
+    const v = document.createElement("video");
+    v.onloadeddata = () => done("loaded");
+    v.onerror = () => done(`error ${v.error && v.error.code}`);
+    v.src = src;
+    document.body.append(v);
+  });
+}
+async function rpc(url) {
+  try { const r = await fetch(url, {method: "POST", body: "{}"}); return `read ${r.status}`; }
+  catch (e) { return `blocked ${e.name}`; }
+}
+window.probe = probe; window.rpc = rpc;
+</script></body>"""
+
+
+async def test_a_page_at_another_origin_learns_nothing(router, sam_pool, tmp_path: Path) -> None:
+    """A page on another port (another origin) probes streams with <video> and calls the RPC: a held and
+    an unknown hash look the same, and the RPC's answer (and its session id) cannot be read."""
+    from aiohttp import web
+
+    async with faces_lab(router, sam_pool, tmp_path) as lab:
+        held = "ab" * 20
+        await lab.daemon.add(f"magnet:?xt=urn:btih:{held}&dn=secret.mkv", tmp_path / "dl")
+        app = web.Application()
+        async def probe_page(request: web.Request) -> web.Response:
+            return web.Response(text=PROBE_PAGE, content_type="text/html")
+
+        app.router.add_get("/", probe_page)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001
+        try:
+            async with chromium_page(f"http://127.0.0.1:{port}/") as page:
+                await page.wait_for("typeof window.probe === 'function'")
+                base = lab.face.base_url
+                results = {h: await page.eval(f"probe('{base}/stream/{h}/0')") for h in (held, "cd" * 20)}
+                assert results[held] == results["cd" * 20] == "error 4", results  # the same refusal
+                guessed = await page.eval(f"probe('{base}/stream/{held}/0?key=guess')")
+                assert guessed == results[held]
+                assert (await page.eval(f"rpc('{base}/transmission/rpc')")).startswith("blocked")
+                assert (await page.eval(f"rpc('{base}/')")).startswith("blocked")
+        finally:
+            await runner.cleanup()
