@@ -258,6 +258,18 @@ FIELDS: dict[str, _F] = {
     "wanted": lambda v, i, now: [1 if f.wanted else 0 for f in _file_list(v)],
     "webseeds": lambda v, i, now: [],
     "webseedsSendingToUs": lambda v, i, now: 0,
+    # fields older clients (stig, Transmission Remote GUI) may still ask for, from before rpc-version 7
+    "announceResponse": lambda v, i, now: "",
+    "announceURL": lambda v, i, now: v.trackers[0] if v.trackers else "",
+    "downloadLimitMode": lambda v, i, now: 0,
+    "uploadLimitMode": lambda v, i, now: 0,
+    "lastAnnounceTime": lambda v, i, now: 0,
+    "lastScrapeTime": lambda v, i, now: 0,
+    "nextAnnounceTime": lambda v, i, now: 0,
+    "nextScrapeTime": lambda v, i, now: 0,
+    "scrapeResponse": lambda v, i, now: "",
+    "scrapeURL": lambda v, i, now: "",
+    "peersKnown": lambda v, i, now: v.peers,
 }
 
 
