@@ -174,6 +174,22 @@ async def test_files_wanted_and_session_limits(core: RpcCore) -> None:
     assert (await call(core, "free-space", path="/dl"))["arguments"]["size-bytes"] == 123
 
 
+# what stig (stig/client/aiotransmission/torrent.py DEPENDENCIES) asks for
+STIG_FIELDS = ("id", "hashString", "name", "uploadRatio", "status", "percentDone", "metadataPercentComplete",
+               "rateDownload", "rateUpload", "peersConnected", "trackerStats", "isPrivate", "downloadDir",
+               "recheckProgress", "peersSendingToUs", "peersGettingFromUs", "dateCreated", "addedDate",
+               "startDate", "activityDate", "doneDate", "eta", "manualAnnounceTime", "sizeWhenDone",
+               "totalSize", "downloadedEver", "uploadedEver", "desiredAvailable", "corruptEver", "trackers",
+               "peers", "fileStats", "files")
+
+
+def test_the_fields_real_clients_ask_for_are_all_answered() -> None:
+    from transmission_rpc.constants import get_torrent_arguments
+
+    assert set(get_torrent_arguments(17)) <= set(FIELDS)  # transmission-rpc asks for all of these
+    assert set(STIG_FIELDS) <= set(FIELDS)
+
+
 def test_bitfield_matches_the_wire_layout() -> None:
     rng = random.Random(3)
     for count in (0, 1, 7, 8, 9, 1001):
