@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import base64
+import json
 import random
 from dataclasses import replace
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from i2ptorrent.daemon.rpc_core import (
     FIELDS, AddSource, FileChoice, FileView, RpcCore, RpcError, TorrentView, bitfield,
@@ -210,3 +213,24 @@ async def test_a_failing_backend_is_a_result_not_a_crash(core: RpcCore) -> None:
     be.verify = boom  # type: ignore[method-assign]
     r = await call(core, "torrent-verify", ids=[1], tag=None)
     assert r["result"] == "disk on fire" and "tag" not in r
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=12), inner, max_size=5),
+    max_leaves=20)
+methods = st.sampled_from(["torrent-get", "torrent-add", "torrent-set", "torrent-remove", "torrent-start",
+                           "torrent-stop", "torrent-verify", "session-get", "session-set", "session-stats",
+                           "free-space", "nosuch"])
+argument_names = st.sampled_from(["ids", "fields", "format", "filename", "metainfo", "paused", "files-wanted",
+                                  "files-unwanted", "delete-local-data", "speed-limit-down",
+                                  "speed-limit-down-enabled", "download-dir", "path", "x"])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(method=methods, args=st.dictionaries(argument_names, json_values, max_size=4), tag=json_values)
+async def test_any_request_gets_an_answer_never_an_exception(method: str, args: dict, tag: Any) -> None:
+    core = RpcCore(FakeBackend())
+    reply = await core.handle({"method": method, "arguments": args, "tag": tag}, now=1.0)
+    assert isinstance(reply["result"], str) and isinstance(reply["arguments"], dict)
+    json.dumps(reply)  # always serialisable
