@@ -87,6 +87,9 @@ class FakeBackend:
     def node(self) -> dict[str, Any]:
         return {"b32": "x.b32.i2p"}
 
+    def close_session(self) -> None:
+        self.calls.append(("close",))
+
 
 @pytest.fixture
 def core() -> RpcCore:
@@ -175,6 +178,7 @@ async def test_files_wanted_and_session_limits(core: RpcCore) -> None:
     st = (await call(core, "session-stats"))["arguments"]
     assert st["torrentCount"] == 2 and st["pausedTorrentCount"] == 1 and st["downloadSpeed"] == 1000
     assert (await call(core, "free-space", path="/dl"))["arguments"]["size-bytes"] == 123
+    assert (await call(core, "session-close"))["result"] == "success" and be.calls[-1] == ("close",)
 
 
 # what stig (stig/client/aiotransmission/torrent.py DEPENDENCIES) asks for

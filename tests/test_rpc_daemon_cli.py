@@ -53,7 +53,14 @@ async def test_daemon_serves_rpc_page_and_stream_urls(router, tmp_path: Path) ->
                 assert r.status == 403
         rc, out, err = await run(env, "list", "--data-dir", str(data), "--json")
         assert rc == EXIT_OK and magnet[20:60] in out
+        if shutil.which("transmission-remote"):  # --exit: session-close stops the daemon, resume data saved
+            proc = await asyncio.create_subprocess_exec("transmission-remote", base.removeprefix("http://"),
+                                                        "--exit", stdout=asyncio.subprocess.DEVNULL)
+            assert await proc.wait() == 0
+            rc, _ = await daemon.finish()
+        else:
+            rc, _ = await daemon.finish(signal.SIGTERM)
     finally:
-        rc, _ = await daemon.finish(signal.SIGTERM)
+        await daemon.kill()
     assert rc == EXIT_OK, daemon.tail()
     assert json.dumps(daemon.events).count('"ready"') == 1

@@ -212,6 +212,9 @@ class DaemonBackend:
     def node(self) -> dict[str, Any]:
         return self._node() if self._node is not None else {}
 
+    def close_session(self) -> None:
+        self.daemon.stop.set()
+
 
 def tracker_summary(tracker_dir: Path, now: float) -> dict[str, Any] | None:
     """The tracker kept in this data directory (`i2ptorrent tracker`), as far as its files tell: its

@@ -151,6 +151,9 @@ class Backend(Protocol):
     def node(self) -> dict[str, Any]:
         """Our .b32, the router's state, the tracker's swarms: what the web page shows."""
 
+    def close_session(self) -> None:
+        """Stop the daemon (resume data saved), as `i2ptorrent stop`."""
+
 
 # ---- torrent-get fields ------------------------------------------------------------------------
 
@@ -613,7 +616,8 @@ class RpcCore:
                 "cumulative-stats": totals, "current-stats": dict(totals)}
 
     async def _session_close(self, args: dict[str, Any], now: float) -> dict[str, Any]:
-        raise RpcError("session-close is not supported over RPC (use `i2ptorrent stop`)")
+        self.backend.close_session()  # the daemon saves resume data and exits (transmission-remote --exit)
+        return {}
 
     async def _port_test(self, args: dict[str, Any], now: float) -> dict[str, Any]:
         return {"port-is-open": False}  # no listening port: peers reach us through I2P
