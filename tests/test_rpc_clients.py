@@ -73,7 +73,7 @@ async def test_transmission_remote_adds_lists_stops_starts_removes(router, sam_p
         assert "success" in await remote(port, "-a", str(torrent))
         await until(done, "the re-added torrent to find its data")
         await remote(port, "-t", h, "--remove-and-delete")
-        await until(lambda: asyncio.sleep(0, not dl.exists()), "the data to be deleted", 30)
+        assert not dl.exists()  # deleted before the reply
         assert listed(await remote(port, "-l")) == []
 
 
