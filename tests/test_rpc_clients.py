@@ -36,6 +36,12 @@ async def until(check, what: str, timeout: float = TIMEOUT):
         await asyncio.sleep(0.5)
 
 
+async def flushed(lab, h: str) -> None:
+    """100% means every piece verified; the engine's `complete` also means flushed to the files."""
+    t = lab.daemon.client.engine.get(bytes.fromhex(h))
+    await asyncio.wait_for(t.wait_complete(), 60)
+
+
 def listed(out: str) -> list[str]:
     """transmission-remote -l rows, header and Sum line left out."""
     return [ln for ln in out.splitlines()[1:] if ln.strip() and not ln.startswith("Sum:")]
@@ -54,6 +60,7 @@ async def test_transmission_remote_adds_lists_stops_starts_removes(router, sam_p
 
         row = await until(done, "the magnet to complete")
         assert "movie.bin" in row and row.split()[0] == "1"
+        await flushed(lab, h)
         dl = tmp_path / "downloads" / "movie.bin"
         assert dl.read_bytes() == src.read_bytes()
         info = await remote(port, "-t", h, "-i")
@@ -111,12 +118,14 @@ async def test_transmission_rpc_from_python_with_basic_auth(router, sam_pool, tm
             return tor.percent_done == 1.0
 
         await until(finished, "the two chosen files")
+        await flushed(lab, h)
         dl = tmp_path / "downloads" / "album"
         assert (dl / "a.bin").read_bytes() == (share / "a.bin").read_bytes()
         assert (dl / "c.bin").read_bytes() == (share / "c.bin").read_bytes()
         # now b.bin too: the torrent leaves "done" and fetches it
         await asyncio.to_thread(c.change_torrent, h, files_wanted=[1])
         await until(finished, "b.bin after choosing it")
+        await flushed(lab, h)
         assert (dl / "b.bin").read_bytes() == (share / "b.bin").read_bytes()
 
         # a corrupted byte is found by verify and fetched again
@@ -125,6 +134,7 @@ async def test_transmission_rpc_from_python_with_basic_auth(router, sam_pool, tm
             f.write(b"\xff" if (share / "c.bin").read_bytes()[1000] != 0xFF else b"\x00")
         await asyncio.to_thread(c.verify_torrent, h)
         await until(finished, "the repaired piece")
+        await flushed(lab, h)
         assert (dl / "c.bin").read_bytes() == (share / "c.bin").read_bytes()
 
         await asyncio.to_thread(c.set_session, speed_limit_down=500, speed_limit_down_enabled=True)

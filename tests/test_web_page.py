@@ -108,10 +108,11 @@ async def test_the_page_adds_a_magnet_and_shows_its_progress(router, sam_pool, t
                     await page.wait_for(f"{row}.dataset.progress !== '{seen[-1]}'", 120)
             assert any(0 < p < 1 for p in seen), seen  # the page showed the download under way
             assert SCREENSHOT.exists()
+            t = engine.get(bytes.fromhex(h))
+            await asyncio.wait_for(t.wait_complete(), 60)  # verified and flushed to the file
             assert (tmp_path / "downloads" / "clip.bin").read_bytes() == src.read_bytes()
             assert "100%" in await page.eval(f"{row}.querySelector('.pct').textContent")
 
-            t = engine.get(bytes.fromhex(h))
             await page.eval(f"[...{row}.querySelectorAll('button')].find(b => b.textContent === 'Pause').click()")
             await page.wait_for(f"{row}.textContent.includes('stopped')")
             assert t.status().state == "paused"
