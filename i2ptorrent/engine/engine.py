@@ -268,7 +268,7 @@ class Torrent:
         self._apply_urgent()
 
     def _apply_urgent(self) -> None:
-        picker = self.swarm.picker
+        picker = self.swarm.core.picker
         if picker is None:
             return
         lists = list(self._urgent.values())
@@ -312,18 +312,18 @@ class Torrent:
     def _restart_swarm_on(self, store: PieceStore, wanted: int | None) -> None:
         """The swarm takes the store anew (a fresh picker from the verified pieces): after a new file
         choice or a recheck, a torrent that was complete may not be any more."""
-        self.swarm.set_store(store, wanted)
+        self.swarm.pieces_ready(store, wanted)
         self._apply_urgent()
-        picker = self.swarm.picker
-        if picker is not None and not picker.complete and self.swarm.all_verified:
-            self.swarm.all_verified = False
+        core = self.swarm.core
+        if core.picker is not None and not core.picker.complete and core.all_verified:
+            core.all_verified = False
             self.swarm.complete.clear()
 
     async def verify(self, timeout: float = 3600.0) -> None:
         """Check every piece on disk again (libtorrent's recheck); pieces that fail are fetched anew."""
         if self.store is None:
             return
-        was_paused = self.swarm.paused
+        was_paused = self.swarm.core.paused
         self.pause()
         checked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._checked_waiters.append(checked)

@@ -272,11 +272,10 @@ class PiecePicker:
         # 2a. pieces an open stream needs next, in deadline order
         for piece in self._urgent:
             if candidates >> piece & 1:
-                part = _Partial(self.num_blocks(piece), peer)
-                self._partial[piece] = part
-                self._busy |= 1 << piece
+                if not self._room_for(piece):
+                    break
                 candidates &= ~(1 << piece)
-                take(piece, part)
+                take(piece, self._start(piece, peer))
                 if len(out) >= count:
                     return out
         # 2b. new pieces, rarest first
@@ -295,11 +294,7 @@ class PiecePicker:
                     continue
                 if not self._room_for(piece):
                     break
-                part = _Partial(self.num_blocks(piece), peer)
-                self._partial[piece] = part
-                self._reserved += self.piece_size(piece)
-                self._busy |= 1 << piece
-                take(piece, part)
+                take(piece, self._start(piece, peer))
                 if len(out) >= count:
                     return out
         # 3. help with pieces others started (their owners may be slow or gone)
@@ -316,6 +311,12 @@ class PiecePicker:
                     if len(out) >= count:
                         break
         return out
+
+    def _start(self, piece: int, peer: PeerId) -> _Partial:
+        part = self._partial[piece] = _Partial(self.num_blocks(piece), peer)
+        self._reserved += self.piece_size(piece)
+        self._busy |= 1 << piece
+        return part
 
     def _room_for(self, piece: int) -> bool:
         """Whether starting `piece` keeps the pieces in progress within the budget (evicting orphans)."""
