@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import signal
+import sys
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,7 +23,8 @@ from typing import Any
 
 import aiohttp
 
-from tests.browser.lab import CHROMIUM, CHROMIUM_FLAGS
+sys.path.insert(0, str(Path(__file__).resolve().parent / "browser"))
+from lab import CHROMIUM, CHROMIUM_FLAGS  # noqa: E402
 
 
 class Page:

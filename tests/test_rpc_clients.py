@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import transmission_rpc
 
-from tests.faces_lab import faces_lab
+from faces_lab import faces_lab
 
 TIMEOUT = 180.0
 pytestmark = pytest.mark.skipif(shutil.which("transmission-remote") is None,

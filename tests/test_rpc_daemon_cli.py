@@ -15,7 +15,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.test_cli import EXIT_DAEMON, EXIT_OK, Proc, cli_env, run
+from test_cli import EXIT_DAEMON, EXIT_OK, Proc, cli_env, run
 
 
 @pytest.mark.router

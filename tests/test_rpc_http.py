@@ -16,7 +16,7 @@ import pytest_asyncio
 from i2ptorrent.daemon.guard import GuardError, Guard, host_allowed, load_auth, new_guard
 from i2ptorrent.daemon.rpc_core import RpcCore
 from i2ptorrent.daemon.web import MAX_BODY, HttpFace
-from tests.test_rpc_core import H1, FakeBackend
+from test_rpc_core import H1, FakeBackend
 
 SID = "X-Transmission-Session-Id"
 

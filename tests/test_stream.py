@@ -12,7 +12,7 @@ import pytest
 from i2ptorrent.daemon.protocol import Request
 from i2ptorrent.daemon.stream import RangeError, byte_range, pieces_for
 from i2ptorrent.engine.picker import BLOCK, PiecePicker
-from tests.faces_lab import faces_lab
+from faces_lab import faces_lab
 
 
 def test_range_arithmetic() -> None:

@@ -14,8 +14,8 @@ import pytest
 
 from i2ptorrent.tracker.access import AccessList
 from i2ptorrent.transport.sam import new_destination
-from tests.faces_browser import chromium_page
-from tests.faces_lab import faces_lab
+from faces_browser import chromium_page
+from faces_lab import faces_lab
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium missing")]
