@@ -142,6 +142,8 @@ def build_parser() -> Parser:
     tr.add_argument("--open", action="store_true", help="serve everyone (default: private)")
     tr.add_argument("--ttl", metavar="DURATION", help="invite lifetime, e.g. 7d (default: no expiry)")
     tr.add_argument("--tracker-dir", metavar="DIR", help="its key and access list (default: DATA_DIR/tracker)")
+    tr.add_argument("--redis", metavar="URL", help="share swarms, allowlist and invites with other instances "
+                    "through this Redis (loopback or unix socket, e.g. redis://127.0.0.1:6379/0)")
     tr.set_defaults(run=lazy("commands.tracker", "cmd_tracker"))
 
     b = sub.add_parser("bridge", parents=[common], help="let a browser WebTorrent app on this machine reach I2P")

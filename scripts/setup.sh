@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything a fresh machine needs. Safe to run again (it skips what is already there).
 #   bash scripts/setup.sh          i2pd and the Python package: enough for the demo and real use
-#   bash scripts/setup.sh --test   also the test partners: Chromium, node + the npm packages, strace
+#   bash scripts/setup.sh --test   also the test partners: Chromium, node + the npm packages, strace, redis-server
 # The Python package goes into its own virtual environment, .venv in this clone, with nothing from the
 # machine's site-packages: Debian's python3 refuses pip installs (PEP 668), and a clean environment is
 # what proves pyproject.toml declares every import. Run things with .venv/bin/python3 (or activate it).
@@ -23,6 +23,7 @@ if [ $tests = 1 ]; then
   command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
   command -v nsenter >/dev/null 2>&1 || need_apt+=(util-linux)
   command -v transmission-remote >/dev/null 2>&1 || need_apt+=(transmission-cli)  # a real RPC client
+  command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -q

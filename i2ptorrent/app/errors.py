@@ -8,6 +8,7 @@ Exit codes:
     4    I2P unreachable: no SAM bridge answers, the router refused the session, i2pd missing
     5    filesystem: directory not writable, not enough free space, disk full, write failed
     6    daemon: none running for this data directory, or its control socket failed
+    7    the tracker's shared store (Redis, `tracker --redis`) is unreachable at start
     130  interrupted (Ctrl-C) before the command finished
 """
 
@@ -24,6 +25,7 @@ EXIT_INPUT = 3
 EXIT_I2P = 4
 EXIT_FS = 5
 EXIT_DAEMON = 6
+EXIT_STORE = 7
 EXIT_INTERRUPTED = 130
 
 NO_BRIDGE_HINT = ("start an I2P router with its SAM bridge enabled (i2pd: `[sam] enabled = true` in i2pd.conf; "

@@ -3,27 +3,38 @@
 The asyncio server owns sockets and calls in with a connection id, the peer's identity (from the
 transport, never from the message) and `now`. Each call returns the frames to write as
 (connection id, bytes) pairs; a bad message only ever produces a 'failure reason' for its sender.
+
+Several instances can share swarms (`instance` set): the core then still answers from its local view
+of every swarm, and leaves what others must hear in `changes` and `outbox` (see shared.py) for the
+store adapter to carry; what they heard comes back through `apply`, `deliver_*` and `redeemed`.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Mapping, Protocol
 
 from . import classic, messages
 from .identity import PeerIdentity
 from .limits import TokenBucket, TrackerLimits
 from .messages import Announce, Answer, Scrape, TrackerProtocolError
+from .shared import PeerChange, Redeem, Relay, RemoteAnswer, RemoteOffer
 from .swarm import Swarm, SwarmPeer
 
 Outgoing = list[tuple[int, bytes]]
 
 NOT_ALLOWED = "access denied: this is a private tracker"
 RATE_LIMITED = "rate limit exceeded, slow down"
+STORE_UNAVAILABLE = "tracker storage unavailable, try again later"
+SYNC_INTERVAL = 60.0  # a peer that keeps announcing is re-shared this often (its expiry elsewhere)
+MAX_HELD = 16  # messages held per connection while its invite is checked in the shared store
 
 
 class AccessPolicy(Protocol):
+    """`redeem` spends an invite at once; a policy with `shared = True` has its invites spent by the
+    store adapter instead (the core emits `Redeem`)."""
+
     def is_allowed(self, name: str) -> bool: ...
     def redeem(self, token: str, name: str) -> bool: ...  # expiries are wall-clock: it reads its own clock
 
@@ -49,10 +60,13 @@ class Connection:
     # (info_hash, peer_id) pairs: the reference client shares one socket between all its torrents
     # and all clients of a process, so one socket may hold several peers, even in one swarm.
     joined: set[tuple[str, str]] = field(default_factory=set)
-    # (info_hash, offer_id) -> (offerer conn id, offerer peer_id, expiry): plain tuples of atoms, which
-    # the garbage collector stops tracking, because there can be hundreds of thousands of them.
-    pending: OrderedDict[tuple[str, str], tuple[int, str, float]] = field(default_factory=OrderedDict)
+    # (info_hash, offer_id) -> (offerer's instance, its conn id, its peer_id, expiry): plain tuples of
+    # atoms, which the garbage collector stops tracking, because there can be hundreds of thousands.
+    pending: OrderedDict[tuple[str, str], tuple[str, int, str, float]] = field(default_factory=OrderedDict)
     origin: dict[str, str] = field(default_factory=dict)  # added to what we relay from it
+    held: list[str | bytes] = field(default_factory=list)  # messages waiting on a shared-store redeem
+    redeeming: str | None = None  # the invite the shared store is being asked to spend
+    refused: str | None = None  # an invite the shared store refused (not asked again)
 
     def __post_init__(self) -> None:
         self.origin = self.identity.origin()
@@ -67,9 +81,13 @@ class SwarmStats:
 
 
 class TrackerCore:
-    def __init__(self, limits: TrackerLimits | None = None, access: AccessPolicy | None = None) -> None:
+    def __init__(self, limits: TrackerLimits | None = None, access: AccessPolicy | None = None,
+                 instance: str = "") -> None:
         self.limits = limits or TrackerLimits()
         self.access: AccessPolicy = access or OpenAccess()
+        self.instance = instance  # "" alone; else this instance's id among those sharing swarms
+        self.changes: list[PeerChange] = []  # our peers' changes, for the store (shared mode only)
+        self.outbox: list[Relay] = []  # offers/answers for other instances, invites to spend
         self.swarms: OrderedDict[str, Swarm] = OrderedDict()
         self.connections: dict[int, Connection] = {}
         self._per_identity: dict[str, int] = {}  # open WebSockets per identity name
@@ -102,8 +120,9 @@ class TrackerCore:
             swarm = self.swarms.get(info_hash)
             if swarm is not None:
                 peer = swarm.ws.get(peer_id)
-                if peer is not None and peer.conn == conn_id:
+                if peer is not None and peer.conn == conn_id and peer.home == self.instance:
                     swarm.remove(peer_id, conn_id)
+                    self._share_removal(info_hash, peer)
                     if not swarm:
                         del self.swarms[info_hash]
 
@@ -123,6 +142,9 @@ class TrackerCore:
             self.counters["failures"] += 1
             return [(conn_id, messages.failure(RATE_LIMITED, messages.context_of(msg)))]
         invite = getattr(msg, "invite", None) or conn.invite
+        if self._redeems_in_store and invite and invite != conn.refused \
+                and not self.access.is_allowed(conn.identity.name):
+            return self._hold(conn, data, invite, msg)
         if not self._admit(conn.identity, invite, now):
             self.counters["denied"] += 1
             return [(conn_id, messages.failure(NOT_ALLOWED, messages.context_of(msg)))]
@@ -136,11 +158,14 @@ class TrackerCore:
         self.counters["announces"] += 1
         conn_id = conn.conn_id
         swarm = self.swarms.get(msg.info_hash)
+        me = self.instance
         if msg.event == "stopped":
             key = (msg.info_hash, msg.peer_id)
             if swarm is not None and key in conn.joined:
-                swarm.remove(msg.peer_id, conn_id)
+                gone = swarm.remove(msg.peer_id, conn_id)
                 conn.joined.discard(key)
+                if gone is not None:
+                    self._share_removal(msg.info_hash, gone)
             out_swarm = swarm
         else:
             if swarm is None:
@@ -148,18 +173,22 @@ class TrackerCore:
             else:
                 self.swarms.move_to_end(msg.info_hash)
             holder = swarm.ws.get(msg.peer_id)
-            if holder is not None and holder.conn != conn_id and holder.identity.name != conn.identity.name:
+            moved = holder is not None and (holder.conn != conn_id or holder.home != me)
+            if moved and holder.identity.name != conn.identity.name:  # type: ignore[union-attr]
                 # Someone else's peer_id: taking it over would steal their answers.
                 self.counters["failures"] += 1
                 return [(conn_id, messages.failure("peer_id in use", messages.context_of(msg)))]
-            if holder is not None and holder.conn != conn_id and holder.conn is not None:
+            if moved and holder.home == me and holder.conn is not None:  # type: ignore[union-attr]
                 # The same destination reconnected: the old socket no longer owns this peer.
-                old = self.connections.get(holder.conn)
+                old = self.connections.get(holder.conn)  # type: ignore[union-attr]
                 if old is not None:
                     old.joined.discard((msg.info_hash, msg.peer_id))
-            _, evicted = swarm.upsert(msg.peer_id, conn.identity, conn_id, msg.event, msg.left, now)
+            downloaded = swarm.downloaded
+            peer, evicted = swarm.upsert(msg.peer_id, conn.identity, conn_id, msg.event, msg.left, now, me)
             conn.joined.add((msg.info_hash, msg.peer_id))
             self._forget(evicted)
+            if me:
+                self._share(msg.info_hash, peer, swarm.downloaded != downloaded, evicted, now)
             out_swarm = swarm
         complete = out_swarm.complete if out_swarm is not None else 0
         incomplete = out_swarm.incomplete if out_swarm is not None else 0
@@ -169,18 +198,21 @@ class TrackerCore:
             tail = messages.offer_relay_tail(msg.info_hash, msg.peer_id, conn.origin)
             targets = swarm.pick(swarm.ws, len(msg.offers), exclude=msg.peer_id)
             expires = now + self.limits.offer_timeout
+            remote = 0
             for peer, offer in zip(targets, msg.offers):
+                if peer.home != me:
+                    if peer.conn is not None:
+                        self.outbox.append(RemoteOffer(peer.home, peer.conn, peer.peer_id, msg.info_hash,
+                                                       offer.offer_id, me, conn_id, msg.peer_id,
+                                                       messages.offer_relay(offer, tail)))
+                        remote += 1
+                    continue
                 target = self.connections.get(peer.conn) if peer.conn is not None else None
                 if target is None or target is conn:
                     continue
-                pending = target.pending
-                key = (msg.info_hash, offer.offer_id)
-                pending[key] = (conn_id, msg.peer_id, expires)
-                pending.move_to_end(key)
-                if len(pending) > self.limits.max_pending_offers:
-                    pending.popitem(last=False)
+                self._expect_answer(target, msg.info_hash, offer.offer_id, (me, conn_id, msg.peer_id, expires))
                 out.append((target.conn_id, messages.offer_relay(offer, tail)))
-            self.counters["offers_relayed"] += len(out) - 1
+            self.counters["offers_relayed"] += len(out) - 1 + remote
         if swarm is not None and not swarm:
             self.swarms.pop(msg.info_hash, None)
         return out
@@ -189,12 +221,101 @@ class TrackerCore:
         """Route an answer to the peer whose offer we relayed to this connection; nothing else."""
         self.counters["answers"] += 1
         pending = conn.pending.pop((msg.info_hash, msg.offer_id), None)
-        if pending is None or pending[2] < now or pending[1] != msg.to_peer_id:
+        if pending is None or pending[3] < now or pending[2] != msg.to_peer_id:
             return []  # like the reference server: an unroutable answer gets no reply
-        target = self.connections.get(pending[0])
-        if target is None or (msg.info_hash, msg.to_peer_id) not in target.joined:
+        if pending[0] != self.instance:
+            self.outbox.append(RemoteAnswer(pending[0], pending[1], msg.info_hash, msg.to_peer_id,
+                                            messages.answer_relay(msg, conn.origin)))
             return []
-        return [(target.conn_id, messages.answer_relay(msg, conn.origin))]
+        return self.deliver_answer(pending[1], msg.info_hash, msg.to_peer_id, messages.answer_relay(msg, conn.origin))
+
+    # -- what other instances sent (shared mode) -------------------------------------------------
+
+    def deliver_offer(self, relay: RemoteOffer, now: float) -> Outgoing:
+        """An offer another instance relayed to one of our connections."""
+        target = self.connections.get(relay.target_conn)
+        if target is None or (relay.info_hash, relay.target_peer_id) not in target.joined:
+            return []
+        self._expect_answer(target, relay.info_hash, relay.offer_id,
+                            (relay.from_home, relay.from_conn, relay.from_peer_id, now + self.limits.offer_timeout))
+        return [(target.conn_id, relay.frame)]
+
+    def deliver_answer(self, conn_id: int, info_hash: str, to_peer_id: str, frame: bytes) -> Outgoing:
+        """An answer for the offerer on our connection `conn_id`, if that peer is still there."""
+        target = self.connections.get(conn_id)
+        if target is None or (info_hash, to_peer_id) not in target.joined:
+            return []
+        return [(target.conn_id, frame)]
+
+    def apply(self, changes: list[PeerChange], downloaded: Mapping[str, int] | None = None) -> None:
+        """Bring the local view up to date with changes the store carried (ours included: the store's
+        order is the one every instance ends up agreeing on). Downloads count once: ours were
+        counted when they happened; a snapshot gives each swarm's count (`downloaded`)."""
+        me = self.instance
+        for ch in changes:
+            swarm = self.swarms.get(ch.info_hash)
+            table_conn = ch.conn if ch.websocket else None
+            if ch.removed:
+                peer = swarm.get(ch.peer_id, table_conn) if swarm is not None else None
+                if peer is not None and peer.home == ch.home and (peer.conn == ch.conn or not ch.websocket):
+                    swarm.remove(ch.peer_id, table_conn)  # type: ignore[union-attr]
+                    self._forget([peer])
+                    if not swarm:
+                        del self.swarms[ch.info_hash]
+                continue
+            if swarm is None:
+                swarm = self._new_swarm(ch.info_hash)
+            current = swarm.get(ch.peer_id, table_conn)
+            if current is not None and current.home == me and ch.home != me and current.conn is not None:
+                old = self.connections.get(current.conn)  # our peer reconnected elsewhere
+                if old is not None:
+                    old.joined.discard((ch.info_hash, ch.peer_id))
+            _, evicted = swarm.put(ch.peer_id, PeerIdentity(ch.name, ch.destination), table_conn, ch.home,
+                                   ch.complete, ch.seen)
+            self._forget(evicted)
+            if ch.completed and ch.home != me:
+                swarm.downloaded += 1
+        for info_hash, count in (downloaded or {}).items():
+            if info_hash in self.swarms:
+                self.swarms[info_hash].downloaded = count
+
+    def drop_others(self) -> None:
+        """Forget every peer of other instances (before reloading them from a snapshot)."""
+        for info_hash in list(self.swarms):
+            swarm = self.swarms[info_hash]
+            for table in (swarm.ws, swarm.http):
+                for peer in [p for p in table.values() if p.home != self.instance]:
+                    swarm.remove(peer.peer_id, peer.conn if table is swarm.ws else None)
+            if not swarm:
+                del self.swarms[info_hash]
+
+    def reshare(self, now: float) -> None:
+        """Record every peer of ours again (the store lost what we sent)."""
+        for info_hash, swarm in self.swarms.items():
+            for table in (swarm.ws, swarm.http):
+                for peer in table.values():
+                    if peer.home == self.instance:
+                        peer.synced = float("-inf")
+                        self._share(info_hash, peer, False, [], now)
+
+    def redeemed(self, conn_id: int, ok: bool | None, now: float) -> Outgoing:
+        """The store's verdict on a connection's invite (None: the store could not be asked);
+        the messages held meanwhile are handled now, in order."""
+        conn = self.connections.get(conn_id)
+        if conn is None:
+            return []
+        held, conn.held = conn.held, []
+        token, conn.redeeming = conn.redeeming, None
+        if ok is None:
+            self.counters["failures"] += len(held)
+            return [(conn_id, messages.failure(STORE_UNAVAILABLE, messages.failure_context(
+                data, self.limits.max_message_size))) for data in held]
+        if not ok:
+            conn.refused = token  # asked once: its other messages with this invite are refused at once
+        out: Outgoing = []
+        for data in held:
+            out += self.ws_message(conn_id, data, now)
+        return out
 
     def _scrape_reply_ws(self, msg: Scrape) -> bytes:
         self.counters["scrapes"] += 1
@@ -221,6 +342,7 @@ class TrackerCore:
                 holder = swarm.http.get(req.peer_id)
                 if holder is not None and holder.identity.name == identity.name:
                     swarm.remove(req.peer_id, None)
+                    self._share_removal(req.info_hash, holder)
                     if not swarm:
                         del self.swarms[req.info_hash]
             peers: list[SwarmPeer] = []
@@ -232,8 +354,11 @@ class TrackerCore:
             holder = swarm.http.get(req.peer_id)
             if holder is not None and holder.identity.name != identity.name:
                 return classic.failure("peer_id in use")
-            _, evicted = swarm.upsert(req.peer_id, identity, None, req.event, req.left, now)
+            downloaded = swarm.downloaded
+            peer, evicted = swarm.upsert(req.peer_id, identity, None, req.event, req.left, now, self.instance)
             self._forget(evicted)
+            if self.instance:
+                self._share(req.info_hash, peer, swarm.downloaded != downloaded, evicted, now)
             peers = swarm.pick(swarm.http, req.numwant, exclude=req.peer_id)
         complete = swarm.complete if swarm is not None else 0
         incomplete = swarm.incomplete if swarm is not None else 0
@@ -327,10 +452,52 @@ class TrackerCore:
         swarm = self.swarms[info_hash] = Swarm(info_hash, self.limits.max_swarm_peers)
         return swarm
 
+    @property
+    def _redeems_in_store(self) -> bool:
+        return getattr(self.access, "shared", False)
+
+    def _hold(self, conn: Connection, data: str | bytes, invite: str, msg: messages.Message) -> Outgoing:
+        """Keep the message until the store has spent (or refused) its invite; ask once at a time."""
+        if len(conn.held) >= MAX_HELD:
+            self.counters["failures"] += 1
+            return [(conn.conn_id, messages.failure(RATE_LIMITED, messages.context_of(msg)))]
+        if conn.redeeming is None:
+            conn.redeeming = invite
+            self.outbox.append(Redeem(conn.conn_id, invite, conn.identity.name))
+        conn.held.append(data)
+        return []
+
+    def _expect_answer(self, target: Connection, info_hash: str, offer_id: str,
+                       offerer: tuple[str, int, str, float]) -> None:
+        pending = target.pending
+        key = (info_hash, offer_id)
+        pending[key] = offerer
+        pending.move_to_end(key)
+        if len(pending) > self.limits.max_pending_offers:
+            pending.popitem(last=False)
+
+    def _share(self, info_hash: str, peer: SwarmPeer, completed: bool, evicted: list[SwarmPeer],
+               now: float) -> None:
+        """Record our peer's announce for the store: at once when it is new, moved or changed, and
+        every SYNC_INTERVAL while it only re-announces (its expiry elsewhere)."""
+        for gone in evicted:
+            self._share_removal(info_hash, gone)
+        if not completed and now - peer.synced < SYNC_INTERVAL:
+            return
+        peer.synced = now
+        ident = peer.identity
+        self.changes.append(PeerChange(info_hash, peer.peer_id, peer.conn is not None, peer.home, peer.conn,
+                                       ident.name, ident.destination, peer.complete, now, completed))
+
+    def _share_removal(self, info_hash: str, peer: SwarmPeer) -> None:
+        if self.instance:
+            self.changes.append(PeerChange(info_hash, peer.peer_id, peer.conn is not None, peer.home, peer.conn,
+                                           removed=True))
+
     def _forget(self, peers: list[SwarmPeer]) -> None:
         """Peers that left a swarm without their socket closing: unlink them from the socket."""
         for peer in peers:
-            if peer.conn is None:
+            if peer.conn is None or peer.home != self.instance:
                 continue
             conn = self.connections.get(peer.conn)
             if conn is None:
@@ -348,3 +515,4 @@ class TrackerCore:
             swarm = self.swarms.get(h)
             files[h] = (swarm.complete, swarm.incomplete, swarm.downloaded) if swarm else (0, 0, 0)
         return files
+

@@ -13,6 +13,7 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..transport.accepting import accept_forever
 from ..transport.sam import SAMAddress, SAMStream, StreamSession, load_or_create_destination
@@ -21,6 +22,9 @@ from .access import FILE_NAME as ACCESS_FILE, AccessList
 from .identity import PeerIdentity
 from .limits import TrackerLimits
 from .server import TrackerServer
+
+if TYPE_CHECKING:
+    from .redis_store import RedisSwarmStore
 
 log = logging.getLogger(__name__)
 
@@ -105,20 +109,30 @@ class TrackerPaths:
 
 
 async def start_tracker(data_dir: Path | str, sam: SAMAddress, session_options: dict[str, str], *,
-                        private: bool = True, limits: TrackerLimits | None = None) -> TrackerEepsite:
+                        private: bool = True, limits: TrackerLimits | None = None,
+                        store: "RedisSwarmStore | None" = None) -> TrackerEepsite:
     """Start the tracker eepsite at the persistent destination kept in `data_dir` (created once).
 
-    With `private`, only destinations in data_dir/access.json (or holders of its invites) are served.
+    With `private`, only destinations in data_dir/access.json (or holders of its invites) are served;
+    with a `store`, swarms, allowlist and invites are the ones shared in it (access.json is unused).
+    Instances that copy the same tracker.key serve one .b32 from several routers (multihoming).
     """
     paths = TrackerPaths(Path(data_dir))
     paths.data_dir.mkdir(parents=True, exist_ok=True)
-    destination = await load_or_create_destination(paths.key, sam)
-    access = AccessList.load(paths.access, private=private)
-    session = await StreamSession.create(sam, destination, session_options)
-    site = TrackerEepsite(TrackerServer(access=access, limits=limits), session, close_session=True)
+    session = None
     try:
+        destination = await load_or_create_destination(paths.key, sam)
+        session = await StreamSession.create(sam, destination, session_options)
+        if store is not None:
+            server = TrackerServer(store=store, limits=limits)
+        else:
+            server = TrackerServer(access=AccessList.load(paths.access, private=private), limits=limits)
+        site = TrackerEepsite(server, session, close_session=True)
         await site.start()
     except BaseException:
-        await session.close()
+        if session is not None:
+            await session.close()
+        if store is not None:
+            await store.close()
         raise
     return site

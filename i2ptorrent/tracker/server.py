@@ -14,7 +14,7 @@ import itertools
 import logging
 import socket
 import time
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,11 +23,15 @@ from aiohttp import web
 from ..loopback import is_loopback
 from ..transport.stream import ByteStream
 from .access import AccessList
-from .core import TrackerCore
+from .classic import failure as classic_failure
+from .core import STORE_UNAVAILABLE, TrackerCore
 from .identity import PeerIdentity
 from .limits import TrackerLimits
 from .websocket import MAX_HANDSHAKE, OP_TEXT, Closed, Message, Upgrade, WebSocketError, WebSocketServer
 from .websocket import accept_upgrade, frame_header
+
+if TYPE_CHECKING:
+    from .redis_store import RedisSwarmStore
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +41,18 @@ FIRST_REQUEST_TIMEOUT = 60.0  # an accepted stream must carry a request by then
 
 
 class TrackerServer:
-    """Serves one TrackerCore over HTTP/WebSocket. Start with `start_tcp` and/or feed `serve_stream`."""
+    """Serves one TrackerCore over HTTP/WebSocket. Start with `start_tcp` and/or feed `serve_stream`.
+
+    With a `store`, the swarms and the access list are shared with other instances through it (the
+    core then has no `access` of its own: the store's allowlist is the one)."""
 
     def __init__(self, core: TrackerCore | None = None, *, access: AccessList | None = None,
                  limits: TrackerLimits | None = None, identity_header: str | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, store: "RedisSwarmStore | None" = None) -> None:
         self.access = access
+        self.store = store
+        if core is None and store is not None:
+            core = TrackerCore(limits, store.access, instance=store.instance)
         self.core = core or TrackerCore(limits, access)
         self.identity_header = identity_header
         self.clock = clock
@@ -63,6 +73,8 @@ class TrackerServer:
     async def start(self) -> None:
         """Prepare the aiohttp runner (needed before `serve_stream`); idempotent."""
         if self._runner is None:
+            if self.store is not None:
+                await self.store.start(self)  # the swarms as the other instances have them, first
             self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
             await self._runner.setup()
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep_loop())
@@ -78,6 +90,8 @@ class TrackerServer:
         return listener.sockets[0].getsockname()[1]
 
     async def close(self) -> None:
+        if self.store is not None:
+            await self.store.close()  # first: our peers keep their place for the other instances
         if self._sweeper is not None:
             self._sweeper.cancel()
         for listener in self._listeners:
@@ -160,7 +174,17 @@ class TrackerServer:
             # Upgrades are taken by _TrackerProtocol when they open a connection; not mid-keep-alive.
             return web.Response(status=400, text="a WebSocket upgrade must be a connection's first request")
         ident = self.identity_of(request)
-        body = self.core.http_announce(ident, request.rel_url.raw_query_string, self.clock())
+        query = request.rel_url.raw_query_string
+        if self.store is not None and not self.core.is_allowed(ident):
+            invite = request.rel_url.query.get("invite")
+            if invite:  # spent in the shared store before the core looks at the announce
+                try:
+                    await self.store.access.spend(invite[:128], ident.name)
+                except Exception as err:  # Redis away: refuse this time, the invite stays unspent
+                    log.warning("Redis: could not check an invite: %s", err)
+                    return web.Response(body=classic_failure(STORE_UNAVAILABLE), content_type="text/plain")
+        body = self.core.http_announce(ident, query, self.clock())
+        self._after_core()
         return web.Response(body=body, content_type="text/plain")
 
     async def _scrape(self, request: web.Request) -> web.Response:
@@ -207,10 +231,30 @@ class TrackerServer:
             elif isinstance(event, Closed):
                 transport.close()
                 break
+        self._after_core()
 
     def _websocket_closed(self, conn_id: int) -> None:
         self._transports.pop(conn_id, None)
         self.core.disconnect(conn_id)
+        self._after_core()
+
+    def _after_core(self) -> None:
+        """Hand what the core left for other instances to the store (shared mode)."""
+        if self.store is not None and (self.core.changes or self.core.outbox):
+            self.store.wake()
+
+    def send(self, out: list[tuple[int, bytes]]) -> None:
+        """Frames for our connections that came from elsewhere (another instance, the store)."""
+        self._dispatch(out)
+        self._after_core()
+
+    def core_redeemed(self, conn_id: int, ok: bool | None) -> None:
+        self.send(self.core.redeemed(conn_id, ok, self.clock()))
+
+    def access_changed(self) -> None:
+        """The allowlist changed: close what it no longer admits."""
+        for conn_id in self.core.enforce_access():
+            self._drop(conn_id)
 
     def _dispatch(self, out: list[tuple[int, bytes]]) -> None:
         """Queue frames per socket; one write per socket per loop iteration (a syscall per frame
@@ -242,6 +286,7 @@ class TrackerServer:
 
     def _drop(self, conn_id: int) -> None:
         self.core.disconnect(conn_id)
+        self._after_core()
         transport = self._transports.pop(conn_id, None)
         if transport is not None:
             transport.abort()
@@ -253,6 +298,11 @@ class TrackerServer:
                 self.sweep()
             except Exception:  # a bad access file must not stop the sweeps
                 log.exception("tracker sweep failed")
+            if self.store is not None:
+                try:
+                    await self.store.sweep(self.clock() - self.core.limits.peer_ttl)
+                except Exception as err:  # Redis away: the store's own loops report and retry
+                    log.debug("shared store sweep failed: %s", err)
 
     def sweep(self) -> None:
         """Age out state, close idle sockets, and pick up access-list edits made by the CLI."""

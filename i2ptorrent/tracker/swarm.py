@@ -16,6 +16,8 @@ class SwarmPeer:
     conn: int | None  # the WebSocket connection id; None for a classic HTTP peer
     complete: bool
     seen: float
+    home: str = ""  # the tracker instance holding `conn` ("" when the tracker runs alone)
+    synced: float = float("-inf")  # when the shared store last heard of this peer (instance clock)
 
 
 class Swarm:
@@ -42,13 +44,14 @@ class Swarm:
         return self.table(conn).get(peer_id)
 
     def upsert(self, peer_id: str, identity: PeerIdentity, conn: int | None, event: str, left: float,
-               now: float) -> tuple[SwarmPeer, list[SwarmPeer]]:
-        """Record an announce; returns the peer and the peers evicted to stay within max_peers."""
+               now: float, home: str = "") -> tuple[SwarmPeer, list[SwarmPeer]]:
+        """Record an announce; returns the peer and the peers evicted to stay within max_peers.
+        A peer whose socket or instance changed has `synced` reset, so it is shared at once."""
         table = self.table(conn)
         peer = table.get(peer_id)
         done = left == 0 or event == "completed"
         if peer is None:
-            peer = SwarmPeer(peer_id, identity, conn, done, now)
+            peer = SwarmPeer(peer_id, identity, conn, done, now, home)
             table[peer_id] = peer
             if done:
                 self.complete += 1
@@ -58,21 +61,46 @@ class Swarm:
                 self.downloaded += 1
         else:
             peer.seen = now
-            peer.conn = conn
-            peer.identity = identity
+            if peer.conn != conn or peer.home != home or peer.identity != identity:
+                peer.conn, peer.home, peer.identity = conn, home, identity
+                peer.synced = float("-inf")
             table.move_to_end(peer_id)
             if done and not peer.complete:
                 peer.complete = True
                 self.complete += 1
                 self.incomplete -= 1
                 self.downloaded += 1
+        return peer, self._evict()
+
+    def put(self, peer_id: str, identity: PeerIdentity, conn: int | None, home: str, complete: bool,
+            seen: float) -> tuple[SwarmPeer, list[SwarmPeer]]:
+        """Apply a peer's state as another instance (or the shared store) recorded it."""
+        table = self.table(conn)
+        peer = table.get(peer_id)
+        if peer is None:
+            peer = table[peer_id] = SwarmPeer(peer_id, identity, conn, complete, seen, home)
+            if complete:
+                self.complete += 1
+            else:
+                self.incomplete += 1
+        else:
+            if peer.complete != complete:
+                self.complete += 1 if complete else -1
+                self.incomplete -= 1 if complete else -1
+            peer.identity, peer.conn, peer.home, peer.complete = identity, conn, home, complete
+            if seen > peer.seen:
+                peer.seen = seen
+                table.move_to_end(peer_id)
+        return peer, self._evict()
+
+    def _evict(self) -> list[SwarmPeer]:
         evicted: list[SwarmPeer] = []
         while len(self) > self.max_peers:
             victim_table = self._oldest_table()
             _, victim = victim_table.popitem(last=False)
             self._uncount(victim)
             evicted.append(victim)
-        return peer, evicted
+        return evicted
 
     def remove(self, peer_id: str, conn: int | None) -> SwarmPeer | None:
         peer = self.table(conn).pop(peer_id, None)
