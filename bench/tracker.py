@@ -8,6 +8,14 @@ Prints announces/s, p50/p99, the server's CPU and RSS, and the load generator's 
 machine's cores with the server under test).
 
     python bench/tracker.py [--peers 1000 5000] [--seconds 10] [--rate 1000]
+    python bench/tracker.py --instances 1,2 [--peers 5000]
+
+With --instances, ours also runs with its swarms in Redis (a redis-server the bench starts on loopback,
+persistence on as in production): one instance, and two instances sharing the swarms (the load
+generator's peers alternate between them, so most offers and answers cross instances). Its last lines
+compare saturated rates: `redis/memory` (one instance on Redis over one in memory) and `two
+instances/one` (two on Redis over one on Redis). Server CPU is summed over the instances; Redis's own
+CPU is shown apart.
 
 Needs node and the npm partners (scripts/setup-node.sh). Our server runs with a rate limit high
 enough not to throttle the load generator (each of its peers answers many offers per second).
@@ -21,23 +29,32 @@ import json
 import os
 import signal
 import subprocess
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE_DIR = ROOT / "tests" / "node"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def serve(port: int, loop: str) -> None:
+def serve(port: int, loop: str, redis_url: str | None) -> None:
     """Child process: our tracker on loopback, printing its port, until killed."""
     sys.path.insert(0, str(ROOT))
     from i2ptorrent.tracker.limits import TrackerLimits
+    from i2ptorrent.tracker.redis_store import RedisSwarmStore
     from i2ptorrent.tracker.server import TrackerServer
 
     async def main() -> None:
-        server = TrackerServer(limits=TrackerLimits(rate_per_second=10_000.0, rate_burst=10_000.0))
+        limits = TrackerLimits(rate_per_second=10_000.0, rate_burst=10_000.0)
+        store = await RedisSwarmStore.connect(redis_url) if redis_url else None
+        server = TrackerServer(limits=limits, store=store)
         bound = await server.start_tcp("127.0.0.1", port)
         print(json.dumps({"port": bound}), flush=True)
         await asyncio.Event().wait()
@@ -60,9 +77,9 @@ def rss_mb(pid: int) -> tuple[float, float]:
     return int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024
 
 
-def start_server(kind: str, loop: str) -> tuple[subprocess.Popen[str], int]:
+def start_server(kind: str, loop: str, redis_url: str | None = None) -> tuple[subprocess.Popen[str], int]:
     if kind == "ours":
-        cmd = [sys.executable, __file__, "--serve", "0", "--loop", loop]
+        cmd = [sys.executable, __file__, "--serve", "0", "--loop", loop, *(["--redis", redis_url] if redis_url else [])]
         cwd = ROOT
     else:
         cmd = ["node", "reference-server.mjs", "0"]
@@ -83,24 +100,39 @@ def stop(proc: subprocess.Popen[str]) -> None:
             proc.wait()
 
 
-def load(port: int, server_pid: int, peers: int, mode: str, rate: int, seconds: float) -> dict:
-    cmd = ["node", "loadgen.mjs", f"ws://127.0.0.1:{port}/announce", str(peers), "100", mode, str(rate),
-           str(seconds), "5"]
+def load(ports: list[int], server_pids: list[int], peers: int, mode: str, rate: int, seconds: float,
+         redis_pid: int | None = None) -> dict:
+    urls = ",".join(f"ws://127.0.0.1:{port}/announce" for port in ports)
+    cmd = ["node", "loadgen.mjs", urls, str(peers), "100", mode, str(rate), str(seconds), "5"]
     gen = subprocess.Popen(cmd, cwd=NODE_DIR, stdout=subprocess.PIPE, text=True, start_new_session=True)
     assert gen.stdout is not None
+    watched = [*server_pids, *([redis_pid] if redis_pid else [])]
     try:
         first = gen.stdout.readline()
         if not first:
             raise RuntimeError("load generator failed before measuring")
-        cpu0, t0 = cpu_seconds(server_pid), time.monotonic()
+        cpu0, t0 = [cpu_seconds(p) for p in watched], time.monotonic()
         result = json.loads(gen.stdout.readline())
-        cpu1, t1 = cpu_seconds(server_pid), time.monotonic()
+        cpu1, t1 = [cpu_seconds(p) for p in watched], time.monotonic()
         gen.wait(60)
     finally:
         stop(gen)  # type: ignore[arg-type]
-    rss, peak = rss_mb(server_pid)
-    result.update(serverCpuPercent=100 * (cpu1 - cpu0) / (t1 - t0), serverRssMB=rss, serverPeakRssMB=peak)
+    used = [100 * (b - a) / (t1 - t0) for a, b in zip(cpu0, cpu1)]
+    rss = [rss_mb(p) for p in server_pids]
+    result.update(serverCpuPercent=sum(used[:len(server_pids)]), serverRssMB=sum(r for r, _ in rss),
+                  serverPeakRssMB=sum(p for _, p in rss), redisCpuPercent=used[-1] if redis_pid else None)
     return result
+
+
+def start_target(kind: str, loop: str, redis: "RedisServer | None") -> list[tuple[subprocess.Popen[str], int]]:
+    """'reference', 'ours' (in memory), or 'ours/redisxN' (N instances sharing swarms in Redis)."""
+    if not kind.startswith("ours/redis"):
+        return [start_server(kind, loop)]
+    assert redis is not None
+    import redis as redis_client  # a dependency of the package
+    with redis_client.Redis.from_url(redis.url) as r:
+        r.flushall()  # each measurement starts from empty swarms, like a fresh in-memory server
+    return [start_server("ours", loop, redis.url) for _ in range(int(kind.rsplit("x", 1)[1]))]
 
 
 def main() -> None:
@@ -114,42 +146,71 @@ def main() -> None:
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio",
                         help="event loop for our server (uvloop must be importable)")
     parser.add_argument("--servers", nargs="+", default=["reference", "ours"], choices=["reference", "ours"])
+    parser.add_argument("--instances", metavar="1,2",
+                        help="also ours on Redis with these numbers of instances (default peers: 5000)")
+    parser.add_argument("--redis", help=argparse.SUPPRESS)  # for --serve
     args = parser.parse_args()
     if args.serve is not None:
-        serve(args.serve, args.loop)
+        serve(args.serve, args.loop, args.redis)
         return
     if not (NODE_DIR / "node_modules" / "ws").exists():
         sys.exit("npm partners missing: run scripts/setup-node.sh")
+    instances = [int(n) for n in args.instances.split(",")] if args.instances else []
+    kinds = [*args.servers, *(f"ours/redisx{n}" for n in instances)]
+    peer_counts = args.peers if not instances or "--peers" in sys.argv else [5000]
+    redis = None
+    if instances:
+        sys.path.insert(0, str(ROOT / "tests"))
+        from redis_server import RedisServer  # the tests' loopback redis-server (own port, temp dir)
+        redis = RedisServer(Path(tempfile.mkdtemp(prefix="bench-redis-"))).start()
     rows = []
-    plan = [(peers, kind, mode) for _ in range(args.repeat) for peers in args.peers
-            for kind in args.servers for mode in ("closed", "rate")]
-    for peers, kind, mode in plan:
-        proc, port = start_server(kind, args.loop)  # a fresh server per measurement
-        try:
-            r = load(port, proc.pid, peers, mode, args.rate, args.seconds)
-        finally:
-            stop(proc)
-        r.update(server=kind if kind == "reference" else f"ours/{args.loop}")
-        rows.append(r)
-        print(json.dumps(r), file=sys.stderr, flush=True)
-    print(f"\n{'peers':>5} {'server':>13} {'mode':>12} {'ann/s':>7} {'p50 ms':>7} {'p99 ms':>8} "
-          f"{'srv CPU%':>8} {'CPU us/ann':>10} {'RSS MB':>7} {'gen CPU%':>8} {'fail':>5} {'offers in':>9} "
-          f"{'answers in':>10}")
+    plan = [(peers, kind, mode) for _ in range(args.repeat) for peers in peer_counts
+            for kind in kinds for mode in ("closed", "rate")]
+    try:
+        for peers, kind, mode in plan:
+            servers = start_target(kind, args.loop, redis)  # fresh servers per measurement
+            try:
+                r = load([port for _, port in servers], [p.pid for p, _ in servers], peers, mode, args.rate,
+                         args.seconds, redis.proc.pid if redis and redis.proc and "redis" in kind else None)
+            finally:
+                for proc, _ in servers:
+                    stop(proc)
+            r.update(server=kind if kind == "reference" else kind.replace("ours", f"ours/{args.loop}", 1))
+            rows.append(r)
+            print(json.dumps(r), file=sys.stderr, flush=True)
+    finally:
+        if redis is not None:
+            redis.stop()
+            shutil.rmtree(redis.directory, ignore_errors=True)
+    print(f"\n{'peers':>5} {'server':>22} {'mode':>12} {'ann/s':>7} {'p50 ms':>7} {'p99 ms':>8} "
+          f"{'srv CPU%':>8} {'CPU us/ann':>10} {'RSS MB':>7} {'redis%':>6} {'gen CPU%':>8} {'fail':>5} "
+          f"{'offers in':>9} {'answers in':>10}")
     for r in rows:
         mode = "closed loop" if r["mode"] == "closed" else f"{args.rate}/s"
-        print(f"{r['peers']:>5} {r['server']:>13} {mode:>12} {r['announcesPerSecond']:>7.0f} "
+        redis_cpu = f"{r['redisCpuPercent']:.0f}" if r.get("redisCpuPercent") is not None else "-"
+        print(f"{r['peers']:>5} {r['server']:>22} {mode:>12} {r['announcesPerSecond']:>7.0f} "
               f"{r['p50ms'] or 0:>7.1f} {r['p99ms'] or 0:>8.1f} {r['serverCpuPercent']:>8.0f} "
               f"{1e4 * r['serverCpuPercent'] / max(r['announcesPerSecond'], 1):>10.0f} "
-              f"{r['serverRssMB']:>7.0f} {r['loadgenCpuPercent']:>8.0f} {r['failures']:>5} "
+              f"{r['serverRssMB']:>7.0f} {redis_cpu:>6} {r['loadgenCpuPercent']:>8.0f} {r['failures']:>5} "
               f"{r['offersReceived']:>9} {r['answersReceived']:>10}")
-    if len(args.servers) == 2:
-        for peers in args.peers:
-            def median_rate(prefix: str) -> float:
-                rates = sorted(r["announcesPerSecond"] for r in rows if r["peers"] == peers
-                               and r["server"].startswith(prefix) and r["mode"] == "closed")
-                return rates[len(rates) // 2]
+
+    def median_rate(peers: int, server: str) -> float:
+        rates = sorted(r["announcesPerSecond"] for r in rows if r["peers"] == peers
+                       and r["server"] == server and r["mode"] == "closed")
+        return rates[len(rates) // 2]
+
+    ours = f"ours/{args.loop}"
+    for peers in peer_counts:
+        if {"reference", "ours"} <= set(kinds):
             print(f"{peers} peers: saturated throughput ours/reference = "
-                  f"{median_rate('ours') / median_rate('reference'):.2f} (median of {args.repeat})")
+                  f"{median_rate(peers, ours) / median_rate(peers, 'reference'):.2f} (median of {args.repeat})")
+    if instances:
+        peers = peer_counts[-1]
+        if "ours" in kinds and 1 in instances:
+            print(f"redis/memory = {median_rate(peers, ours + '/redisx1') / median_rate(peers, ours):.2f}")
+        if 1 in instances and 2 in instances:
+            print(f"two instances/one = "
+                  f"{median_rate(peers, ours + '/redisx2') / median_rate(peers, ours + '/redisx1'):.2f}")
 
 
 if __name__ == "__main__":

@@ -1,18 +1,20 @@
 // WebSocket tracker load generator (used by bench/tracker.py): N peers, each on its own socket,
 // announce with offers; every relayed offer is answered. Prints one JSON line with the results.
-// Usage: node loadgen.mjs <url> <peers> <hashes> <mode: closed|rate> <rate/s> <seconds> [offers]
+// Usage: node loadgen.mjs <url[,url...]> <peers> <hashes> <mode: closed|rate> <rate/s> <seconds> [offers]
 //   closed: every peer re-announces as soon as its reply arrives (measures the saturated rate)
 //   rate:   announces are sent at a fixed total rate, round robin over peers (measures latency)
+// Several URLs (tracker instances sharing swarms): peer i connects to URL i mod their number.
 import WebSocket from 'ws'
 import { randomBytes } from 'node:crypto'
 
-const [url, peersArg, hashesArg, mode, rateArg, secondsArg, offersArg] = process.argv.slice(2)
+const [urlsArg, peersArg, hashesArg, mode, rateArg, secondsArg, offersArg] = process.argv.slice(2)
 const PEERS = Number(peersArg)
 const HASHES = Number(hashesArg)
 const RATE = Number(rateArg)
 const SECONDS = Number(secondsArg)
 const OFFERS = Number(offersArg || 5)
 const CONNECT_BATCH = 250
+const URLS = urlsArg.split(',')
 
 const id = () => randomBytes(10).toString('hex') // 20 ASCII chars
 const infoHashes = Array.from({ length: HASHES }, id)
@@ -30,7 +32,7 @@ const stats = { sent: 0, replies: 0, offersReceived: 0, answersReceived: 0, fail
 
 function makePeer (i) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false })
+    const ws = new WebSocket(URLS[i % URLS.length], { perMessageDeflate: false })
     const peer = { ws, peerId: id(), infoHash: infoHashes[i % HASHES], pending: [], started: false }
     ws.on('open', () => resolve(peer))
     ws.on('error', err => { if (!peer.opened) reject(err) })
