@@ -1,6 +1,9 @@
 """The private WebTorrent + classic I2P tracker (server, eepsite, access control) and its clients.
 
 Server:   site = await start_tracker(data_dir, sam, session_options, private=True); site.announce_url
+Shared:   store = await RedisSwarmStore.connect(url, private=True)   # StoreUnavailable if unreachable
+          site = await start_tracker(data_dir, sam, session_options, store=store)  # swarms/access in Redis
+          (redis_store.py: the adapter; shared.py: what cores of several instances tell each other)
 Access:   AccessList.load(data_dir / "access.json").invite(ttl=s) / .allow(b32) / .revoke(b32)
           (an invite's expiry is stored wall-clock time: `i2ptorrent.clocks`; the core's `now` is monotonic)
 Clients:  WebSocketTrackerClient(url, sam_opener(session, url), peer_id, offer_factory=...).start()

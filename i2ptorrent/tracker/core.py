@@ -437,7 +437,7 @@ class TrackerCore:
     def _admit(self, identity: PeerIdentity, invite: str | None, now: float) -> bool:
         if self.access.is_allowed(identity.name):
             return True
-        return invite is not None and self.access.redeem(invite, identity.name)
+        return invite is not None and not self._redeems_in_store and self.access.redeem(invite, identity.name)
 
     def _rate_ok(self, name: str, now: float) -> bool:
         bucket = self._buckets.get(name)
