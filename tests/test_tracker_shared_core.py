@@ -128,3 +128,14 @@ def test_invites_wait_for_the_store_and_its_verdict() -> None:
     core.ws_message(3, announce(3), 0.0)
     [(_, later)] = decode(core.redeemed(3, None, 1.0))  # the store could not be asked
     assert later["failure reason"] == STORE_UNAVAILABLE
+
+
+def test_expired_offers_are_forgotten_by_the_sweep() -> None:
+    for core in (TrackerCore(), TrackerCore(instance="A")):  # alone, and sharing
+        join(core, 1, left=0)
+        join(core, 2, offers=1)
+        assert len(core.connections[1].pending) == 1
+        core.expire(10.0)
+        assert len(core.connections[1].pending) == 1  # not yet: offers live 50 s
+        core.expire(60.0)
+        assert len(core.connections[1].pending) == 0

@@ -393,7 +393,7 @@ class TrackerCore:
         for conn in self.connections.values():
             while conn.pending:
                 first = next(iter(conn.pending.values()))
-                if first[2] >= now:
+                if first[3] >= now:
                     break
                 conn.pending.popitem(last=False)
             if conn.last_active < idle_before:

@@ -24,7 +24,7 @@ from .limits import TrackerLimits
 from .server import TrackerServer
 
 if TYPE_CHECKING:
-    from .redis_store import RedisSwarmStore
+    from .shared import SwarmStore
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class TrackerPaths:
 
 async def start_tracker(data_dir: Path | str, sam: SAMAddress, session_options: dict[str, str], *,
                         private: bool = True, limits: TrackerLimits | None = None,
-                        store: "RedisSwarmStore | None" = None) -> TrackerEepsite:
+                        store: "SwarmStore | None" = None) -> TrackerEepsite:
     """Start the tracker eepsite at the persistent destination kept in `data_dir` (created once).
 
     With `private`, only destinations in data_dir/access.json (or holders of its invites) are served;

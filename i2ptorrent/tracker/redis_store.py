@@ -51,6 +51,7 @@ MAX_RELAY_BATCH = 2000  # items per PUBLISH
 CONNECT_TIMEOUT = 5.0
 RETRY_MIN, RETRY_MAX = 0.5, 10.0
 OUTAGE_LOG_EVERY = 60.0
+POLL = 1.0  # seconds a blocking read waits before the loop looks at `closed` again
 
 # ARGV: prefix, instance, maxlen, change... (each change a JSON array, see _encode)
 APPLY = """
@@ -307,11 +308,11 @@ class RedisSwarmStore:
         """Stop carrying changes: the peers of a stopped instance keep their place in the swarms
         (they reconnect to another instance); nothing of their disconnect is written."""
         self.closed = True
-        for task in [*self._tasks, *self._redeems]:
+        tasks = [*self._tasks, *self._redeems]
+        for task in tasks:
             task.cancel()
-        for task in [*self._tasks, *self._redeems]:
-            with contextlib.suppress(BaseException):
-                await task
+        if tasks:  # redis-py's pubsub read can swallow a cancel: the loops also watch `closed`
+            await asyncio.wait(tasks, timeout=POLL * 3)
         await self.redis.aclose()
 
     def wake(self) -> None:
@@ -340,6 +341,9 @@ class RedisSwarmStore:
                 task.add_done_callback(self._redeems.discard)
         core.outbox.clear()
         self._wake.set()
+
+    async def spend(self, token: str, name: str) -> bool:
+        return await self.access.spend(token, name)
 
     async def sweep(self, before: float) -> None:
         """Drop peers not seen since `before` (the core's clock) from the store; refresh access."""
@@ -394,11 +398,11 @@ class RedisSwarmStore:
         """Apply every instance's changes, in the stream's order."""
         outage = _Outage("change stream")
         key = self.prefix + "changes"
-        while True:
+        while not self.closed:
             try:
                 if outage.since is not None and await self._fell_behind(key):
                     await self._load_snapshot(resync=True)
-                reply = await self.redis.xread({key: self._last_id}, count=500, block=2000)
+                reply = await self.redis.xread({key: self._last_id}, count=500, block=int(POLL * 1000))
                 outage.ok()
             except (RedisError, OSError) as err:
                 await asyncio.sleep(outage.failed(err))
@@ -410,15 +414,15 @@ class RedisSwarmStore:
         """Offers and answers for our connections; allowlist edits by anyone."""
         outage = _Outage("relay channel")
         relay, access = f"{self.prefix}relay:{self.instance}".encode(), (self.prefix + "access").encode()
-        while True:
+        while not self.closed:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(relay, access)
                 outage.ok()
                 if await self.access.refresh():  # edits made while we were not listening
                     self._access_changed()
-                while True:
-                    msg = await pubsub.get_message(timeout=5.0)
+                while not self.closed:
+                    msg = await pubsub.get_message(timeout=POLL)
                     if msg is None:
                         continue
                     if msg["channel"] == relay:

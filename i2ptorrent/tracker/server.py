@@ -31,7 +31,7 @@ from .websocket import MAX_HANDSHAKE, OP_TEXT, Closed, Message, Upgrade, WebSock
 from .websocket import accept_upgrade, frame_header
 
 if TYPE_CHECKING:
-    from .redis_store import RedisSwarmStore
+    from .shared import SwarmStore
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class TrackerServer:
 
     def __init__(self, core: TrackerCore | None = None, *, access: AccessList | None = None,
                  limits: TrackerLimits | None = None, identity_header: str | None = None,
-                 clock: Callable[[], float] = time.monotonic, store: "RedisSwarmStore | None" = None) -> None:
+                 clock: Callable[[], float] = time.monotonic, store: "SwarmStore | None" = None) -> None:
         self.access = access
         self.store = store
         if core is None and store is not None:
@@ -179,7 +179,7 @@ class TrackerServer:
             invite = request.rel_url.query.get("invite")
             if invite:  # spent in the shared store before the core looks at the announce
                 try:
-                    await self.store.access.spend(invite[:128], ident.name)
+                    await self.store.spend(invite[:128], ident.name)
                 except Exception as err:  # Redis away: refuse this time, the invite stays unspent
                     log.warning("Redis: could not check an invite: %s", err)
                     return web.Response(body=classic_failure(STORE_UNAVAILABLE), content_type="text/plain")

@@ -14,6 +14,11 @@ time at the store boundary, because monotonic clocks of different processes are 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from .core import AccessPolicy
+    from .server import TrackerServer
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,3 +74,19 @@ class Redeem:
 
 
 Relay = RemoteOffer | RemoteAnswer | Redeem
+
+
+class SwarmStore(Protocol):
+    """What a TrackerServer needs of a shared store (redis_store.RedisSwarmStore is the one we have).
+
+    Without a store, the core's own view is the whole store: the in-memory default, one instance.
+    """
+
+    instance: str  # this instance's id among those sharing the store
+    access: "AccessPolicy"  # the shared allowlist (its `shared = True`: invites are spent by `spend`)
+
+    async def start(self, server: "TrackerServer") -> None: ...  # load the swarms, then follow them
+    async def close(self) -> None: ...  # stop carrying; our peers keep their place in the store
+    def wake(self) -> None: ...  # the core left changes or outbox items: carry them
+    async def sweep(self, before: float) -> None: ...  # expire peers not seen since `before` (core clock)
+    async def spend(self, token: str, name: str) -> bool: ...  # an invite, atomically, for all instances
