@@ -179,6 +179,24 @@ def test_tracker_command_exits_with_one_message_when_redis_is_unreachable(tmp_pa
     assert proc.stderr.count("\n") <= 2 and "Traceback" not in proc.stderr
 
 
+async def test_tracker_commands_edit_the_shared_allowlist_and_invites(redis_server: RedisServer,
+                                                                      tmp_path: Path) -> None:
+    def tracker(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "i2ptorrent", "--data-dir", str(tmp_path), "tracker", *args,
+                               "--redis", redis_server.url], capture_output=True, text=True, timeout=60,
+                              cwd=HERE.parent, env={**os.environ, "PYTHONPATH": str(HERE.parent)})
+    token = tracker("invite", "--ttl", "1h").stdout.strip()
+    assert tracker("allow", identity(1).name).returncode == 0
+    admin = SharedAccess(await open_redis(redis_server.url))
+    try:
+        assert await admin.spend(token, identity(2).name)  # what the CLI made, an instance can spend
+        assert (await admin.show())[0] == sorted([identity(1).name, identity(2).name])
+        assert tracker("revoke", identity(1).name).returncode == 0
+        assert (await admin.show())[0] == [identity(2).name]
+    finally:
+        await admin.redis.aclose()
+
+
 async def test_redis_outage_is_survived_and_changes_catch_up(instances, redis_server: RedisServer, caplog) -> None:
     make, client = instances
     a, b = await make(), await make()

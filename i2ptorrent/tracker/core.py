@@ -93,7 +93,8 @@ class TrackerCore:
         self._per_identity: dict[str, int] = {}  # open WebSockets per identity name
         self._buckets: dict[str, TokenBucket] = {}
         self.counters = {"announces": 0, "answers": 0, "scrapes": 0, "offers_relayed": 0,
-                         "failures": 0, "denied": 0, "http_announces": 0}
+                         "failures": 0, "denied": 0, "http_announces": 0, "offers_to_instances": 0,
+                         "answers_to_instances": 0}
 
     # -- WebSocket connections -------------------------------------------------------------------
 
@@ -213,6 +214,7 @@ class TrackerCore:
                 self._expect_answer(target, msg.info_hash, offer.offer_id, (me, conn_id, msg.peer_id, expires))
                 out.append((target.conn_id, messages.offer_relay(offer, tail)))
             self.counters["offers_relayed"] += len(out) - 1 + remote
+            self.counters["offers_to_instances"] += remote
         if swarm is not None and not swarm:
             self.swarms.pop(msg.info_hash, None)
         return out
@@ -224,6 +226,7 @@ class TrackerCore:
         if pending is None or pending[3] < now or pending[2] != msg.to_peer_id:
             return []  # like the reference server: an unroutable answer gets no reply
         if pending[0] != self.instance:
+            self.counters["answers_to_instances"] += 1
             self.outbox.append(RemoteAnswer(pending[0], pending[1], msg.info_hash, msg.to_peer_id,
                                             messages.answer_relay(msg, conn.origin)))
             return []

@@ -3,7 +3,8 @@
 // Usage: node loadgen.mjs <url[,url...]> <peers> <hashes> <mode: closed|rate> <rate/s> <seconds> [offers]
 //   closed: every peer re-announces as soon as its reply arrives (measures the saturated rate)
 //   rate:   announces are sent at a fixed total rate, round robin over peers (measures latency)
-// Several URLs (tracker instances sharing swarms): peer i connects to URL i mod their number.
+// Several URLs (tracker instances sharing swarms): each swarm's peers are spread over them, so peer i
+// (of swarm i mod hashes) connects to URL floor(i / hashes) mod their number.
 import WebSocket from 'ws'
 import { randomBytes } from 'node:crypto'
 
@@ -32,7 +33,7 @@ const stats = { sent: 0, replies: 0, offersReceived: 0, answersReceived: 0, fail
 
 function makePeer (i) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(URLS[i % URLS.length], { perMessageDeflate: false })
+    const ws = new WebSocket(URLS[Math.floor(i / HASHES) % URLS.length], { perMessageDeflate: false })
     const peer = { ws, peerId: id(), infoHash: infoHashes[i % HASHES], pending: [], started: false }
     ws.on('open', () => resolve(peer))
     ws.on('error', err => { if (!peer.opened) reject(err) })
