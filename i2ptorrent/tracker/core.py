@@ -94,7 +94,7 @@ class TrackerCore:
         self._buckets: dict[str, TokenBucket] = {}
         self.counters = {"announces": 0, "answers": 0, "scrapes": 0, "offers_relayed": 0,
                          "failures": 0, "denied": 0, "http_announces": 0, "offers_to_instances": 0,
-                         "answers_to_instances": 0}
+                         "answers_to_instances": 0, "offers_from_instances": 0, "answers_from_instances": 0}
 
     # -- WebSocket connections -------------------------------------------------------------------
 
@@ -236,6 +236,7 @@ class TrackerCore:
 
     def deliver_offer(self, relay: RemoteOffer, now: float) -> Outgoing:
         """An offer another instance relayed to one of our connections."""
+        self.counters["offers_from_instances"] += 1
         target = self.connections.get(relay.target_conn)
         if target is None or (relay.info_hash, relay.target_peer_id) not in target.joined:
             return []
