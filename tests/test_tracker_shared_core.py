@@ -102,7 +102,7 @@ class SharedList:
     def is_allowed(self, name: str) -> bool:
         return name in self.allowed
 
-    def redeem(self, token: str, name: str, now: float) -> bool:
+    def redeem(self, token: str, name: str) -> bool:
         raise AssertionError("a shared store's invites are never spent by the core")
 
 

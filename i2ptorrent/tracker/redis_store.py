@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import secrets
-import time
 import uuid
 import zlib
 from collections import defaultdict
@@ -36,6 +34,8 @@ import orjson
 from redis import asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
+from .. import clocks
+from ..loopback import is_loopback
 from .access import _digest, normalize_destination
 from .identity import b32_to_hash
 from .shared import PeerChange, Redeem, RemoteAnswer, RemoteOffer
@@ -149,11 +149,7 @@ def check_url(url: str) -> str:
     if parts.scheme not in ("redis", "rediss"):
         raise StoreUnavailable(f"not a Redis URL: {safe_url(url)!r} (redis://127.0.0.1:6379/0 or unix:///path)")
     host = parts.hostname or ""
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
+    if not is_loopback(host):
         raise StoreUnavailable(f"Redis at {host!r}: only loopback or a unix socket (tunnel a remote Redis to "
                                "loopback; i2ptorrent opens no socket to another address)")
     return url
@@ -194,7 +190,7 @@ class SharedAccess:
     def is_allowed(self, name: str) -> bool:
         return not self.private or name in self.allowed
 
-    def redeem(self, token: str, name: str, now: float) -> bool:
+    def redeem(self, token: str, name: str) -> bool:
         return False  # never asked: invites are spent in the store (`spend`)
 
     async def refresh(self) -> bool:
@@ -207,7 +203,7 @@ class SharedAccess:
         """Spend an invite on `name` in one atomic script; expiry is wall-clock, like its record."""
         if b32_to_hash(name) is None:
             return False
-        spent = await self.redis.eval(REDEEM, 0, self.prefix, _digest(token), name, repr(time.time()))
+        spent = await self.redis.eval(REDEEM, 0, self.prefix, _digest(token), name, repr(clocks.wall()))
         if spent:
             self.allowed.add(name)
         return bool(spent)
@@ -216,7 +212,7 @@ class SharedAccess:
 
     async def invite(self, ttl: float | None = None) -> str:
         token = secrets.token_urlsafe(18)
-        expires = "" if ttl is None else repr(time.time() + ttl)
+        expires = "" if ttl is None else repr(clocks.wall() + ttl)
         await self.redis.hset(self.prefix + "invites", _digest(token), expires)
         return token
 
@@ -249,7 +245,7 @@ class _Outage:
         self.delay = RETRY_MIN
 
     def failed(self, err: BaseException) -> float:
-        now = time.monotonic()
+        now = clocks.monotonic()
         if self.since is None:
             self.since = now
             self.logged = now
@@ -262,7 +258,7 @@ class _Outage:
 
     def ok(self) -> None:
         if self.since is not None:
-            log.warning("Redis %s works again after %.0f s", self.what, time.monotonic() - self.since)
+            log.warning("Redis %s works again after %.0f s", self.what, clocks.monotonic() - self.since)
         self.since, self.delay = None, RETRY_MIN
 
 
@@ -326,7 +322,7 @@ class RedisSwarmStore:
             return
         core = self.server.core
         if core.changes:
-            offset = time.time() - self.server.clock()
+            offset = clocks.wall() - self.server.clock()
             self._queued.extend(_encode(ch, offset) for ch in core.changes)
             core.changes.clear()
             if len(self._queued) > MAX_QUEUED_CHANGES:
@@ -353,7 +349,7 @@ class RedisSwarmStore:
     async def sweep(self, before: float) -> None:
         """Drop peers not seen since `before` (the core's clock) from the store; refresh access."""
         assert self.server is not None
-        cutoff = before + time.time() - self.server.clock()
+        cutoff = before + clocks.wall() - self.server.clock()
         while await self.redis.eval(PURGE, 0, self.prefix, repr(cutoff)) >= 5000:
             pass
         if await self.access.refresh():
@@ -468,7 +464,7 @@ class RedisSwarmStore:
 
     def _apply_entries(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
         assert self.server is not None
-        offset = time.time() - self.server.clock()
+        offset = clocks.wall() - self.server.clock()
         changes: list[PeerChange] = []
         for entry_id, fields in entries:
             self._last_id = entry_id
@@ -488,7 +484,7 @@ class RedisSwarmStore:
     async def _load_snapshot(self, resync: bool = False) -> None:
         assert self.server is not None
         reply = await self.redis.eval(SNAPSHOT, 0, self.prefix)
-        offset = time.time() - self.server.clock()
+        offset = clocks.wall() - self.server.clock()
         self._last_id = reply[0]
         changes: list[PeerChange] = []
         downloaded: dict[str, int] = {}
