@@ -101,7 +101,11 @@ async def test_user_errors_are_one_line_with_their_exit_code(tmp_path: Path) -> 
         (("info", str(good)), {"I2PTORRENT_SAM": "example.com:7656"}, EXIT_USAGE, "loopback"),
         (("create", str(share), "-t", "http://tracker.example.com/announce"), {}, EXIT_INPUT, "inside I2P"),
     ]
-    results = await asyncio.gather(*(run({**env, **extra}, *args, cwd=tmp_path) for args, extra, _, _ in cases))
+    # Each case in a data directory of its own: run together, two of them would meet the one-process lock
+    # (a right answer, but not the one this case is about).
+    results = await asyncio.gather(*(
+        run({**env, "I2PTORRENT_DATA_DIR": str(tmp_path / f"data-{i}"), **extra}, *args, cwd=tmp_path)
+        for i, (args, extra, _, _) in enumerate(cases)))
     for (args, _, code, words), (rc, out, err) in zip(cases, results):
         line = one_error_line(err)
         assert (rc, words in line) == (code, True), (args, rc, err)
