@@ -132,6 +132,7 @@ class ManagedRouter:
         self.process: subprocess.Popen[bytes] | None = None
         self.sam: SAMAddress | None = None
         self.session_options: dict[str, str] = dict(LOCAL_ROUTER_OPTIONS)
+        self._ports: tuple[int, int] | None = None  # (SAM, NTCP): kept, so a restart answers where it did
 
     @property
     def log_path(self) -> Path:
@@ -143,8 +144,9 @@ class ManagedRouter:
         d = self.datadir
         for sub in ("tunnels.d", "certificates", "netDb"):
             (d / sub).mkdir(parents=True, exist_ok=True)
-        sam_port = _free_port(pair=True)
-        ntcp_port = _free_port()
+        if self._ports is None:
+            self._ports = (_free_port(pair=True), _free_port())
+        sam_port, ntcp_port = self._ports
         (d / "i2pd.conf").write_text(router_config(d, ntcp_port, sam_port))
         (d / "tunnels.conf").write_text("")
         args = [self.executable, f"--datadir={d}", f"--conf={d}/i2pd.conf", f"--tunconf={d}/tunnels.conf",
@@ -212,6 +214,11 @@ class ManagedRouter:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+    async def restart(self, timeout: float = 30.0) -> SAMAddress:
+        """Start again on the same ports and data dir, after `kill()` or a crash (router-loss tests)."""
+        self.kill()
+        return await self.start(timeout)
 
     async def __aenter__(self) -> "ManagedRouter":
         await self.start()

@@ -346,6 +346,15 @@ class StreamSession:
                                              timeout=timeout)
         return cls(sam, destination, sid, control)
 
+    @property
+    def error(self) -> SAMError | None:
+        """Why the session closed (None while it is open, or when we closed it)."""
+        return self._control.error
+
+    async def wait_closed(self) -> None:
+        """Return once the session's control socket is gone (the router closed it, died, or we did)."""
+        await self._control.closed.wait()
+
     def _check_open(self) -> None:
         if self._control.closed.is_set():
             raise self._control.error or SAMError("SAM session closed", "CLOSED")
@@ -548,6 +557,19 @@ class DatagramSession:
     @property
     def b32(self) -> str:
         return self.destination.b32
+
+    @property
+    def closed(self) -> bool:
+        return self._control.closed.is_set()
+
+    @property
+    def error(self) -> SAMError | None:
+        """Why the session closed (None while it is open, or when we closed it)."""
+        return self._control.error
+
+    async def wait_closed(self) -> None:
+        """Return once the session's control socket is gone (the router closed it, died, or we did)."""
+        await self._control.closed.wait()
 
     @property
     def dropped(self) -> int:

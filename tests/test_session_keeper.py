@@ -1,0 +1,198 @@
+"""Session recovery: the sans-I/O policy, the keeper over fake sessions, and the keeper on a real router
+that is killed with SIGKILL and restarted on the same port."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import pytest
+
+from i2ptorrent.transport.router import ManagedRouter
+from i2ptorrent.transport.sam import SAMError, StreamSession, new_destination
+from i2ptorrent.transport.session_keeper import (
+    LOST_MESSAGE,
+    KeeperState,
+    KeptStreamSession,
+    ReconnectPolicy,
+    SessionKeeper,
+    reachable,
+)
+
+# ---- the policy -------------------------------------------------------------------------------------
+
+
+def test_first_attempt_after_a_loss_is_immediate_then_backoff_doubles_to_the_cap() -> None:
+    p = ReconnectPolicy(initial=1.0, cap=8.0)
+    p.up(100.0)
+    assert p.status(100.0) is None
+    p.lost(100.0, "the router closed the SAM session")
+    assert p.state is KeeperState.RECONNECTING
+    assert p.wait(100.0) == 0.0
+    waits = []
+    for i in range(6):
+        p.failed(100.0 + i, "no SAM bridge answers")
+        waits.append(p.wait(100.0 + i))
+    assert waits == [1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
+    line = p.status(130.0)
+    assert line is not None and line.startswith(LOST_MESSAGE) and "30 s" in line and "no SAM bridge" in line
+    p.up(131.0)
+    assert (p.state, p.failures, p.replacements, p.status(131.0)) == (KeeperState.UP, 0, 1, None)
+
+
+def test_a_closed_keeper_stays_closed() -> None:
+    p = ReconnectPolicy()
+    p.up(0.0)
+    p.close()
+    p.lost(1.0, "x")
+    p.failed(1.0, "y")
+    assert p.state is KeeperState.CLOSED and p.status(2.0) is None
+
+
+# ---- the keeper over fake sessions --------------------------------------------------------------------
+
+
+class FakeSession:
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self._closed = asyncio.Event()
+        self.error: SAMError | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+    def die(self) -> None:
+        self.error = SAMError("the router closed the SAM session (CLOSED)", "CLOSED")
+        self._closed.set()
+
+    async def close(self) -> None:
+        self._closed.set()
+
+
+async def test_keeper_replaces_a_dead_session_once_the_router_answers(caplog: pytest.LogCaptureFixture) -> None:
+    made: list[FakeSession] = []
+    router_up = asyncio.Event()
+    router_up.set()
+
+    async def create() -> FakeSession:
+        if not router_up.is_set():
+            raise SAMError("no SAM bridge answers at 127.0.0.1:1", "NO_BRIDGE")
+        made.append(FakeSession(len(made)))
+        return made[-1]
+
+    keeper: SessionKeeper[FakeSession] = SessionKeeper(
+        create, "test", policy=ReconnectPolicy(initial=0.01, cap=0.05))
+    replaced: list[int] = []
+    keeper.on_replaced(lambda s: replaced.append(s.n))
+    first = await keeper.start()
+    assert await keeper.get() is first
+    router_up.clear()
+    with caplog.at_level(logging.WARNING):
+        first.die()
+        waiter = asyncio.ensure_future(keeper.get(timeout=5))
+        for _ in range(200):
+            if keeper.policy.failures >= 3:
+                break
+            await asyncio.sleep(0.01)
+        assert keeper.state is KeeperState.RECONNECTING
+        assert keeper.status is not None and keeper.status.startswith(LOST_MESSAGE)
+        assert not waiter.done()
+        router_up.set()
+        second = await waiter
+    assert second is made[1] and not second.closed and replaced == [1]
+    assert keeper.state is KeeperState.UP and keeper.status is None
+    lost_lines = [r for r in caplog.records if LOST_MESSAGE in r.getMessage()]
+    assert len(lost_lines) == 1  # one line per loss, not one per attempt
+    await keeper.close()
+    assert second.closed
+    with pytest.raises(SAMError):
+        await keeper.get()
+
+
+async def test_an_unreachable_session_is_made_again() -> None:
+    made: list[FakeSession] = []
+
+    async def create() -> FakeSession:
+        made.append(FakeSession(len(made)))
+        return made[-1]
+
+    async def probe(s: FakeSession) -> bool:
+        return s.n >= 1  # the first session is unreachable
+
+    keeper = SessionKeeper(create, "test", probe, probe_first=True, policy=ReconnectPolicy(initial=0.01))
+    await keeper.start()
+    async with asyncio.timeout(5):
+        while len(made) < 2 or keeper.state is not KeeperState.UP:
+            await asyncio.sleep(0.01)
+    assert made[0].closed and (await keeper.get()) is made[1]
+    await keeper.close()
+
+
+# ---- on a real router ------------------------------------------------------------------------------
+
+
+async def read_n(stream: object, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = await stream.read(n - len(data))  # type: ignore[attr-defined]
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+
+async def test_stream_session_survives_router_killed_and_restarted(own_router: ManagedRouter) -> None:
+    """The router is SIGKILLed; a new one starts on the same SAM port: our session is back under the same
+    keys, an accept that was pending when the router died gets the next stream, and a dial made while the
+    router was away goes through once it is back. (~60-120 s on the private router.)"""
+    assert own_router.sam is not None
+    sam = own_router.sam
+    ours = await KeptStreamSession.create(sam, await new_destination(sam), own_router.session_options,
+                                          what="test", probe=False)
+    other_dest = await new_destination(sam)
+    try:
+        pending_accept = asyncio.ensure_future(ours.accept())
+        await asyncio.sleep(0.5)
+        own_router.kill()
+        async with asyncio.timeout(10):  # noticed within seconds
+            while ours.keeper.state is not KeeperState.RECONNECTING:
+                await asyncio.sleep(0.05)
+        assert ours.status is not None and LOST_MESSAGE in ours.status
+        assert not pending_accept.done()
+        await asyncio.sleep(3)
+        await own_router.restart()
+        other = await StreamSession.create(sam, other_dest, own_router.session_options)
+        try:
+            async with asyncio.timeout(120):
+                out = await other.connect(ours.b32, timeout=110)
+                inc = await pending_accept
+            await out.write(b"still here")
+            assert await read_n(inc, 10) == b"still here"
+            assert inc.remote == other.b32 and ours.keeper.state is KeeperState.UP
+            dial = await ours.connect(other.b32, timeout=60)  # the other way round, on the new session
+            await dial.close()
+            await out.close()
+            await inc.close()
+        finally:
+            await other.close()
+    finally:
+        pending_accept.cancel()
+        await ours.close()
+
+
+async def test_reachability_probe_sees_a_live_session(own_router: ManagedRouter) -> None:
+    assert own_router.sam is not None
+    session = await StreamSession.create(own_router.sam, await new_destination(own_router.sam),
+                                         own_router.session_options)
+    try:
+        start = time.monotonic()
+        assert await reachable(session, own_router.session_options)
+        assert time.monotonic() - start < 60
+    finally:
+        await session.close()
