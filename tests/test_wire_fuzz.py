@@ -17,7 +17,7 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from i2ptorrent.wire import PeerWire, ProtocolError, Request, bencode
+from i2ptorrent.wire import PeerWire, ProtocolError, Request, bencode, encode_pex
 
 INFO_HASH = hashlib.sha1(b"fuzz torrent").digest()
 GEO = dict(num_pieces=20, piece_length=32768, total_length=19 * 32768 + 777)
@@ -25,6 +25,9 @@ MAX_BUFFERED = 4 + 2 + 16384 + 1024  # one maximal (extended) message plus its l
 # Blocks and metadata pieces the fuzzed receiver has asked for, so mutated `piece` and ut_metadata data
 # messages get past "nobody asked" and exercise the deeper checks.
 OUR_REQUESTS = [Request(0, 0, 16384), Request(3, 16384, 16384), Request(19, 0, 777), Request(5, 100, 10)]
+
+
+PEX_PEER = "a" * 52 + ".b32.i2p"
 
 
 def frame(msg_id: int, payload: bytes = b"") -> bytes:
@@ -55,6 +58,8 @@ def corpus() -> list[bytes]:
         frame(20, b"\x03" + bencode({"msg_type": 1, "piece": 1, "total_size": 20000}) + bytes(3616)),
         frame(6, t3(2, 0, 16384)) * 3 + frame(8, t3(2, 0, 16384)) + frame(6, t3(19, 0, 777)),
         frame(20, b"\x03" + bencode([1, 2])) + frame(20, b"\x00" + bencode({"m": {"ut_metadata": 0}})),
+        frame(20, b"\x09" + encode_pex([PEX_PEER], [PEX_PEER]))
+        + frame(20, b"\x09" + bencode({"added": b"x" * 70})),
     ]
 
 
@@ -86,7 +91,7 @@ def mutate(rng: random.Random, data: bytes, pool: list[bytes]) -> bytes:
 def fuzz_one(rng: random.Random, pool: list[bytes], stats: Counter) -> None:
     fast, ext, magnet = rng.random() < 0.7, rng.random() < 0.8, rng.random() < 0.25
     wire = PeerWire(INFO_HASH, b"R" * 20, fast=rng.random() < 0.8, metadata_size=rng.choice([None, 20000]),
-                    **({} if magnet else GEO))
+                    pex=rng.random() < 0.7, **({} if magnet else GEO))
     wire.send_handshake()
     if rng.random() < 0.5:  # unchoked: the peer's requests become outstanding, so cancels and floods count
         wire.send_unchoke()
@@ -142,7 +147,7 @@ def test_fuzz_random_and_mutated_streams_raise_only_protocol_error():
 @settings(max_examples=300, deadline=None, database=None)
 @given(st.binary(max_size=400), st.booleans())
 def test_fuzz_hypothesis_bytes_after_handshake(data, fast):
-    wire = PeerWire(INFO_HASH, b"R" * 20, **GEO)
+    wire = PeerWire(INFO_HASH, b"R" * 20, pex=True, **GEO)
     wire.send_handshake()
     try:
         wire.receive_data(handshake(fast, True) + data)

@@ -2,12 +2,13 @@
 
 Covers the BEP 3 handshake and core messages, keep-alives, the BEP 6 fast extension (used only when both
 handshakes set reserved[7] & 0x04), the BEP 10 extension handshake and BEP 9 ut_metadata (fetch and serve,
-10 MB cap, SHA-1 verified). We never set the DHT bit; ut_pex is not offered (it carries IPs).
+10 MB cap, SHA-1 verified). We never set the DHT bit; ut_pex is not offered (it carries IPs); i2p_pex
+(32-byte destination hashes) is, with pex=True.
 
 Public API
 ----------
 PeerWire(info_hash, peer_id, *, extensions=True, fast=True,
-         num_pieces=None, piece_length=None, total_length=None, metadata_size=None)
+         num_pieces=None, piece_length=None, total_length=None, metadata_size=None, pex=False)
     receive_data(data) -> list[Event]        raises ProtocolError (err.events = events decoded before it);
                                              afterwards the object is dead
     data_to_send() -> bytes
@@ -27,6 +28,9 @@ PeerWire(info_hash, peer_id, *, extensions=True, fast=True,
     send_metadata_request(piece)             tracked; needs our extension handshake sent first (the peer
                                              answers with our ut_metadata id)
     send_metadata_data(piece, data) send_metadata_reject(piece)
+    send_pex(added_b32s, dropped_b32s=[])    i2p_pex (needs pex=True and the peer's i2p_pex); <= 50 of each;
+                                             the caller limits how often (libtorrent drops a peer sending
+                                             more than ~6 a minute)
     state: am_choking, am_interested, peer_choking, peer_interested, fast, extensions (negotiated),
            peer_handshake, handshake_sent, extension_handshake_sent, peer_extensions (name -> id),
            peer_metadata_size, metadata_size, our_requests, cancelled, peer_requests, metadata_requests,
@@ -41,11 +45,13 @@ Events (frozen dataclasses, all subclasses of Event):
     BlockReceived(index, begin, data, cancelled), RequestRejected(index, begin, length),
     Suggest(index), AllowedFast(index),
     ExtensionHandshake(data, extensions: dict[str, int], metadata_size, client),
-    MetadataRequested(piece), MetadataPieceReceived(piece, total_size, data), MetadataRejected(piece)
+    MetadataRequested(piece), MetadataPieceReceived(piece, total_size, data), MetadataRejected(piece),
+    PexReceived(added, dropped)              .b32.i2p addresses, deduplicated, <= 200 each (pex=True only)
 Request(index, begin, length)                NamedTuple
 MetadataAssembler(info_hash, total_size): add(piece, data, total_size=None) -> complete, missing(),
     complete, result() -> verified info dict bytes (MetadataError on SHA-1 mismatch, pieces forgotten)
 metadata_piece(info_bytes, piece) -> bytes, metadata_piece_count(size), UT_METADATA ("ut_metadata")
+encode_pex(added, dropped) / decode_pex(body), b32_to_hash(b32) / hash_to_b32(digest)   the i2p_pex codec
 bencode(value), bdecode(data)                strict, bounded; errors are ProtocolError
 Errors: ProtocolError (the peer broke the protocol: drop it), LocalProtocolError (our misuse),
     MetadataError (assembled metadata wrong)
@@ -84,13 +90,15 @@ from .events import (
 from .extension import UT_METADATA, MetadataAssembler, metadata_piece, metadata_piece_count
 from .handshake import HANDSHAKE_LEN, Handshake, parse_handshake, peek_info_hash
 from .messages import MAX_BLOCK, MAX_METADATA_SIZE
+from .pex import I2P_PEX, MAX_PEX_PEERS, PexReceived, b32_to_hash, decode_pex, encode_pex, hash_to_b32
 
 __all__ = [
     "AllowedFast", "BitfieldReceived", "BlockReceived", "BlockRequested", "Choke", "Event",
     "ExtensionHandshake", "HANDSHAKE_LEN", "Handshake", "HandshakeReceived", "HaveAll", "HaveNone",
-    "HaveReceived", "Interested", "KeepAlive", "LocalProtocolError", "MAX_BLOCK", "MAX_METADATA_SIZE",
-    "MAX_PEER_REQUESTS", "MetadataAssembler", "MetadataError", "MetadataPieceReceived", "MetadataRejected",
-    "MetadataRequested", "NotInterested", "PeerWire", "ProtocolError", "Request", "RequestCancelled",
-    "RequestRejected", "Suggest", "UT_METADATA", "Unchoke", "bdecode", "bencode", "metadata_piece", "metadata_piece_count",
+    "HaveReceived", "I2P_PEX", "Interested", "KeepAlive", "LocalProtocolError", "MAX_BLOCK", "MAX_METADATA_SIZE",
+    "MAX_PEER_REQUESTS", "MAX_PEX_PEERS", "MetadataAssembler", "MetadataError", "MetadataPieceReceived", "MetadataRejected",
+    "MetadataRequested", "NotInterested", "PeerWire", "PexReceived", "ProtocolError", "Request", "RequestCancelled",
+    "RequestRejected", "Suggest", "UT_METADATA", "Unchoke", "b32_to_hash", "bdecode", "bencode", "decode_pex",
+    "encode_pex", "hash_to_b32", "metadata_piece", "metadata_piece_count",
     "parse_handshake", "peek_info_hash",
 ]

@@ -22,6 +22,7 @@ from .extension import (
     decode_metadata_message, encode_extension_handshake, encode_metadata_message, metadata_piece_count,
     metadata_piece_size,
 )
+from .pex import I2P_PEX, LOCAL_I2P_PEX_ID, decode_pex, encode_pex
 from .handshake import HANDSHAKE_LEN, Handshake, make_reserved, parse_handshake, peek_info_hash
 
 MAX_PEER_REQUESTS = 2 * REQQ  # a peer queueing more block requests than this is abusive
@@ -47,12 +48,14 @@ class PeerWire:
         piece_length: int | None = None,
         total_length: int | None = None,
         metadata_size: int | None = None,
+        pex: bool = False,
     ) -> None:
         if len(info_hash) != 20 or len(peer_id) != 20:
             raise ValueError("info_hash and peer_id must be 20 bytes each")
         self.info_hash = bytes(info_hash)
         self.peer_id = bytes(peer_id)
         self.reserved = make_reserved(extensions=extensions, fast=fast)
+        self.pex = pex  # offer and read i2p_pex (never for a private torrent)
         self.metadata_size: int | None = None  # ours, advertised in the extension handshake
         if metadata_size is not None:
             self.set_metadata_size(metadata_size)
@@ -355,6 +358,8 @@ class PeerWire:
             if hs.metadata_size is not None:
                 self.peer_metadata_size = hs.metadata_size
             return hs
+        if ext_id == LOCAL_I2P_PEX_ID and self.pex:
+            return decode_pex(body)
         if ext_id != LOCAL_UT_METADATA_ID:
             return None  # an extension we did not advertise: ignore, as BEP 10 clients do
         msg_type, piece, total, data = decode_metadata_message(body)
@@ -532,10 +537,22 @@ class PeerWire:
             raise LocalProtocolError("the extension protocol is not enabled on both sides")
 
     def send_extension_handshake(self, client: str | None = None, extra: dict[str, Any] | None = None) -> None:
-        """Advertise ut_metadata (and metadata_size when we have the metadata)."""
+        """Advertise ut_metadata (and metadata_size when we have the metadata), and i2p_pex if enabled."""
         self._require_extensions()
-        self._out += m.encode_extended(0, encode_extension_handshake(self.metadata_size, client, extra))
+        self._out += m.encode_extended(0, encode_extension_handshake(self.metadata_size, client, extra,
+                                                                     pex=self.pex))
         self.extension_handshake_sent = True
+
+    def send_pex(self, added: list[str], dropped: list[str] = []) -> None:  # noqa: B006 - never mutated
+        """An i2p_pex message (.b32.i2p addresses; at most 50 of each are sent). Needs pex enabled here and
+        the peer's support (`I2P_PEX in peer_extensions`); how often to send is the caller's to limit."""
+        self._require_extensions()
+        if not self.pex:
+            raise LocalProtocolError("i2p_pex is not enabled on this connection")
+        ext_id = self.peer_extensions.get(I2P_PEX)
+        if not ext_id:
+            raise LocalProtocolError("the peer does not support i2p_pex")
+        self._out += m.encode_extended(ext_id, encode_pex(added, dropped))
 
     def set_metadata_size(self, size: int) -> None:
         """We now hold the metadata (a magnet finished): serve it; send a new extension handshake to tell."""

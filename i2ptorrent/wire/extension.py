@@ -1,7 +1,7 @@
 """BEP 10 extension handshake and BEP 9 ut_metadata: message shapes, and assembling fetched metadata.
 
-We advertise only ut_metadata. ut_pex is deliberately absent (it carries IP addresses, meaningless and
-leaky on I2P); i2p_pex is not implemented yet.
+We advertise ut_metadata, and i2p_pex (pex.py) when the torrent allows peer exchange. ut_pex is
+deliberately absent (it carries IP addresses, meaningless and leaky on I2P).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from .bencode import bdecode, bdecode_prefix, bencode
 from .errors import MetadataError, ProtocolError
 from .events import ExtensionHandshake
 from .messages import MAX_BLOCK, MAX_METADATA_SIZE
+from .pex import I2P_PEX, LOCAL_I2P_PEX_ID
 
 UT_METADATA = "ut_metadata"
 LOCAL_UT_METADATA_ID = 3  # the id peers must use for ut_metadata messages they send us
@@ -39,10 +40,13 @@ def metadata_piece(info: bytes, piece: int) -> bytes:
 
 
 def encode_extension_handshake(
-    metadata_size: int | None = None, client: str | None = None, extra: dict[str, Any] | None = None
+    metadata_size: int | None = None, client: str | None = None, extra: dict[str, Any] | None = None,
+    pex: bool = False,
 ) -> bytes:
     body: dict[str, Any] = dict(extra or {})
     body["m"] = {UT_METADATA: LOCAL_UT_METADATA_ID}
+    if pex:
+        body["m"][I2P_PEX] = LOCAL_I2P_PEX_ID
     body["reqq"] = REQQ
     if metadata_size is not None:
         body["metadata_size"] = metadata_size
