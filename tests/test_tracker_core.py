@@ -286,6 +286,24 @@ def test_http_announce_returns_compact_destination_hashes_and_ignores_ip() -> No
     assert scrape == {b"files": {b"H" * 20: {b"complete": 0, b"incomplete": 3, b"downloaded": 0}}}
 
 
+def test_one_destination_is_one_classic_peer_whatever_its_peer_ids() -> None:
+    """A client restarted twice announces under three peer_ids from one destination: one peer, and it is
+    never handed its own address."""
+    core = new_core()
+    core.http_announce(ident(2), http_query(2), 0.0)
+    for n in (1, 3, 4):  # ident(1) under peer ids 1, 3, 4
+        reply = bencodepy.decode(core.http_announce(ident(1), http_query(n, numwant="50"), float(n)))
+        assert classic.parse_compact_peers(reply[b"peers"]) == [ident(2).name]
+        assert reply[b"incomplete"] + reply[b"complete"] == 2
+    reply = bencodepy.decode(core.http_announce(ident(2), http_query(2), 5.0))
+    assert classic.parse_compact_peers(reply[b"peers"]) == [ident(1).name]
+    scrape = bencodepy.decode(core.http_scrape(ident(1), "info_hash=" + "H" * 20, 5.0))
+    assert scrape[b"files"][b"H" * 20][b"incomplete"] == 2
+    core.http_announce(ident(1), http_query(4, event="stopped"), 6.0)
+    scrape = bencodepy.decode(core.http_scrape(ident(1), "info_hash=" + "H" * 20, 6.0))
+    assert scrape[b"files"][b"H" * 20][b"incomplete"] == 1
+
+
 def test_http_announce_bad_query_gets_failure_reason() -> None:
     core = new_core()
     for query in ["", "info_hash=abc&peer_id=x", http_query(1) + "&event=dance", "x" * 5000]:

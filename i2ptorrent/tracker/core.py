@@ -363,7 +363,7 @@ class TrackerCore:
             self._forget(evicted)
             if self.instance:
                 self._share(req.info_hash, peer, swarm.downloaded != downloaded, evicted, now)
-            peers = swarm.pick(swarm.http, req.numwant, exclude=req.peer_id)
+            peers = swarm.pick(swarm.http, req.numwant, exclude=req.peer_id, exclude_name=identity.name)
         complete = swarm.complete if swarm is not None else 0
         incomplete = swarm.incomplete if swarm is not None else 0
         return classic.announce_reply(self.limits.http_announce_interval, complete, incomplete,

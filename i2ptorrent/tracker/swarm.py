@@ -21,14 +21,19 @@ class SwarmPeer:
 
 
 class Swarm:
-    """WebSocket and classic peers kept apart (each kind is only offered to its own kind)."""
+    """WebSocket and classic peers kept apart (each kind is only offered to its own kind).
 
-    __slots__ = ("info_hash", "ws", "http", "complete", "incomplete", "downloaded", "max_peers")
+    A classic peer is one destination: when it announces under a new peer_id (it restarted), its old
+    entry goes, so it is counted once and never handed its own address. (A WebSocket destination may
+    carry many peers: every browser behind one bridge.)"""
+
+    __slots__ = ("info_hash", "ws", "http", "http_names", "complete", "incomplete", "downloaded", "max_peers")
 
     def __init__(self, info_hash: str, max_peers: int) -> None:
         self.info_hash = info_hash
         self.ws: OrderedDict[str, SwarmPeer] = OrderedDict()
         self.http: OrderedDict[str, SwarmPeer] = OrderedDict()
+        self.http_names: dict[str, str] = {}  # a classic peer's identity name -> its current peer_id
         self.complete = 0
         self.incomplete = 0
         self.downloaded = 0
@@ -48,6 +53,13 @@ class Swarm:
         """Record an announce; returns the peer and the peers evicted to stay within max_peers.
         A peer whose socket or instance changed has `synced` reset, so it is shared at once."""
         table = self.table(conn)
+        replaced: list[SwarmPeer] = []
+        if conn is None:
+            previous = self.http_names.get(identity.name)
+            if previous is not None and previous != peer_id:
+                old = self.remove(previous, None)
+                replaced = [old] if old is not None else []  # gone like an evicted peer, for every instance
+            self.http_names[identity.name] = peer_id
         peer = table.get(peer_id)
         done = left == 0 or event == "completed"
         if peer is None:
@@ -70,7 +82,7 @@ class Swarm:
                 self.complete += 1
                 self.incomplete -= 1
                 self.downloaded += 1
-        return peer, self._evict()
+        return peer, replaced + self._evict()
 
     def put(self, peer_id: str, identity: PeerIdentity, conn: int | None, home: str, complete: bool,
             seen: float) -> tuple[SwarmPeer, list[SwarmPeer]]:
@@ -121,17 +133,23 @@ class Swarm:
                 gone.append(peer)
         return gone
 
-    def pick(self, table: OrderedDict[str, SwarmPeer], count: int, exclude: str) -> list[SwarmPeer]:
-        """Up to `count` random peers of one kind, never the asking peer itself."""
+    def pick(self, table: OrderedDict[str, SwarmPeer], count: int, exclude: str,
+             exclude_name: str | None = None) -> list[SwarmPeer]:
+        """Up to `count` random peers of one kind, never the asking peer itself (nor, with `exclude_name`,
+        any peer at the asker's own destination)."""
         if count <= 0 or not table:
             return []
+
+        def other(p: SwarmPeer) -> bool:
+            return p.peer_id != exclude and (exclude_name is None or p.identity.name != exclude_name)
+
         size = len(table)
         if size <= count + 1:
-            chosen = [p for p in table.values() if p.peer_id != exclude]
+            chosen = [p for p in table.values() if other(p)]
             random.shuffle(chosen)
             return chosen[:count]
         peers = random.sample(list(table.values()), count + 1)
-        return [p for p in peers if p.peer_id != exclude][:count]
+        return [p for p in peers if other(p)][:count]
 
     def _oldest_table(self) -> OrderedDict[str, SwarmPeer]:
         if not self.ws:
@@ -141,6 +159,8 @@ class Swarm:
         return self.ws if next(iter(self.ws.values())).seen <= next(iter(self.http.values())).seen else self.http
 
     def _uncount(self, peer: SwarmPeer) -> None:
+        if peer.conn is None and self.http_names.get(peer.identity.name) == peer.peer_id:
+            del self.http_names[peer.identity.name]
         if peer.complete:
             self.complete -= 1
         else:
