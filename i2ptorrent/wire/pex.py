@@ -12,10 +12,11 @@ MAX_PEX_READ of each; trailing bytes short of a whole hash are ignored, as libto
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ..transport.sam_protocol import b32_from_hash as hash_to_b32
+from ..transport.sam_protocol import hash_from_b32 as b32_to_hash
 from .bencode import bdecode, bencode
 from .errors import ProtocolError
 from .events import Event
@@ -25,7 +26,9 @@ LOCAL_I2P_PEX_ID = 9  # the id peers must use for i2p_pex messages they send us
 HASH_LEN = 32
 MAX_PEX_PEERS = 50
 MAX_PEX_READ = 200
-B32_SUFFIX = ".b32.i2p"
+
+__all__ = ["I2P_PEX", "LOCAL_I2P_PEX_ID", "MAX_PEX_PEERS", "MAX_PEX_READ", "PexReceived", "b32_to_hash",
+           "decode_pex", "encode_pex", "hash_to_b32"]
 
 
 @dataclass(frozen=True)
@@ -34,29 +37,6 @@ class PexReceived(Event):
 
     added: tuple[str, ...]
     dropped: tuple[str, ...]
-
-
-def hash_to_b32(digest: bytes) -> str:
-    if len(digest) != HASH_LEN:
-        raise ValueError("a destination hash is 32 bytes")
-    return base64.b32encode(digest).decode("ascii").lower().rstrip("=") + B32_SUFFIX
-
-
-def b32_to_hash(address: str) -> bytes:
-    """The 32-byte destination hash a .b32.i2p address names (ValueError for anything else)."""
-    address = address.lower()
-    if not address.endswith(B32_SUFFIX):
-        raise ValueError(f"not a .b32.i2p address: {address[:60]!r}")
-    label = address[: -len(B32_SUFFIX)]
-    if len(label) != 52:
-        raise ValueError(f"not a standard .b32.i2p address: {address[:60]!r}")
-    try:
-        digest = base64.b32decode(label.upper() + "====")
-    except ValueError as exc:
-        raise ValueError(f"not a .b32.i2p address: {exc}") from None
-    if len(digest) != HASH_LEN:
-        raise ValueError("not a 32-byte destination hash")
-    return digest
 
 
 def encode_pex(added: Iterable[str], dropped: Iterable[str] = ()) -> bytes:
