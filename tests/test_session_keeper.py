@@ -186,13 +186,20 @@ async def test_stream_session_survives_router_killed_and_restarted(own_router: M
         await ours.close()
 
 
-async def test_reachability_probe_sees_a_live_session(own_router: ManagedRouter) -> None:
+async def test_reachability_probe_is_answered_by_a_kept_session(own_router: ManagedRouter) -> None:
+    """The probe needs an answer from the far side (i2pd says OK to a dial as soon as it finds a lease
+    set); a KeptStreamSession's accept answers it and never hands the probe to its caller."""
     assert own_router.sam is not None
-    session = await StreamSession.create(own_router.sam, await new_destination(own_router.sam),
-                                         own_router.session_options)
+    kept = await KeptStreamSession.create(own_router.sam, await new_destination(own_router.sam),
+                                          own_router.session_options, probe=False)
+    accepting = asyncio.ensure_future(kept.accept())
     try:
+        session = kept.keeper.session
+        assert session is not None
         start = time.monotonic()
-        assert await reachable(session, own_router.session_options)
+        assert await reachable(session, own_router.session_options, expect=kept._probers.add)
         assert time.monotonic() - start < 60
+        assert not accepting.done()
     finally:
-        await session.close()
+        accepting.cancel()
+        await kept.close()

@@ -259,14 +259,35 @@ def _short(session: object) -> str:
     return b32[:12] if b32 else ""
 
 
+PROBE_ANSWER = b"I2PT-REACHABLE\n"
+"""What a KeptStreamSession writes to its own probe: i2pd says STREAM STATUS OK as soon as it finds a lease
+set (even one of a closed destination), so only an answer from the far side proves reachability."""
+
+
 async def reachable(session: StreamSession, options: dict[str, str] | None = None,
-                    timeout: float = PROBE_TIMEOUT) -> bool:
+                    timeout: float = PROBE_TIMEOUT, expect: Callable[[str], object] | None = None) -> bool:
     """Dial `session` from a helper session with a fresh destination (made with the same session
-    `options`); True when the stream opens. The stream is closed at once: the accepting side sees a
-    connection that ends before a handshake."""
-    helper = await StreamSession.create(session.sam, await new_destination(session.sam), options)
+    `options`) and wait for PROBE_ANSWER; `expect(helper_b32)` is called first so that the acceptor knows
+    whom to answer. SAMError when the helper session itself cannot be made."""
+    helper_dest = await new_destination(session.sam)
+    if expect is not None:
+        expect(helper_dest.b32)
+    helper = await StreamSession.create(session.sam, helper_dest, options)
     try:
-        stream = await helper.connect(session.destination.public, timeout=timeout)
+        async with asyncio.timeout(timeout):
+            stream = await helper.connect(session.destination.public, timeout=timeout)
+            try:
+                answer = b""
+                while len(answer) < len(PROBE_ANSWER):
+                    chunk = await stream.read(len(PROBE_ANSWER) - len(answer))
+                    if not chunk:
+                        break
+                    answer += chunk
+            finally:
+                await stream.close()
+        return answer == PROBE_ANSWER
+    except TimeoutError:
+        return False
     except SAMError as exc:
         if exc.result in ("CANT_REACH_PEER", "PEER_NOT_FOUND", "TIMEOUT"):
             return False
@@ -274,35 +295,39 @@ async def reachable(session: StreamSession, options: dict[str, str] | None = Non
     finally:
         with contextlib.suppress(Exception):
             await helper.close()
-    await stream.close()
-    return True
 
 
 class KeptStreamSession:
     """A StreamSession that survives its router: every call goes to the keeper's current session, waiting
-    through a reconnect. `closed` is true only once the keeper is closed, so accept loops keep going."""
+    through a reconnect. `closed` is true only once the keeper is closed, so accept loops keep going.
+    Our own reachability probes are answered inside `accept` and never reach the caller."""
 
-    def __init__(self, keeper: SessionKeeper[StreamSession], sam: SAMAddress, destination: Destination) -> None:
-        self.keeper = keeper
+    def __init__(self, sam: SAMAddress, destination: Destination) -> None:
         self.sam = sam
         self.destination = destination
+        self.keeper: SessionKeeper[StreamSession]
+        self._probers: set[str] = set()  # helper .b32s of probes under way
 
     @classmethod
     async def create(cls, sam: SAMAddress, destination: Destination, options: dict[str, str] | None = None,
                      what: str = "stream", probe_first: bool = False, probe: bool = True) -> "KeptStreamSession":
         """`probe`: check that every re-created session is reachable (`reachable`); `probe_first`: the
-        first one too (keys that may have been in use moments before, on this router)."""
+        first one too (keys that may have been in use moments before, on this router). Probes are only
+        answered while someone calls `accept`."""
+        self = cls(sam, destination)
 
         async def make() -> StreamSession:
             return await StreamSession.create(sam, destination, options)
 
         async def check(session: StreamSession) -> bool:
-            return await reachable(session, options)
+            try:
+                return await reachable(session, options, expect=self._probers.add)
+            finally:
+                self._probers.clear()
 
-        keeper: SessionKeeper[StreamSession] = SessionKeeper(make, what, check if probe else None,
-                                                            probe_first=probe_first)
-        await keeper.start()
-        return cls(keeper, sam, destination)
+        self.keeper = SessionKeeper(make, what, check if probe else None, probe_first=probe_first)
+        await self.keeper.start()
+        return self
 
     @property
     def b32(self) -> str:
@@ -334,10 +359,20 @@ class KeptStreamSession:
         while True:
             session = await self.keeper.get()
             try:
-                return await session.accept()
+                stream = await session.accept()
             except SAMError:
                 if not session.closed or self.closed:
                     raise
+                continue
+            if stream.remote not in self._probers:
+                return stream
+            try:
+                async with asyncio.timeout(10):
+                    await stream.write(PROBE_ANSWER)
+            except (OSError, TimeoutError) as exc:
+                log.debug("answering our reachability probe failed: %s", exc)
+            finally:
+                await stream.close()
 
     async def lookup(self, name: str) -> str:
         return await (await self.keeper.get(timeout=60.0)).lookup(name)
