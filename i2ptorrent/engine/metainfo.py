@@ -59,6 +59,11 @@ class Metainfo:
         return [FileEntry(fs.file_path(i).replace(os.sep, "/"), fs.file_size(i)) for i in range(fs.num_files())]
 
     @property
+    def private(self) -> bool:
+        """BEP 27: peers only from the tracker (no PEX). False while the info dict is unknown."""
+        return self.info_bytes is not None and bool(self.torrent_info().priv())
+
+    @property
     def total_size(self) -> int:
         return self.torrent_info().total_size()
 
