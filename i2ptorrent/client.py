@@ -41,6 +41,7 @@ from i2ptorrent.transport.sam import (
     load_or_create_destination,
 )
 from i2ptorrent.transport.sam_protocol import is_b32
+from i2ptorrent.transport.session_keeper import KeptStreamSession
 from i2ptorrent.transport.sdp import CARRIER_DATAGRAM, CARRIER_STREAM, SdpError
 from i2ptorrent.transport.signaling import RTCConfig, RTCEndpoint
 from i2ptorrent.transport.stream import ByteStream, PrefixedStream
@@ -85,7 +86,7 @@ class Client:
     def __init__(self, config: ClientConfig, session: StreamSession | None = None) -> None:
         """`session`: an existing SAM session to use (and leave open) instead of our persistent one."""
         self.config = config
-        self.session: StreamSession | None = session
+        self.session: StreamSession | KeptStreamSession | None = session
         self._own_session = session is None
         self.engine: Engine | None = None
         self.rtc: RTCEndpoint | None = None
@@ -95,6 +96,9 @@ class Client:
         self._tasks: set[asyncio.Task[None]] = set()
         self._tracker_tasks: dict[bytes, list[asyncio.Task[None]]] = {}
         self.tracker_errors: dict[bytes, str] = {}
+        self.trackers: dict[bytes, dict[str, str | None]] = {}
+        """Per torrent, per tracker URL: None while no answer came yet, "" after a good one, else why the
+        last announce failed. What `status` shows when peers stay away."""
         self._hungry: dict[bytes, list[str]] = {}  # info_hash -> WebSocket tracker URLs to re-offer to
 
     # ---- lifecycle ------------------------------------------------------------------------------
@@ -109,12 +113,18 @@ class Client:
         cfg = self.config
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         if self.session is None:
-            destination = await load_or_create_destination(cfg.data_dir / "keys" / "destination.key", cfg.sam)
-            self.session = await StreamSession.create(cfg.sam, destination, cfg.session_options)
+            key = cfg.data_dir / "keys" / "destination.key"
+            known = key.exists()  # keys perhaps in use on this router moments ago: check we are reachable
+            destination = await load_or_create_destination(key, cfg.sam)
+            kept = await KeptStreamSession.create(cfg.sam, destination, cfg.session_options, what="client",
+                                                  probe_first=known)
+            kept.keeper.on_replaced(lambda _session: self._session_replaced())
+            self.session = kept
         try:
             self.engine = Engine(cfg.data_dir, dial=self._dial, own_addresses=(self.session.b32,),
                                  max_peers=cfg.max_peers, download_rate=cfg.download_rate,
                                  upload_rate=cfg.upload_rate)
+            self.engine.warnings = self.warning
             await self.engine.start()
             datagrams = None
             if CARRIER_DATAGRAM in cfg.rtc_carriers:
@@ -162,6 +172,46 @@ class Client:
         task.add_done_callback(self._tasks.discard)
         return task
 
+    @property
+    def router_status(self) -> str | None:
+        """"I2P router lost, reconnecting ..." while our session is away, else None."""
+        return self.session.status if isinstance(self.session, KeptStreamSession) else None
+
+    def _session_replaced(self) -> None:
+        """Our session is back: dial every torrent's peers now, not after the backoff the outage built."""
+        if self.engine is not None:
+            for t in self.engine.torrents:
+                t.retry_dials()
+
+    def warning(self, info_hash: bytes) -> str | None:
+        """What keeps a torrent from peers, for its status line: the router, or its trackers."""
+        lost = self.router_status
+        if lost:
+            return lost
+        states = dict(self.trackers.get(info_hash, {}))
+        for url in states:
+            ws = self._ws.get(url)
+            if ws is not None:
+                states[url] = states[url] or ws.last_error or ("" if ws.connected.is_set() else None)
+        failed = {url: why for url, why in states.items() if why}
+        if not failed:
+            waiting = [url for url, why in states.items() if why is None]
+            return f"waiting for {len(waiting)} tracker(s)" if waiting and len(waiting) == len(states) else None
+        t = self.engine.get(info_hash) if self.engine is not None else None
+        url, why = next(iter(failed.items()))
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        if len(failed) == len(states) and t is not None and not t.peer_sources_left:
+            return f"no peer source left: tracker {url} failed: {why}{more}"
+        return f"tracker {url} failed: {why}{more}"
+
+    def _tracker_result(self, info_hash: bytes, url: str, error: str | None) -> None:
+        states = self.trackers.setdefault(info_hash, {})
+        states[url] = error or ""
+        if error:
+            self.tracker_errors[info_hash] = f"{url}: {error}"
+        elif not any(states.values()):
+            self.tracker_errors.pop(info_hash, None)
+
     def _engine(self) -> Engine:
         if self.engine is None:
             raise ClientError("client not started")
@@ -207,6 +257,7 @@ class Client:
 
     async def remove(self, t: Torrent) -> None:
         self._hungry.pop(t.info_hash, None)
+        self.trackers.pop(t.info_hash, None)
         for task in self._tracker_tasks.pop(t.info_hash, []):
             task.cancel()
         for ws in self._ws.values():
@@ -272,12 +323,13 @@ class Client:
                 opener = tracker_opener(self.session, url, self.config.allow_loopback_trackers,
                                         self.config.connect_timeout)
             except TrackerURLError as exc:
-                self.tracker_errors[t.info_hash] = str(exc)
+                self._tracker_result(t.info_hash, url, str(exc))
                 log.warning("%s", exc)
                 continue
             if scheme in ("ws", "wss"):
                 if not self.config.webrtc:
                     continue
+                self.trackers.setdefault(t.info_hash, {}).setdefault(url, None)
                 ws = self._ws.get(url)
                 if ws is None:
                     ws = self._ws[url] = WebSocketTrackerClient(
@@ -292,6 +344,7 @@ class Client:
                     if len(urls) == 1:
                         tasks.append(self._spawn(self._ws_hungry_loop(t)))
             else:  # http
+                self.trackers.setdefault(t.info_hash, {}).setdefault(url, None)
                 tasks.append(self._spawn(self._http_loop(t, url, opener)))
 
     @staticmethod
@@ -313,7 +366,7 @@ class Client:
                                              left=self._left(t) or 0, uploaded=st.uploaded,
                                              downloaded=st.downloaded, invite=self.config.invite)
                 event = None
-                self.tracker_errors.pop(t.info_hash, None)
+                self._tracker_result(t.info_hash, url, None)
                 others = [p for p in result.peers if is_b32(p) and p != self.b32]
                 t.add_candidates(others)
                 delay = float(max(60, min(result.interval, 3600)))
@@ -322,7 +375,7 @@ class Client:
                 else:
                     hungry = HUNGRY_REANNOUNCE
             except (TrackerError, SAMError, OSError, asyncio.TimeoutError) as exc:
-                self.tracker_errors[t.info_hash] = f"{url}: {exc}"
+                self._tracker_result(t.info_hash, url, str(exc) or exc.__class__.__name__)
                 log.info("announce to %s failed: %s", url, exc)
                 delay = 60.0
             await asyncio.sleep(delay)
@@ -371,7 +424,7 @@ class Client:
                     entry[1].cancel()  # type: ignore[attr-defined]
             elif isinstance(ev, TrackerFailure):
                 if ev.info_hash is not None:
-                    self.tracker_errors[ev.info_hash] = f"{ws.url}: {ev.reason}"
+                    self._tracker_result(ev.info_hash, ws.url, ev.reason)
                 log.warning("tracker %s: %s", ws.url, ev.reason)
 
     async def _answer_offer(self, ws: WebSocketTrackerClient, ev: OfferReceived) -> None:

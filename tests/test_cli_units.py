@@ -34,6 +34,8 @@ def test_progress_line_shows_what_a_user_needs() -> None:
     assert "ETA --:--" in progress_line(status(download_rate=0.0))
     stuck = progress_line(status(error="No space left on device (big.bin)"), 120)
     assert "error: No space left on device (big.bin)" in stuck and "ETA" not in stuck
+    lost = progress_line(status(state="metadata", warning="I2P router lost, reconnecting for 5 s"), 160)
+    assert lost.endswith("! I2P router lost, reconnecting for 5 s") and "peers" in lost
 
 
 def test_formatting() -> None:

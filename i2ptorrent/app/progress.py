@@ -65,6 +65,9 @@ def progress_line(st: "TorrentStatus", width: int = 100) -> str:
         core = (f"{st.state:<11} {st.progress * 100:5.1f}%  "
                 f"down {format_rate(st.download_rate):>10}  up {format_rate(st.upload_rate):>10}  "
                 f"peers {st.peers:<3} ETA {format_eta(eta_of(st))}")
+    warning = getattr(st, "warning", None)
+    if warning and not st.error:
+        core += f"  ! {warning}"
     name = st.name if len(st.name) <= 24 else st.name[:23] + "~"
     inner = min(30, width - 1 - len(name) - 2 - len(core) - 4)  # room left for the bar's inside
     if st.state != "metadata" and not st.error and inner >= 10:

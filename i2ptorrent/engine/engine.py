@@ -25,6 +25,7 @@ from ..transport.stream import ByteStream
 from ..wire.errors import ProtocolError
 from ..wire.handshake import INFO_HASH_END, peek_info_hash
 from .alerts import AlertPump
+from .peer_cache import PeerCache
 from .metainfo import Metainfo, MetainfoError, as_metainfo, magnet_of
 from .settings import TORRENT_FLAGS_OFF, TORRENT_FLAGS_ON, anonymous_settings
 from .ratelimit import RateLimits
@@ -64,6 +65,7 @@ class TorrentStatus:
     total_size: int
     stats: SwarmStats
     error: str | None = None  # a storage error (disk full, unwritable file): the torrent cannot progress
+    warning: str | None = None  # what keeps peers away, if anything: the router lost, trackers failing
 
 
 class Torrent:
@@ -86,6 +88,9 @@ class Torrent:
         self._piece_waiters: dict[int, list[asyncio.Future[None]]] = {}
         self._urgent: dict[object, list[int]] = {}  # reader (a stream) -> pieces it needs next
         self._checking = False
+        self.peer_cache = PeerCache.load(engine._peers_path(meta.info_hash))
+        self._cached: set[int] = set()  # ids of the live connections already put in the cache
+        self.add_candidates(self.peer_cache.addresses)
 
     @property
     def metainfo(self) -> Metainfo:
@@ -224,7 +229,8 @@ class Torrent:
             download_rate=sum(p.down.rate for p in peers), upload_rate=sum(p.up.rate for p in peers),
             peers=len(peers), downloaded=sw.stats.bytes_received,
             uploaded=sw.uploaded,
-            total_size=self.store.total_size if self.store else 0, stats=sw.stats, error=self.error)
+            total_size=self.store.total_size if self.store else 0, stats=sw.stats, error=self.error,
+            warning=self._engine.warnings(self.info_hash) if self._engine.warnings else None)
 
     @property
     def error(self) -> str | None:
@@ -345,6 +351,32 @@ class Torrent:
 
     # -- dialing ---------------------------------------------------------------------------------
 
+    @property
+    def peer_sources_left(self) -> bool:
+        """A connected peer, a dial under way, or a known address whose last dial did not fail."""
+        return bool(self.swarm.peers or self._dialing or any(b not in self._backoff for b in self.candidates))
+
+    def retry_dials(self) -> None:
+        """Forget dial backoff and dial now: the way out (our SAM session) was replaced, so failures
+        before it say nothing about the peers."""
+        self._backoff.clear()
+        self._engine._dial_now(self)
+
+    def _remember_peers(self) -> None:
+        """Peers that completed a handshake go to the front of the peer cache (once per connection)."""
+        current = {id(ps): ps for ps in self.swarm.core.handshaken()}
+        for key, ps in current.items():
+            if key not in self._cached:
+                self.peer_cache.seen(ps.remote)
+        self._cached = set(current)
+
+    def _save_peer_cache(self) -> None:
+        if self.peer_cache.changed:
+            try:
+                self.peer_cache.save(self._engine._peers_path(self.info_hash))
+            except OSError as exc:
+                log.warning("cannot write the peer cache of %s: %s", self.name, exc)
+
     def _dial_due(self, now: float, dial: Dialer, own: set[str]) -> None:
         sw = self.swarm.core
         if sw.paused or sw.closed or (sw.all_verified and self.swarm.metadata_ready.is_set()):
@@ -396,6 +428,8 @@ class Engine:
         self._pump: AlertPump | None = None
         self._torrents: dict[bytes, Torrent] = {}
         self._tick_task: asyncio.Task[None] | None = None
+        self.warnings: Callable[[bytes], str | None] | None = None
+        """Set by the owner (the Client): a line for TorrentStatus.warning, per info-hash."""
         self._last_resume_save = 0.0
         self._resume_due: set[bytes] = set()
         self._unclean = False
@@ -492,6 +526,9 @@ class Engine:
                 raise
         return t
 
+    def _peers_path(self, info_hash: bytes) -> Path:
+        return self._resume_dir / f"{info_hash.hex()}.peers"
+
     def _load_resume(self, info_hash: bytes) -> lt.add_torrent_params | None:
         path = self._resume_dir / f"{info_hash.hex()}.resume"
         try:
@@ -519,6 +556,9 @@ class Engine:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        t = self._torrents.get(info_hash)
+        if t is not None:
+            t._save_peer_cache()
 
     def _request_resume_save(self, t: Torrent) -> None:
         self._resume_due.add(t.info_hash)
@@ -527,6 +567,7 @@ class Engine:
         """Stop a torrent: peers closed, libtorrent forgets it (the downloaded files stay)."""
         self._torrents.pop(t.info_hash, None)
         t._fail_piece_waiters()
+        t._remember_peers()
         t.swarm.close()
         if t.store is not None:
             await t.store.close()
@@ -535,8 +576,10 @@ class Engine:
         if self.session is not None and t.handle.is_valid():
             self.session.remove_torrent(t.handle)
         if delete_resume:
-            with contextlib.suppress(FileNotFoundError):
-                (self._resume_dir / f"{t.info_hash.hex()}.resume").unlink()
+            for path in (self._resume_dir / f"{t.info_hash.hex()}.resume", self._peers_path(t.info_hash)):
+                path.unlink(missing_ok=True)
+        else:
+            t._save_peer_cache()
 
     # -- peers -----------------------------------------------------------------------------------
 
@@ -582,6 +625,7 @@ class Engine:
             now = time.monotonic()
             for t in list(self._torrents.values()):
                 try:
+                    t._remember_peers()
                     if self.dial is not None:
                         t._dial_due(now, self.dial, self.own_addresses)
                 except Exception:
@@ -592,6 +636,8 @@ class Engine:
                 if periodic:
                     self._last_resume_save = now
                     due |= {ih for ih, t in self._torrents.items() if t.handle.need_save_resume_data()}
+                    for t in self._torrents.values():
+                        t._save_peer_cache()
                 for ih in due:
                     t = self._torrents.get(ih)
                     if t is not None:
@@ -609,6 +655,7 @@ class Engine:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._tick_task
         for t in self._torrents.values():
+            t._remember_peers()
             t.swarm.close()
         if save_resume:
             await self.save_all_resume()

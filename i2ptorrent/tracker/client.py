@@ -140,6 +140,7 @@ class WebSocketTrackerClient:
         self.max_message = max_message
         self.events: asyncio.Queue[TrackerEvent] = asyncio.Queue(maxsize=10_000)
         self.connected = asyncio.Event()
+        self.last_error: str | None = None  # why the last connection failed or ended; None once connected
         self._torrents: dict[str, _Torrent] = {}
         self._offers: dict[str, tuple[str, float]] = {}  # offer_id -> (info_hash, expires)
         self._scrapes: list[asyncio.Future[dict[bytes, tuple[int, int, int]]]] = []
@@ -237,8 +238,10 @@ class WebSocketTrackerClient:
             try:
                 await self._session()
             except (OSError, ConnectionError, WebSocketError, asyncio.TimeoutError) as err:
+                self.last_error = str(err) or err.__class__.__name__
                 log.info("tracker %s: %s", self.url, err)
             except Exception as err:  # the transport's own errors (SAMError...) must not end the loop
+                self.last_error = str(err) or err.__class__.__name__
                 log.warning("tracker %s: %r", self.url, err)
             finally:
                 self.connected.clear()
@@ -276,6 +279,7 @@ class WebSocketTrackerClient:
                     raise ConnectionError(f"tracker closed the WebSocket ({event.code})")
                 else:  # Opened
                     self.retries = 0
+                    self.last_error = None
                     self.connected.set()
                     for t in self._torrents.values():
                         t.next_announce = self.clock() + t.interval

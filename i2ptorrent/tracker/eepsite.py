@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from ..transport.accepting import accept_forever
 from ..transport.sam import SAMAddress, SAMStream, StreamSession, load_or_create_destination
+from ..transport.session_keeper import KeptStreamSession
 from ..transport.stream import ByteStream
 from .access import FILE_NAME as ACCESS_FILE, AccessList
 from .identity import PeerIdentity
@@ -37,7 +38,8 @@ MAX_STREAMS = 4096  # served at once; more are closed at once (the caller retrie
 class TrackerEepsite:
     """Serves `server` on every stream `session` accepts, until closed."""
 
-    def __init__(self, server: TrackerServer, session: StreamSession, *, acceptors: int = ACCEPTORS,
+    def __init__(self, server: TrackerServer, session: StreamSession | KeptStreamSession, *,
+                 acceptors: int = ACCEPTORS,
                  max_streams: int = MAX_STREAMS, close_session: bool = False) -> None:
         self.server = server
         self.close_session = close_session
@@ -116,13 +118,18 @@ async def start_tracker(data_dir: Path | str, sam: SAMAddress, session_options: 
     With `private`, only destinations in data_dir/access.json (or holders of its invites) are served;
     with a `store`, swarms, allowlist and invites are the ones shared in it (access.json is unused).
     Instances that copy the same tracker.key serve one .b32 from several routers (multihoming).
+    The session outlives its router: it is re-created at the same .b32 when the router comes back. A
+    restart under known keys is checked for reachability, except with a store: another instance at the
+    same .b32 may take the probe, which only we answer.
     """
     paths = TrackerPaths(Path(data_dir))
     paths.data_dir.mkdir(parents=True, exist_ok=True)
     session = None
+    known = paths.key.exists()
     try:
         destination = await load_or_create_destination(paths.key, sam)
-        session = await StreamSession.create(sam, destination, session_options)
+        session = await KeptStreamSession.create(sam, destination, session_options, what="tracker",
+                                                 probe_first=known, probe=store is None)
         if store is not None:
             server = TrackerServer(store=store, limits=limits)
         else:

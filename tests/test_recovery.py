@@ -1,0 +1,192 @@
+"""Keeping going when the router or the tracker goes away, on real routers (issue 11).
+
+Each test that kills a router has a router of its own (`own_router`). They take time: the router-kill test
+about 1-3 min, the peer-cache test about 1-2 min, the same-key restart about 1 min.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from i2ptorrent.client import Client, ClientConfig
+from i2ptorrent.engine import parse_magnet
+from i2ptorrent.transport.router import ManagedRouter
+from i2ptorrent.transport.sam import StreamSession, new_destination
+from i2ptorrent.transport.session_keeper import LOST_MESSAGE, reachable
+from i2ptorrent.tracker.eepsite import start_tracker
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def config(router: ManagedRouter, data_dir: Path, **kw: object) -> ClientConfig:
+    assert router.sam is not None
+    return ClientConfig(data_dir, router.sam, dict(router.session_options), webrtc=False, **kw)  # type: ignore[arg-type]
+
+
+async def wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        await asyncio.sleep(0.2)
+
+
+@pytest.mark.timeout(900)
+async def test_router_killed_mid_transfer_and_restarted(own_router: ManagedRouter, tmp_path: Path) -> None:
+    """SIGKILL the router mid-transfer, start a new one on the same SAM port 3 s later: the leecher and the
+    seeder say "I2P router lost", reconnect, and the file completes with identical bytes and no verified
+    piece fetched twice. Then the tracker eepsite answers at the same .b32 and a new leecher that knows
+    only the tracker downloads from the restarted seeder."""
+    share = tmp_path / "share" / "big.bin"
+    share.parent.mkdir(parents=True)
+    share.write_bytes(os.urandom(6 << 20))
+    assert own_router.sam is not None
+    site = await start_tracker(tmp_path / "tracker", own_router.sam, dict(own_router.session_options),
+                               private=False)
+    seeder = await Client(config(own_router, tmp_path / "seed", upload_rate=256 * 1024)).start()
+    leecher = await Client(config(own_router, tmp_path / "leech")).start()
+    newcomer: Client | None = None
+    try:
+        tracker_b32 = site.b32
+        t_seed = await seeder.seed(share, trackers=[site.http_announce_url], piece_size=64 * 1024)
+        t_leech = await leecher.add(seeder.magnet(t_seed), tmp_path / "down")
+        await wait_for(lambda: t_leech.status().progress >= 0.2, 180, "a fifth of the file")
+        assert t_leech.status().progress < 0.8, "too fast to interrupt mid-transfer; lower upload_rate"
+
+        own_router.kill()
+        await wait_for(lambda: seeder.router_status is not None and leecher.router_status is not None, 10,
+                       "both clients to notice the router is gone")
+        warning = t_leech.status().warning
+        assert warning is not None and warning.startswith(LOST_MESSAGE)
+        assert (t_seed.status().warning or "").startswith(LOST_MESSAGE)
+        await asyncio.sleep(3)
+        await own_router.restart()
+
+        await asyncio.wait_for(t_leech.wait_complete(), 400)
+        assert digest(tmp_path / "down" / "big.bin") == digest(share)
+        st = t_leech.status()
+        assert st.stats.pieces_fetched == st.pieces_total and st.stats.hash_failures == 0
+        assert seeder.router_status is None and leecher.router_status is None
+        assert site.b32 == tracker_b32
+
+        # a new leecher that knows only the tracker: the eepsite at the same .b32 and the seeder both serve
+        newcomer = await Client(config(own_router, tmp_path / "new")).start()
+        magnet = t_seed.magnet()  # trackers only, no x.pe
+        assert parse_magnet(magnet).peers == ()
+        t_new = await newcomer.add(magnet, tmp_path / "down2")
+        await asyncio.wait_for(t_new.wait_complete(), 300)
+        assert digest(tmp_path / "down2" / "big.bin") == digest(share)
+    finally:
+        for c in (newcomer, leecher, seeder):
+            if c is not None:
+                await c.close()
+        await site.close()
+
+
+@pytest.mark.timeout(900)
+async def test_restarted_leecher_finds_its_seeder_without_the_tracker(own_router: ManagedRouter,
+                                                                      tmp_path: Path) -> None:
+    """The leecher met the seeder through the tracker; the tracker dies and the leecher restarts (same
+    keys, router kept running): its peer cache leads it back to the seeder, and its status says the
+    tracker failed."""
+    share = tmp_path / "share" / "file.bin"
+    share.parent.mkdir(parents=True)
+    share.write_bytes(os.urandom(3 << 20))
+    assert own_router.sam is not None
+    site = await start_tracker(tmp_path / "tracker", own_router.sam, dict(own_router.session_options),
+                               private=False)
+    seeder = await Client(config(own_router, tmp_path / "seed", upload_rate=128 * 1024)).start()
+    leecher: Client | None = None
+    try:
+        t_seed = await seeder.seed(share, trackers=[site.http_announce_url], piece_size=64 * 1024)
+        magnet = t_seed.magnet()
+        assert parse_magnet(magnet).peers == ()
+        leecher = await Client(config(own_router, tmp_path / "leech", connect_timeout=20.0)).start()
+        t_leech = await leecher.add(magnet, tmp_path / "down")
+        await wait_for(lambda: t_leech.status().progress >= 0.1, 240, "part of the file via the tracker")
+        await site.close()
+        await leecher.close()
+        cache = (tmp_path / "leech" / "resume" / f"{t_seed.info_hash.hex()}.peers").read_text()
+        assert seeder.b32 in cache
+        assert (tmp_path / "leech" / "resume" / f"{t_seed.info_hash.hex()}.peers").stat().st_mode & 0o077 == 0
+
+        leecher = await Client(config(own_router, tmp_path / "leech", connect_timeout=20.0)).start()
+        t_leech = await leecher.add(magnet, tmp_path / "down")
+        warnings: list[str] = []
+
+        async def watch() -> None:
+            while True:
+                w = t_leech.status().warning
+                if w:
+                    warnings.append(w)
+                await asyncio.sleep(0.5)
+
+        watcher = asyncio.ensure_future(watch())
+        try:
+            await asyncio.wait_for(t_leech.wait_complete(), 400)
+            await wait_for(lambda: any("tracker" in w and "failed" in w for w in warnings), 120,
+                           "the status to say the tracker failed")
+        finally:
+            watcher.cancel()
+        assert digest(tmp_path / "down" / "file.bin") == digest(share)
+        assert any(site.http_announce_url in w for w in warnings)
+    finally:
+        if leecher is not None:
+            await leecher.close()
+        await seeder.close()
+        await site.close()
+
+
+@pytest.mark.timeout(600)
+async def test_same_key_restart_with_the_router_running_is_reachable(own_router: ManagedRouter,
+                                                                     tmp_path: Path) -> None:
+    """A node stopped and started again at once under the same keys, its router kept running: i2pd 2.45
+    could leave the new session unreachable; the node checks and re-creates it, so a caller gets through."""
+    assert own_router.sam is not None
+    node = await Client(config(own_router, tmp_path / "node")).start()
+    b32 = node.b32
+    await node.close()
+    node = await Client(config(own_router, tmp_path / "node")).start()
+    caller = await StreamSession.create(own_router.sam, await new_destination(own_router.sam),
+                                        dict(own_router.session_options))
+    try:
+        assert node.b32 == b32
+        stream = await caller.connect(b32, timeout=240)
+        await stream.close()
+    finally:
+        await caller.close()
+        await node.close()
+
+
+async def test_no_peer_source_left_is_said(router: ManagedRouter, tmp_path: Path) -> None:
+    """A magnet whose only tracker cannot be reached: the status names the tracker, why, and that no peer
+    source is left (instead of 'fetching metadata peers 0' forever)."""
+    dead = hashlib.sha256(b"nobody runs this tracker").digest()
+    from i2ptorrent.transport.sam_protocol import b32_from_hash
+
+    url = f"http://{b32_from_hash(dead)}/announce"
+    client = await Client(config(router, tmp_path / "c", connect_timeout=10.0)).start()
+    try:
+        t = await client.add(f"magnet:?xt=urn:btih:{'ab' * 20}&tr={url}", tmp_path / "down")
+        assert (t.status().warning or "").startswith("waiting for 1 tracker")
+        await wait_for(lambda: "no peer source left" in (t.status().warning or ""), 90, "no peer source left")
+        warning = t.status().warning or ""
+        assert url in warning and "cannot reach" in warning
+    finally:
+        await client.close()
+
+
+async def test_reachable_is_false_for_a_closed_session(router: ManagedRouter) -> None:
+    assert router.sam is not None
+    session = await StreamSession.create(router.sam, await new_destination(router.sam),
+                                         dict(router.session_options))
+    await session.close()
+    assert not await reachable(session, dict(router.session_options), timeout=15)
