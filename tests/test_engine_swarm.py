@@ -26,6 +26,7 @@ from i2ptorrent.wire.events import (
     RequestCancelled, Unchoke,
 )
 from i2ptorrent.wire.extension import metadata_piece
+from i2ptorrent.wire.pex import PexReceived
 
 MiB = 1024 * 1024
 
@@ -335,3 +336,59 @@ def test_a_destination_calling_again_replaces_its_old_connection_but_not_within_
     assert net.core.add_peer("a-restarted", a.remote, False, 20.0) is None  # it restarted: the old one goes
     assert closes(net.core.take_actions()) == {"a": "replaced by a new connection from the same destination"}
     assert list(net.core.peers) == ["a-restarted"]
+
+
+def private_torrent() -> Metainfo:
+    info = bencode({b"name": b"p.bin", b"piece length": 16384, b"length": 16384 * 4, b"pieces": bytes(80),
+                    b"private": 1})
+    return Metainfo(hashlib.sha1(info).digest(), "p.bin", info_bytes=info)
+
+
+def b32(name: str) -> str:
+    from i2ptorrent.transport.sam_protocol import b32_from_hash
+    return b32_from_hash(hashlib.sha256(name.encode()).digest())
+
+
+def pex_remotes(net: Net, meta: Metainfo, names: str, now: float) -> list[Remote]:
+    remotes = []
+    for name in names:
+        r = Remote(name, meta)
+        r.remote = b32(name)  # a canonical address: what i2p_pex carries is its 32-byte hash
+        r.wire.pex = True
+        net.connect(r, now)
+        r.wire.send_extension_handshake()
+        net.pump(now)
+        remotes.append(r)
+    return remotes
+
+
+def test_i2p_pex_tells_each_peer_of_the_others_and_passes_on_what_peers_tell() -> None:
+    from i2ptorrent.engine.actions import PeersFound
+
+    meta, _ = torrent(4, 16384)
+    net = Net(leecher(meta))
+    a, b = pex_remotes(net, meta, "ab", 0.0)
+    net.advance(5.0)
+    assert a.of(PexReceived) == [PexReceived((b.remote,), ())]
+    assert b.of(PexReceived) == [PexReceived((a.remote,), ())]
+    c = b32("c")
+    a.wire.send_pex([c, b.remote, a.remote])
+    assert net.pump(6.0) == [PeersFound((c, b.remote))]  # never the sender itself
+    a.wire.send_pex([b32("d")])
+    assert net.pump(7.0) == []  # too soon after the last one: ignored
+    net.core.close_peer("b", "gone", 8.0)
+    net.pump(8.0)
+    net.advance(70.0)
+    assert a.of(PexReceived)[-1] == PexReceived((), (b.remote,))
+
+
+def test_no_i2p_pex_for_a_private_torrent() -> None:
+    meta = private_torrent()
+    assert meta.private
+    net = Net(leecher(meta))
+    a, b = pex_remotes(net, meta, "ab", 0.0)
+    net.advance(70.0)
+    assert "i2p_pex" not in a.wire.peer_extensions and a.of(PexReceived) == []
+    a.wire.peer_extensions["i2p_pex"] = 9
+    a.wire.send_pex([b.remote])
+    assert not any(type(x).__name__ == "PeersFound" for x in net.pump(71.0))

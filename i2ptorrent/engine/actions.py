@@ -73,6 +73,13 @@ class PeerBanned(Action):
 
 
 @dataclass(frozen=True)
+class PeersFound(Action):
+    """Addresses a peer told us of (i2p_pex): candidates to dial."""
+
+    addresses: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Completed(Action):
     """Every wanted piece is verified. `flush`: pieces were written in this run, so flush them first."""
 

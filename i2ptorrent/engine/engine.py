@@ -80,6 +80,7 @@ class Torrent:
         self.store: PieceStore | None = None  # the one owner; the swarm reads it through a callable
         self.swarm = AsyncSwarm(meta, engine.peer_id, lambda: self.store, on_metadata=self._install_metadata,
                                 on_complete=self.save_resume, max_peers=engine.max_peers, limits=engine.limits)
+        self.swarm.on_peers = self.add_candidates
         self.candidates: dict[str, None] = dict.fromkeys(meta.peers)
         self._dialing: set[str] = set()
         self._backoff: dict[str, tuple[float, float]] = {}  # b32 -> (next attempt, current backoff)

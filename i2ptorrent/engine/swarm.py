@@ -38,13 +38,16 @@ from ..wire.events import (
     NotInterested, RequestRejected, Unchoke,
 )
 from ..wire.extension import UT_METADATA, metadata_piece
+from ..wire.pex import I2P_PEX, PexReceived
 from .actions import (
-    Action, ClosePeer, Completed, InstallMetadata, PeerBanned, Prefetch, Send, ServeBlock, WritePiece,
+    Action, ClosePeer, Completed, InstallMetadata, PeerBanned, PeersFound, Prefetch, Send, ServeBlock,
+    WritePiece,
 )
 from .bits import bitfield_to_int, int_to_bitfield
 from .choker import Choker, Decisions
 from .metadata_fetch import MetadataFetch, MetadataMismatch
 from .metainfo import Metainfo
+from .pex import PexPolicy
 from .peer_state import HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, KEEPALIVE_INTERVAL, SNUB_TIMEOUT, PeerKey, PeerState
 from .picker import BLOCK, BUFFER_BUDGET, PiecePicker
 
@@ -100,6 +103,8 @@ class SwarmCore:
         self._next_round: float | None = None
         self._now = 0.0  # the time of the latest call: when queued bytes count as sent
         self._actions: list[Action] = []
+        self.pex = PexPolicy()
+        self._private: tuple[bytes | None, bool] = (None, False)  # (info dict it was computed for, private)
         self._dispatch: dict[type, Callable[[PeerState, Any, float], None]] = {
             HandshakeReceived: self._on_handshake, BitfieldReceived: self._on_bitfield,
             HaveReceived: self._on_have, HaveAll: self._on_have_all,
@@ -108,6 +113,7 @@ class SwarmCore:
             BlockReceived: self._on_block, RequestRejected: self._on_rejected,
             ExtensionHandshake: self._on_extension_handshake, MetadataRequested: self._on_metadata_request,
             MetadataPieceReceived: self._on_metadata_piece, MetadataRejected: self._on_metadata_rejected,
+            PexReceived: self._on_pex,
         }
 
     @property
@@ -262,7 +268,8 @@ class SwarmCore:
             kw = dict(num_pieces=self.picker.num_pieces, piece_length=self.picker.piece_length,
                       total_length=self.picker.total_size)
         info = self.meta.info_bytes
-        wire = PeerWire(self.info_hash, self.peer_id, metadata_size=len(info) if info else None, **kw)
+        wire = PeerWire(self.info_hash, self.peer_id, metadata_size=len(info) if info else None,
+                        pex=self.pex_allowed, **kw)
         wire.send_handshake()
         ps = self.peers[key] = PeerState(key, remote, outgoing, wire, now)
         self.choker.add_peer(key, now)
@@ -284,6 +291,7 @@ class SwarmCore:
         if self.peers.pop(ps.key, None) is None:
             return
         log.debug("%s closed: %s", ps, reason)
+        self.pex.forget(ps.key)
         ps.wire.data_to_send()  # nothing more goes to it
         self._actions.append(ClosePeer(ps.key, reason))
         self.stats.bytes_sent += ps.up.total
@@ -562,6 +570,8 @@ class SwarmCore:
     # -- metadata (magnets) ----------------------------------------------------------------------
 
     def _on_extension_handshake(self, ps: PeerState, ev: ExtensionHandshake, now: float) -> None:
+        if I2P_PEX in ev.extensions and ps.wire.pex:
+            self.pex.peer_ready(ps.key, now)
         reqq = ev.data.get(b"reqq")
         if isinstance(reqq, int) and reqq > 0:
             ps.peer_reqq = min(reqq, MAX_QUEUE)
@@ -660,6 +670,36 @@ class SwarmCore:
         self._apply(self.choker.tick(now, rates), now)
         self._refill_all(now)
         self._request_metadata_all(now)
+        self._send_pex(now)
+
+    # -- peer exchange (i2p_pex) -------------------------------------------------------------------
+
+    @property
+    def pex_allowed(self) -> bool:
+        """Never for a private torrent (BEP 27); a magnet's privacy is unknown until its metadata."""
+        info = self.meta.info_bytes
+        if self._private[0] is not info:
+            self._private = (info, self.meta.private)
+        return not self._private[1]
+
+    def _send_pex(self, now: float) -> None:
+        if not self.pex_allowed:
+            return
+        connected = [ps.remote for ps in self.handshaken() if ps.remote.endswith(".b32.i2p")]
+        for ps in self.peers.values():
+            if not ps.wire.pex or I2P_PEX not in ps.wire.peer_extensions:
+                continue
+            update = self.pex.due(ps.key, now, connected, own=ps.remote)
+            if update is not None:
+                ps.wire.send_pex(*update)
+
+    def _on_pex(self, ps: PeerState, ev: PexReceived, now: float) -> None:
+        if not self.pex_allowed or not self.pex.accept(ps.key, now):
+            return
+        found = tuple(a for a in ev.added if a != ps.remote)
+        if found:
+            log.debug("%s told us of %d peers (i2p_pex)", ps, len(found))
+            self._actions.append(PeersFound(found))
 
     def _snubbed(self, ps: PeerState, now: float) -> None:
         """The peer sits on our requests: give its blocks to others, cancel them on the wire."""

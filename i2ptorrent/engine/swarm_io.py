@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..transport.stream import ByteStream
 from .actions import (
-    ClosePeer, Completed, InstallMetadata, PeerBanned, Prefetch, Send, ServeBlock, WritePiece,
+    ClosePeer, Completed, InstallMetadata, PeerBanned, PeersFound, Prefetch, Send, ServeBlock, WritePiece,
 )
 from .metainfo import Metainfo
 from .peer import PeerConnection
@@ -41,6 +41,8 @@ class AsyncSwarm:
         self._store = store
         self._on_metadata = on_metadata
         self._on_complete = on_complete
+        self.on_peers: Callable[[tuple[str, ...]], None] | None = None
+        """Where addresses peers told us of (i2p_pex) go: the torrent's dial candidates."""
         self.limits = limits
         self.complete = asyncio.Event()  # every wanted piece verified and flushed to the files
         self.metadata_ready = asyncio.Event()
@@ -153,6 +155,9 @@ class AsyncSwarm:
                 self._spawn(self._write(a.index, a.data), f"writing piece {a.index}")
             elif isinstance(a, InstallMetadata):
                 self._spawn(self._install_metadata(a.meta), "installing metadata")
+            elif isinstance(a, PeersFound):
+                if self.on_peers is not None:
+                    self.on_peers(a.addresses)
             elif isinstance(a, PeerBanned):
                 log.warning("banning %s: %s", a.remote, a.reason)
             elif isinstance(a, Completed):
