@@ -98,8 +98,7 @@ async def test_i2p_pex_both_ways_with_libtorrent(router: ManagedRouter, sam_pool
             t_c = await c.add(magnet_c, tmp_path / "c-down")
 
             def c_meets_l() -> bool:
-                return any(p.remote == libtorrent_b32 and p.wire.peer_handshake is not None
-                           for p in t_c.swarm.peers)
+                return any(ps.remote == libtorrent_b32 for ps in t_c.swarm.core.handshaken())
 
             await wait_for(c_meets_l, 240, "C and libtorrent to meet through T2")
             swarm2 = site2.server.core.swarms.get(ih)
