@@ -14,6 +14,7 @@ import pytest
 import pytest_asyncio
 
 from i2ptorrent.transport.router import ManagedRouter
+from i2ptorrent.transport.testnet import Testnet, TestnetConfig, missing_requirements
 from i2ptorrent.transport.sam import DatagramSession, Destination, StreamSession, new_destination
 
 
@@ -101,6 +102,36 @@ def _routers_outlive_the_test() -> Iterator[None]:
         if r.process is not None and r.process.poll() is not None:
             _watched.remove(r)  # reported once, here; later tests fail on their own
             pytest.fail(f"i2pd died during this test: {r.exit_report()}", pytrace=False)
+    for net in _testnets:
+        dead = [r for r in net.dead() if r.index not in _reported_dead]
+        if dead:
+            _reported_dead.update(r.index for r in dead)
+            pytest.fail("testnet router died during this test: " + "\n".join(r.exit_report() for r in dead),
+                        pytrace=False)
+
+
+TESTNET_ROUTERS = 8
+TESTNET_DELAY = 0.050
+_testnets: list[Testnet] = []
+_reported_dead: set[int] = set()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def testnet() -> AsyncIterator[Testnet]:
+    """A private I2P network of 8 i2pd routers in network namespaces, 50 ms per link (one per pytest
+    session; see transport/testnet.py). Stopped by PID and its namespaces removed at the end, even on
+    failure."""
+    why = missing_requirements()
+    if why:
+        pytest.skip(why)
+    net = Testnet(TestnetConfig(routers=TESTNET_ROUTERS, delay=TESTNET_DELAY))
+    await net.start()
+    _testnets.append(net)
+    try:
+        yield net
+    finally:
+        _testnets.remove(net)
+        await net.close()
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -117,3 +148,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if {"router", "own_router", "sam_pool"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.router)
+        if "testnet" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.testnet)

@@ -332,6 +332,8 @@ class Testnet:
     """`async with Testnet(TestnetConfig(routers=8, delay=0.05)) as net:` then clients on
     `net.client_routers` through `await net.run(i, coro)`."""
 
+    __test__ = False  # not a pytest test class, whatever its name
+
     def __init__(self, config: TestnetConfig | None = None, workdir: Path | None = None) -> None:
         self.config = config or TestnetConfig()
         if not 2 <= self.config.routers <= 200 or not 1 <= self.config.floodfills < self.config.routers:
