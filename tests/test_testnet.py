@@ -120,6 +120,13 @@ async def test_four_seeders_to_one_leecher(testnet: Testnet, tmp_path: Path) -> 
         await close_all([*seeders, leecher])
 
 
+AFTER_KILL_TIMEOUT = 150.0
+
+
+@pytest.mark.xfail(strict=True, reason="i2pd 2.45.1: after a transit router of the stream's tunnels dies, "
+                   "the stream stalls for minutes and a NEW stream between the same two destinations carries "
+                   "nothing either (measured with a raw SAM stream too: 'LeaseSet was not confirmed', "
+                   "'Garlic: Flags/static section AEAD verification failed'); see docs/INTERFACES.md")
 async def test_transfer_completes_when_a_transit_router_dies(testnet: Testnet, tmp_path: Path) -> None:
     """Kill the router that carried the most of this transfer's traffic (not the seeder's, the leecher's
     or the tracker's) once it is under way: the tunnels through it break, i2pd builds new ones, and the
@@ -153,7 +160,11 @@ async def test_transfer_completes_when_a_transit_router_dies(testnet: Testnet, t
     try:
         torrent = await seeder.call(seeder.client.seed(src))
         t = await leecher.call(leecher.client.add(seeder.client.magnet(torrent), tmp_path / "leech"))
-        await watch_download(leecher, t, DOWNLOAD_TIMEOUT, on_poll=kill_when_under_way)
+        try:
+            await watch_download(leecher, t, AFTER_KILL_TIMEOUT, on_poll=kill_when_under_way)
+        except AssertionError as exc:
+            logs = "\n".join(f"router {i}:\n{testnet.routers[i].log_tail()}" for i in (3, 4))
+            raise AssertionError(f"{exc}\n{logs}") from None
         assert killed, "the download finished before a transit router could be killed"
         assert not testnet.routers[killed[0]].alive()
         assert same_bytes(tmp_path / "leech" / src.name, src)

@@ -238,7 +238,11 @@ class TestnetRouter:
         """How the router ended and the end of its logs (the same shape as ManagedRouter.exit_report)."""
         code = self.process.returncode if self.process is not None else None
         how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-        parts = [f"testnet router {self.index} ({self.netns}): {how}"]
+        return f"testnet router {self.index} ({self.netns}): {how}\n{self.log_tail(lines)}"
+
+    def log_tail(self, lines: int = 20) -> str:
+        """The end of the router's logs without the lines a private router prints all the time."""
+        parts = []
         for name in ("stderr.log", "i2pd.log"):
             with contextlib.suppress(OSError):
                 text = (self.datadir / name).read_text(errors="replace").strip()

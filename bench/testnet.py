@@ -1,0 +1,315 @@
+"""Side by side on one private I2P network (8 i2pd routers in namespaces, transport/testnet.py), per
+(tunnel hops, one-way delay per link) row: a raw SAM stream, our classic peers, our WebRTC peers over each
+carrier, and libtorrent 2.1.1's own I2P client (qBittorrent's engine, through tests/sam_proxy.py), each
+with one seeder -> one leecher and four seeders -> one leecher, on the same files and routers.
+
+Every leecher is a new client with a new SAM session (cold); times run from `add` to the first verified
+piece and to completion, and every download's bytes are compared. Peers find each other through our
+tracker eepsite: classic peers and libtorrent through its HTTP announce, WebRTC peers through its
+WebSocket announce alone (offers and answers, no address). MB/s = size / (completion - first piece).
+
+    python3 bench/testnet.py                                # every row: 1,0  3,50  3,150
+    python3 bench/testnet.py --rows 3,50 --mib 2            # one row
+Needs root (namespaces). Seeders: routers 3,5,6,7; leechers: router 4; tracker: router 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+import libtorrent as lt  # noqa: E402
+
+from i2ptorrent.engine.metainfo import magnet_of  # noqa: E402
+from i2ptorrent.engine.settings import anonymous_settings  # noqa: E402
+from i2ptorrent.transport.sam import SAMAddress, StreamSession, new_destination  # noqa: E402
+from i2ptorrent.transport.sdp import CARRIER_DATAGRAM, CARRIER_STREAM  # noqa: E402
+from i2ptorrent.transport.testnet import Testnet, TestnetConfig, session_options  # noqa: E402
+from sam_proxy import SessionRewritingProxy  # noqa: E402
+from testnet_nodes import Node, Progress, start_node, start_tracker, watch_download  # noqa: E402
+
+MiB = 1024 * 1024
+SEEDER_ROUTERS = [3, 5, 6, 7]
+LEECHER_ROUTER = 4
+TRACKER_ROUTER = 2
+TIMEOUT = 1800.0
+
+
+@dataclass
+class Result:
+    first: float
+    done: float
+    size: int
+
+    @property
+    def rate(self) -> float:
+        return self.size / max(1e-6, self.done - self.first) / 1e6
+
+    def __str__(self) -> str:
+        return f"first piece {self.first:6.1f} s  done {self.done:6.1f} s  {self.rate:6.3f} MB/s"
+
+
+def sha(path: Path) -> bytes:
+    return hashlib.sha256(path.read_bytes()).digest()
+
+
+# ---- raw SAM stream ---------------------------------------------------------------------------------
+
+async def raw_stream(net: Testnet, hops: int, size: int) -> Result:
+    """One SAM stream from a seeder router to the leecher router: connect to first byte, to last byte."""
+    async def session() -> StreamSession:
+        sam = SAMAddress()
+        return await StreamSession.create(sam, await new_destination(sam), session_options(hops))
+    a, b = await asyncio.gather(net.run(SEEDER_ROUTERS[0], session()), net.run(LEECHER_ROUTER, session()))
+    block = os.urandom(256 * 1024)
+
+    async def receive() -> tuple[float, float]:
+        s = await b.accept()
+        got, first = 0, None
+        while got < size:
+            chunk = await s.read(1 << 20)
+            if not chunk:
+                raise RuntimeError("raw stream closed early")
+            first = first or time.monotonic()
+            got += len(chunk)
+        await s.close()
+        return first, time.monotonic()  # type: ignore[return-value]
+
+    async def send() -> None:
+        s = await a.connect(b.b32, timeout=120)
+        sent = 0
+        while sent < size:
+            await s.write(block)
+            sent += len(block)
+        await asyncio.sleep(5)
+        await s.close()
+
+    try:
+        start = time.monotonic()
+        receiving = asyncio.ensure_future(net.run(LEECHER_ROUTER, receive(), timeout=TIMEOUT))
+        await net.run(SEEDER_ROUTERS[0], send(), timeout=TIMEOUT)
+        first, last = await receiving
+        return Result(first - start, last - start, size)
+    finally:
+        await net.run(SEEDER_ROUTERS[0], a.close())
+        await net.run(LEECHER_ROUTER, b.close())
+
+
+# ---- ours ---------------------------------------------------------------------------------------------
+
+async def ours_leech(net: Testnet, hops: int, work: Path, magnet: str, carriers: tuple[str, ...],
+                     webrtc: bool, src: Path, label: str) -> Result:
+    leecher = await start_node(net, LEECHER_ROUTER, work / f"leech-{label}", hops, carriers, webrtc=webrtc)
+    try:
+        progress = Progress()
+        t = await leecher.call(leecher.client.add(magnet, work / f"dl-{label}"))
+        await watch_download(leecher, t, TIMEOUT, progress)
+        if sha(work / f"dl-{label}" / src.name) != sha(src):
+            raise RuntimeError(f"{label}: the downloaded bytes differ")
+        assert progress.first_piece is not None and progress.complete is not None
+        return Result(progress.first_piece, progress.complete, src.stat().st_size)
+    finally:
+        await leecher.close()
+
+
+# ---- libtorrent ------------------------------------------------------------------------------------
+
+def lt_settings(sam_port: int, hops: int) -> dict[str, Any]:
+    settings = anonymous_settings()
+    settings.update({
+        "i2p_hostname": "127.0.0.1", "i2p_port": sam_port, "allow_i2p_mixed": False,
+        "i2p_inbound_length": hops, "i2p_outbound_length": hops, "i2p_inbound_quantity": 3,
+        "i2p_outbound_quantity": 3, "enable_outgoing_tcp": True, "outgoing_interfaces": "127.0.0.1",
+        "anonymous_mode": False, "alert_mask": lt.alert_category.error | lt.alert_category.status,
+    })
+    return settings
+
+
+class LtNode:
+    """A libtorrent session with its own I2P SAM session, living on one router's namespace loop."""
+
+    def __init__(self, net: Testnet, router: int, hops: int) -> None:
+        self.net, self.router, self.hops = net, router, hops
+        self.proxy: SessionRewritingProxy | None = None
+        self.ses: Any = None
+        self.handle: Any = None
+
+    async def start(self) -> "LtNode":
+        async def make() -> None:
+            self.proxy = await SessionRewritingProxy("127.0.0.1", 7656).__aenter__()
+            self.ses = lt.session(lt_settings(self.proxy.port, self.hops))
+        await self.net.run(self.router, make())
+        return self
+
+    async def add(self, ti: Any, save_path: Path, tracker: str) -> None:
+        async def add() -> None:
+            atp = lt.add_torrent_params()
+            atp.ti = ti
+            atp.save_path = str(save_path)
+            atp.trackers = [tracker]
+            self.handle = self.ses.add_torrent(atp)
+            assert self.proxy is not None
+            await asyncio.wait_for(self.proxy.session_ready.wait(), 180)
+            self.handle.force_reannounce(0, -1, lt.reannounce_flags_t.ignore_min_interval)
+        await self.net.run(self.router, add())
+
+    async def status(self) -> Any:
+        async def get() -> Any:
+            self.ses.pop_alerts()
+            return self.handle.status()
+        return await self.net.run(self.router, get())
+
+    async def reannounce_until(self, seeding: bool, timeout: float, progress: Progress) -> None:
+        """Poll until done (or, for a seeder, until it has checked its files and is seeding)."""
+        deadline = time.monotonic() + timeout
+        last_announce = time.monotonic()
+        while True:
+            st = await self.status()
+            if st.num_pieces and progress.first_piece is None:
+                progress.first_piece = time.monotonic() - progress.start
+            if st.is_seeding:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"libtorrent on router {self.router}: not done after {timeout:.0f} s")
+            if not seeding and st.num_peers == 0 and time.monotonic() - last_announce > 15:
+                last_announce = time.monotonic()
+                await self.net.run(self.router, self._reannounce())
+            await asyncio.sleep(0.25)
+
+    async def _reannounce(self) -> None:
+        self.handle.force_reannounce(0, -1, lt.reannounce_flags_t.ignore_min_interval)
+
+    async def close(self) -> None:
+        async def stop() -> None:
+            self.ses = None
+            self.handle = None
+            if self.proxy is not None:
+                await self.proxy.__aexit__(None, None, None)
+        await self.net.run(self.router, stop())
+
+
+async def lt_leech(net: Testnet, hops: int, work: Path, ti: Any, tracker: str, src: Path, label: str) -> Result:
+    node = await LtNode(net, LEECHER_ROUTER, hops).start()
+    try:
+        progress = Progress()
+        await node.add(ti, work / f"dl-{label}", tracker)
+        await node.reannounce_until(False, TIMEOUT, progress)
+        progress.complete = time.monotonic() - progress.start
+        if sha(work / f"dl-{label}" / src.name) != sha(src):
+            raise RuntimeError(f"{label}: the downloaded bytes differ")
+        assert progress.first_piece is not None
+        return Result(progress.first_piece, progress.complete, src.stat().st_size)
+    finally:
+        await node.close()
+
+
+# ---- one row ---------------------------------------------------------------------------------------
+
+def ratio(a: Result | None, b: Result | None) -> str:
+    return f"{a.rate / b.rate:.2f}" if a and b and b.rate else "n/a"
+
+
+async def run_row(net: Testnet, hops: int, delay: float, mib: float, work: Path, skip_lt: bool) -> None:
+    net.set_links(delay)
+    print(f"\n== {hops} hops, {delay * 1000:.0f} ms per link, {mib:g} MiB ==", flush=True)
+    work.mkdir(parents=True)
+    size = int(mib * MiB)
+    one, four = work / "share1" / "one-seeder.bin", work / "share4" / "four-seeders.bin"
+    for p in (one, four):
+        p.parent.mkdir()
+        p.write_bytes(os.urandom(size))
+    tracker = await start_tracker(net, TRACKER_ROUTER, hops)
+    carriers = (CARRIER_STREAM, CARRIER_DATAGRAM)
+    seeders: list[Node] = list(await asyncio.gather(*(
+        start_node(net, r, work / f"seeder{r}", hops, carriers) for r in SEEDER_ROUTERS)))
+    lt_seeders: list[LtNode] = []
+    results: dict[str, Result | None] = {}
+    try:
+        trackers = [tracker.site.http_announce_url, tracker.site.announce_url]
+        t1 = await seeders[0].call(seeders[0].client.seed(one, trackers=trackers))
+        t4 = await seeders[0].call(seeders[0].client.seed(four, trackers=trackers))
+        for s in seeders[1:]:
+            await s.call(s.client.add(t4.metainfo, four.parent))
+        raw = results["raw"] = await raw_stream(net, hops, size)
+        print(f"raw SAM stream          {raw}", flush=True)
+        kinds = [("classic", (CARRIER_STREAM,), False, tracker.site.http_announce_url),
+                 ("webrtc-stream", (CARRIER_STREAM,), True, tracker.site.announce_url),
+                 ("webrtc-datagram", (CARRIER_DATAGRAM,), True, tracker.site.announce_url)]
+        for n, t in (("1", t1), ("4", t4)):
+            src = one if n == "1" else four
+            for kind, cs, webrtc, announce in kinds:
+                magnet = magnet_of(t.metainfo, trackers=[announce], peers=())
+                try:
+                    results[f"{kind}-{n}"] = await ours_leech(net, hops, work, magnet, cs, webrtc, src,
+                                                              f"{kind}-{n}")
+                    print(f"ours {kind:15s} {n}->1 {results[f'{kind}-{n}']}", flush=True)
+                except Exception as exc:  # one failed kind must not lose the others' figures
+                    results[f"{kind}-{n}"] = None
+                    print(f"ours {kind:15s} {n}->1 FAILED: {exc!r}"[:400], flush=True)
+        ti1, ti4 = t1.metainfo.torrent_info(), t4.metainfo.torrent_info()
+        await asyncio.gather(*(s.close() for s in seeders), return_exceptions=True)
+        seeders = []  # libtorrent's leecher must find libtorrent's seeders only
+        if not skip_lt:
+            lt_seeders = list(await asyncio.gather(*(LtNode(net, r, hops).start() for r in SEEDER_ROUTERS)))
+            await lt_seeders[0].add(ti1, one.parent, tracker.site.http_announce_url)
+            for node in lt_seeders:
+                await node.add(ti4, four.parent, tracker.site.http_announce_url)
+            for node in lt_seeders:
+                await node.reannounce_until(True, 120, Progress())
+            for n, ti, src in (("1", ti1, one), ("4", ti4, four)):
+                try:
+                    results[f"lt-{n}"] = await lt_leech(net, hops, work, ti, tracker.site.http_announce_url, src,
+                                                        f"lt-{n}")
+                    print(f"libtorrent I2P          {n}->1 {results[f'lt-{n}']}", flush=True)
+                except Exception as exc:
+                    results[f"lt-{n}"] = None
+                    print(f"libtorrent I2P          {n}->1 FAILED: {exc!r}"[:400], flush=True)
+    finally:
+        for node in lt_seeders:
+            await node.close()
+        await asyncio.gather(*(s.close() for s in seeders), return_exceptions=True)
+        await tracker.close()
+    print(f"-- ratios ({hops} hops, {delay * 1000:.0f} ms) --")
+    for n in ("1", "4"):
+        c = results.get(f"classic-{n}")
+        print(f"{n}->1  ours/libtorrent = {ratio(c, results.get(f'lt-{n}'))}  "
+              f"webrtc/classic = {ratio(results.get(f'webrtc-stream-{n}'), c)} (stream), "
+              f"{ratio(results.get(f'webrtc-datagram-{n}'), c)} (datagram)  "
+              f"ours/raw = {ratio(c, results.get('raw'))}")
+    print(f"four/one seeders (classic) = {ratio(results.get('classic-4'), results.get('classic-1'))}", flush=True)
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", default="1,0 3,50 3,150", help="'HOPS,DELAY_MS ...' (default: all three)")
+    ap.add_argument("--mib", type=float, default=2.0, help="file size per transfer (default 2 MiB)")
+    ap.add_argument("--routers", type=int, default=8)
+    ap.add_argument("--no-libtorrent", action="store_true")
+    args = ap.parse_args()
+    rows = [(int(h), float(d) / 1000) for h, d in (r.split(",") for r in args.rows.split())]
+    work = Path(tempfile.mkdtemp(prefix="i2pt-bench-testnet-"))
+    started = time.monotonic()
+    try:
+        async with Testnet(TestnetConfig(routers=args.routers, delay=rows[0][1])) as net:
+            print(f"testnet: {args.routers} routers up in {time.monotonic() - started:.0f} s", flush=True)
+            for i, (hops, delay) in enumerate(rows):
+                await run_row(net, hops, delay, args.mib, work / f"row{i}", args.no_libtorrent)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\ntotal {time.monotonic() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
