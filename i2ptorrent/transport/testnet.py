@@ -22,7 +22,6 @@ import atexit
 import base64
 import concurrent.futures
 import contextlib
-import ctypes
 import hashlib
 import json
 import logging
@@ -40,11 +39,11 @@ from typing import Any, TypeVar
 
 from i2ptorrent.transport.router import _LOG_NOISE, NETWORK_OPTIONS, RouterError
 from i2ptorrent.transport.sam import SAMAddress, SAMError, _connect_hello
+from i2ptorrent.transport.testnet_hub import setns
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-CLONE_NEWNET = 0x40000000
 TUN = "tn0"
 NTCP2_PORT = 12000
 SAM_PORT = 7656
@@ -140,17 +139,6 @@ def _run(*cmd: str) -> None:
         raise RouterError(f"{' '.join(cmd)}: {proc.stderr.strip() or proc.returncode}")
 
 
-def _setns(path: str) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if libc.setns(fd, CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"setns({path}): {os.strerror(err)}")
-    finally:
-        os.close(fd)
-
-
 class NamespaceLoop:
     """An asyncio loop on a thread that entered a network namespace: sockets it opens (and threads and
     processes it starts) live in that namespace, so a Client on it reaches that router's SAM on 127.0.0.1."""
@@ -171,7 +159,7 @@ class NamespaceLoop:
 
     def _main(self) -> None:
         try:
-            _setns(f"/run/netns/{self.netns}")
+            setns(f"/run/netns/{self.netns}")
             self.loop = asyncio.new_event_loop()
         except BaseException as exc:  # reported by start()
             self._error = exc

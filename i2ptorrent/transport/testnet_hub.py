@@ -33,7 +33,8 @@ MAX_PACKET = 65536
 
 
 def setns(path: str) -> None:
-    """Move this (single-threaded) process into the network namespace at `path`."""
+    """Move the calling thread into the network namespace at `path` (sockets it opens from then on, and
+    threads and processes it starts, live there)."""
     libc = ctypes.CDLL(None, use_errno=True)
     fd = os.open(path, os.O_RDONLY)
     try:
