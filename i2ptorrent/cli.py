@@ -40,7 +40,16 @@ def lazy(module: str, name: str) -> Callable[[argparse.Namespace, Config, Output
 async def cmd_demo(args: argparse.Namespace, cfg: Config, out: Output) -> int:
     from i2ptorrent.commands.demo import run_demo
 
-    return await run_demo(out, size=parse_size(args.size), via_tracker=not args.direct)
+    from i2ptorrent.transport.testnet import parse_delay
+
+    try:
+        delay = parse_delay(args.delay)
+    except ValueError:
+        raise UserError(f"--delay {args.delay!r}: expected e.g. 50ms, 0.15s or 0", EXIT_USAGE) from None
+    if not 0 <= args.hops <= 7 or not 0 <= delay <= 5:
+        raise UserError("demo: --hops must be 0..7 and --delay 0..5s", EXIT_USAGE)
+    return await run_demo(out, size=parse_size(args.size), via_tracker=not args.direct, testnet=args.testnet,
+                          hops=args.hops, delay=delay)
 
 
 async def cmd_daemon(args: argparse.Namespace, cfg: Config, out: Output) -> int:
@@ -133,6 +142,10 @@ def build_parser() -> Parser:
                        "this machine (no I2P network needed)")
     d.add_argument("--size", default="4M", help="size of the generated file (default 4M)")
     d.add_argument("--direct", action="store_true", help="leecher uses the seeder's address (x.pe), no tracker")
+    d.add_argument("--testnet", action="store_true", help="run across a private network of 8 routers in network "
+                   "namespaces (needs root) instead of one 0-hop router")
+    d.add_argument("--hops", type=int, default=3, help="with --testnet: tunnel length (default 3)")
+    d.add_argument("--delay", default="50ms", help="with --testnet: one-way delay per link (default 50ms)")
     d.set_defaults(run=cmd_demo)
 
     tr = sub.add_parser("tracker", parents=[common], help="run a private tracker eepsite, or edit who may use it")

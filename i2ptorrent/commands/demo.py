@@ -58,19 +58,33 @@ def carrier_of(stream: Any) -> str:
 
 
 async def _wait_for(predicate: Any, what: str, timeout: float = STEP_TIMEOUT) -> None:
+    """Wait until the awaitable `predicate()` is true."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while not predicate():
+    while not await predicate():
         if loop.time() > deadline:
             raise UserError(f"demo: timed out waiting for {what}")
         await asyncio.sleep(0.2)
 
 
+async def _here(coro: Any) -> Any:
+    return await coro
+
+
+async def _value(fn: Any) -> Any:
+    return fn()
+
+
 async def run_demo(out: Output, size: int = 4 * 1024 * 1024, via_tracker: bool = True,
-                   workdir: Path | None = None) -> int:
+                   workdir: Path | None = None, testnet: bool = False, hops: int = 3,
+                   delay: float = 0.05) -> int:
+    """`testnet`: run across a private network of 8 routers in namespaces (transport/testnet.py) with
+    `hops`-hop tunnels and `delay` s one way per link, the tracker, seeder and leecher each on a router of
+    its own (every call on them goes through that router's namespace loop), instead of one 0-hop router."""
     from i2ptorrent.client import Client, ClientConfig
     from i2ptorrent.tracker.eepsite import start_tracker
     from i2ptorrent.transport.router import ManagedRouter
+    from i2ptorrent.transport.testnet import Testnet, TestnetConfig, session_options
 
     if size <= 0 or size > 1 << 30:
         raise UserError("demo: --size must be between 1 byte and 1G", EXIT_USAGE)
@@ -81,10 +95,22 @@ async def run_demo(out: Output, size: int = 4 * 1024 * 1024, via_tracker: bool =
     stack = contextlib.AsyncExitStack()
     try:
         with StopSignal() as stop:
-            out.say(f"[1/6] starting a private I2P router (i2pd, loopback only) in {root}")
-            sam = await router.start()
-            stack.push_async_callback(router.stop)
-            opts = router.session_options
+            if testnet:
+                out.say(f"[1/6] starting a private I2P network: 8 i2pd routers in network namespaces, "
+                        f"{hops}-hop tunnels, {delay * 1000:.0f} ms one way per link (~30 s)")
+                net = Testnet(TestnetConfig(routers=8, delay=delay), root / "testnet")
+                stack.push_async_callback(net.close)
+                await net.start()
+                sam = net.sam(0)
+                opts = session_options(hops)
+                places = {"tracker": 2, "seeder": 3, "leecher": 4}  # non-floodfill routers
+                run = {role: (lambda coro, i=i: net.run(i, coro)) for role, i in places.items()}
+            else:
+                out.say(f"[1/6] starting a private I2P router (i2pd, loopback only) in {root}")
+                sam = await router.start()
+                stack.push_async_callback(router.stop)
+                opts = router.session_options
+                run = {role: _here for role in ("tracker", "seeder", "leecher")}
 
             out.say("[2/6] generating a test file")
             share = root / "seeder" / "share"
@@ -96,8 +122,10 @@ async def run_demo(out: Output, size: int = 4 * 1024 * 1024, via_tracker: bool =
                     "(the router builds their tunnels; ~20 s)")
             seeder = Client(ClientConfig(root / "seeder" / "data", sam, dict(opts)))
             leecher = Client(ClientConfig(root / "leecher" / "data", sam, dict(opts)))
-            tracker_task = asyncio.ensure_future(start_tracker(root / "tracker", sam, dict(opts), private=False))
-            starts = asyncio.gather(seeder.start(), leecher.start(), tracker_task, return_exceptions=True)
+            tracker_task = asyncio.ensure_future(run["tracker"](start_tracker(root / "tracker", sam, dict(opts),
+                                                                              private=False)))
+            starts = asyncio.gather(run["seeder"](seeder.start()), run["leecher"](leecher.start()), tracker_task,
+                                    return_exceptions=True)
             stopper = asyncio.ensure_future(stop.event.wait())
             await asyncio.wait({starts, stopper}, return_when=asyncio.FIRST_COMPLETED)
             if stop.event.is_set():
@@ -108,11 +136,10 @@ async def run_demo(out: Output, size: int = 4 * 1024 * 1024, via_tracker: bool =
                 return EXIT_INTERRUPTED
             stopper.cancel()
             results = starts.result()
-            for closer, res in ((seeder.close, results[0]), (leecher.close, results[1])):
+            for role, closer, res in (("seeder", seeder.close, results[0]), ("leecher", leecher.close, results[1]),
+                                      ("tracker", getattr(results[2], "close", None), results[2])):
                 if not isinstance(res, BaseException):
-                    stack.push_async_callback(closer)
-            if not isinstance(results[2], BaseException):
-                stack.push_async_callback(results[2].close)
+                    stack.push_async_callback(lambda r=role, c=closer: run[r](c()))
             for res in results:
                 if isinstance(res, BaseException):
                     raise res
@@ -123,10 +150,11 @@ async def run_demo(out: Output, size: int = 4 * 1024 * 1024, via_tracker: bool =
 
             trackers = [site.announce_url, site.http_announce_url] if via_tracker else []
             out.say(f"[4/6] seeder hashes the file and announces it to the tracker ({len(trackers)} URLs)")
-            t_seed = await seeder.seed(original, trackers)
+            t_seed = await run["seeder"](seeder.seed(original, trackers))
             if via_tracker:
-                await _wait_for(lambda: site.server.core.stats().get("seeders", 0) >= 1,
-                                "the seeder's announce to reach the tracker")
+                async def announced() -> bool:
+                    return (await run["tracker"](_value(site.server.core.stats))).get("seeders", 0) >= 1
+                await _wait_for(announced, "the seeder's announce to reach the tracker")
                 magnet = t_seed.magnet()  # trackers only: the leecher must find the seeder through them
             else:
                 magnet = seeder.magnet(t_seed)  # x.pe: the seeder's own .b32
@@ -135,14 +163,14 @@ async def run_demo(out: Output, size: int = 4 * 1024 * 1024, via_tracker: bool =
             out.say("[5/6] leecher adds the magnet" + (" (no peer address in it: it asks the tracker)"
                                                         if via_tracker else ""))
             dest = root / "leecher" / "downloads"
-            t_leech = await leecher.add(magnet, dest)
+            t_leech = await run["leecher"](leecher.add(magnet, dest))
             loop = asyncio.get_running_loop()
             added_at = loop.time()
             deadline = added_at + STEP_TIMEOUT
             carriers: set[str] = set()
             while True:
-                st = t_leech.status()
-                carriers |= {carrier_of(p.stream) for p in t_leech.swarm.peers}
+                st = await run["leecher"](_value(t_leech.status))
+                carriers |= await run["leecher"](_value(lambda: {carrier_of(p.stream) for p in t_leech.swarm.peers}))
                 out.show(st)
                 if st.state == "seeding":
                     break
@@ -153,7 +181,7 @@ async def run_demo(out: Output, size: int = 4 * 1024 * 1024, via_tracker: bool =
                     raise UserError(f"demo: the download did not finish in {STEP_TIMEOUT:.0f} s "
                                     f"(state {st.state}, {st.progress:.0%}, peers {st.peers})")
             took = loop.time() - added_at
-            st = t_leech.status()
+            st = await run["leecher"](_value(t_leech.status))
             out.show(st, force=True)
 
             out.say("[6/6] verifying: every piece was hash-checked on arrival; comparing the whole file")
@@ -162,7 +190,9 @@ async def run_demo(out: Output, size: int = 4 * 1024 * 1024, via_tracker: bool =
             out.result(
                 "\n".join([
                     "what happened:",
-                    f"  a private i2pd served 3 I2P destinations over 0-hop tunnels on 127.0.0.1",
+                    (f"  8 i2pd routers in network namespaces carried 3 I2P destinations over {hops}-hop "
+                     f"tunnels, {delay * 1000:.0f} ms one way per link" if testnet else
+                     "  a private i2pd served 3 I2P destinations over 0-hop tunnels on 127.0.0.1"),
                     f"  the seeder shared {original.name} ({format_bytes(size)}, {st.pieces_total} pieces)",
                     "  the leecher found it " + ("through the tracker eepsite " + site.b32
                                                  if via_tracker else "by the seeder's .b32 in the magnet"),
