@@ -123,19 +123,22 @@ async def test_four_seeders_to_one_leecher(testnet: Testnet, tmp_path: Path) -> 
 AFTER_KILL_TIMEOUT = 150.0
 
 
-@pytest.mark.xfail(strict=True, reason="i2pd 2.45.1: after a transit router of the stream's tunnels dies, "
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="i2pd 2.45.1: after a non-floodfill transit router of the stream's tunnels dies, "
                    "the stream stalls for minutes and a NEW stream between the same two destinations carries "
                    "nothing either (measured with a raw SAM stream too: 'LeaseSet was not confirmed', "
                    "'Garlic: Flags/static section AEAD verification failed'); see docs/INTERFACES.md")
 async def test_transfer_completes_when_a_transit_router_dies(testnet: Testnet, tmp_path: Path) -> None:
-    """Kill the router that carried the most of this transfer's traffic (not the seeder's, the leecher's
-    or the tracker's) once it is under way: the tunnels through it break, i2pd builds new ones, and the
-    download still completes with the right bytes."""
+    """Kill the non-floodfill router that carried the most of this transfer's traffic (not the seeder's,
+    the leecher's or the tracker's) once it is under way: the tunnels through it break, i2pd builds new
+    ones, and the download still completes with the right bytes. (When the busiest router was a floodfill,
+    the transfer did complete; killing a plain transit router stalled it in 3 runs of 3, raw SAM too.)
+    Only a download that does not complete is the expected failure; anything else fails the test."""
     src = share(tmp_path, "transit-dies.bin", 1536 * KiB)
     seeder, leecher = await asyncio.gather(start_node(testnet, 3, tmp_path / "seeder", HOPS),
                                            start_node(testnet, 4, tmp_path / "leecher", HOPS))
     killed: list[int] = []
-    candidates = [r.index for r in testnet.routers if r.index not in (3, 4, TRACKER_ROUTER)]
+    candidates = [i for i in testnet.client_routers if i not in (3, 4, TRACKER_ROUTER)]
     before: dict[int, int] = {}
 
     async def kill_when_under_way(st: object) -> None:
@@ -151,7 +154,8 @@ async def test_transfer_completes_when_a_transit_router_dies(testnet: Testnet, t
         now = testnet.traffic()
         busiest = max(candidates, key=lambda i: now.get(i, 0) - before.get(i, 0))
         carried = now.get(busiest, 0) - before.get(busiest, 0)
-        assert carried > 64 * KiB, (busiest, carried)  # it really was in the path of this transfer
+        if carried < 64 * KiB:  # it must really be in the path of this transfer
+            pytest.fail(f"no candidate router carried this transfer: {busiest} carried {carried} bytes")
         print(f"killing router {busiest} at {done}/{st.pieces_total} pieces; "  # type: ignore[attr-defined]
               f"traffic since the first piece: {[(i, now.get(i, 0) - before.get(i, 0)) for i in candidates]}")
         testnet.kill(busiest)
@@ -165,9 +169,10 @@ async def test_transfer_completes_when_a_transit_router_dies(testnet: Testnet, t
         except AssertionError as exc:
             logs = "\n".join(f"router {i}:\n{testnet.routers[i].log_tail()}" for i in (3, 4))
             raise AssertionError(f"{exc}\n{logs}") from None
-        assert killed, "the download finished before a transit router could be killed"
-        assert not testnet.routers[killed[0]].alive()
-        assert same_bytes(tmp_path / "leech" / src.name, src)
+        if not killed or testnet.routers[killed[0]].alive():
+            pytest.fail("the download finished before a transit router could be killed")
+        if not same_bytes(tmp_path / "leech" / src.name, src):
+            pytest.fail("the downloaded bytes differ")
     finally:
         await close_all([seeder, leecher])
         for i in killed:
