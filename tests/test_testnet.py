@@ -123,16 +123,17 @@ async def test_four_seeders_to_one_leecher(testnet: Testnet, tmp_path: Path) -> 
 AFTER_KILL_TIMEOUT = 150.0
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
+@pytest.mark.xfail(strict=False, raises=AssertionError,
                    reason="i2pd 2.45.1: after a non-floodfill transit router of the stream's tunnels dies, "
-                   "the stream stalls for minutes and a NEW stream between the same two destinations carries "
-                   "nothing either (measured with a raw SAM stream too: 'LeaseSet was not confirmed', "
-                   "'Garlic: Flags/static section AEAD verification failed'); see docs/INTERFACES.md")
+                   "the stream stalled for minutes in 3 runs of 4, and a NEW stream between the same two "
+                   "destinations carried nothing either (a raw SAM stream too: 'LeaseSet was not confirmed', "
+                   "'Garlic: Flags/static section AEAD verification failed'); see docs/INTERFACES.md. Only that "
+                   "stall is expected: no kill, or different bytes, fail the test")
 async def test_transfer_completes_when_a_transit_router_dies(testnet: Testnet, tmp_path: Path) -> None:
     """Kill the non-floodfill router that carried the most of this transfer's traffic (not the seeder's,
     the leecher's or the tracker's) once it is under way: the tunnels through it break, i2pd builds new
     ones, and the download still completes with the right bytes. (When the busiest router was a floodfill,
-    the transfer did complete; killing a plain transit router stalled it in 3 runs of 3, raw SAM too.)
+    the transfer did complete; killing a plain transit router stalled it in 3 runs of 4, raw SAM too.)
     Only a download that does not complete is the expected failure; anything else fails the test."""
     src = share(tmp_path, "transit-dies.bin", 1536 * KiB)
     seeder, leecher = await asyncio.gather(start_node(testnet, 3, tmp_path / "seeder", HOPS),
