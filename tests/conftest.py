@@ -14,8 +14,8 @@ import pytest
 import pytest_asyncio
 
 from i2ptorrent.transport.router import ManagedRouter
-from i2ptorrent.transport.testnet import Testnet, TestnetConfig, missing_requirements
 from i2ptorrent.transport.sam import DatagramSession, Destination, StreamSession, new_destination
+from i2ptorrent.transport.testnet import Testnet, TestnetConfig, missing_requirements
 
 
 class SessionPool:
