@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import shutil
 import signal
@@ -69,6 +70,16 @@ def _free_port(pair: bool = False) -> int:
             continue
         return port
     raise RouterError("could not find free loopback ports for a private router")
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the forked child: SIGTERM when the process that started us dies, even by SIGKILL, so a killed
+    client or test never leaves its private router running (stop() still handles every orderly end)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 def router_config(datadir: Path, ntcp_port: int, sam_port: int) -> str:
@@ -151,8 +162,10 @@ class ManagedRouter:
         (d / "tunnels.conf").write_text("")
         args = [self.executable, f"--datadir={d}", f"--conf={d}/i2pd.conf", f"--tunconf={d}/tunnels.conf",
                 f"--tunnelsdir={d}/tunnels.d", f"--certsdir={d}/certificates", f"--pidfile={d}/i2pd.pid"]
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=open(d / "stderr.log", "wb"), start_new_session=True)
+        with open(d / "stderr.log", "wb") as stderr:
+            self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                            stderr=stderr, start_new_session=True,
+                                            preexec_fn=_die_with_parent)
         sam = SAMAddress("127.0.0.1", sam_port)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
