@@ -363,7 +363,8 @@ class TrackerCore:
             self._forget(evicted)
             if self.instance:
                 self._share(req.info_hash, peer, swarm.downloaded != downloaded, evicted, now)
-            peers = swarm.pick(swarm.http, req.numwant, exclude=req.peer_id, exclude_name=identity.name)
+            peers = swarm.pick(swarm.http, req.numwant, exclude=req.peer_id,
+                               exclude_name=identity.name if identity.is_i2p else None)
         complete = swarm.complete if swarm is not None else 0
         incomplete = swarm.incomplete if swarm is not None else 0
         return classic.announce_reply(self.limits.http_announce_interval, complete, incomplete,

@@ -25,7 +25,7 @@ class Swarm:
 
     A classic peer is one destination: when it announces under a new peer_id (it restarted), its old
     entry goes, so it is counted once and never handed its own address. (A WebSocket destination may
-    carry many peers: every browser behind one bridge.)"""
+    carry many peers: every browser behind one bridge; and plain TCP, tests only, has no destinations.)"""
 
     __slots__ = ("info_hash", "ws", "http", "http_names", "complete", "incomplete", "downloaded", "max_peers")
 
@@ -54,7 +54,7 @@ class Swarm:
         A peer whose socket or instance changed has `synced` reset, so it is shared at once."""
         table = self.table(conn)
         replaced: list[SwarmPeer] = []
-        if conn is None:
+        if conn is None and identity.is_i2p:  # a loopback label (plain-TCP tests) is not a destination
             previous = self.http_names.get(identity.name)
             if previous is not None and previous != peer_id:
                 old = self.remove(previous, None)
