@@ -150,3 +150,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.router)
         if "testnet" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.testnet)
+            # With pytest-xdist (README's test command), every testnet test runs in one worker, which then
+            # builds the one network of eight routers that they share.
+            item.add_marker(pytest.mark.xdist_group("testnet"))
