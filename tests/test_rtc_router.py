@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 
 import pytest
@@ -189,3 +189,44 @@ async def test_direct_connect_reports_the_refusal(peers: tuple[Peer, Peer, Peer]
     a, b, _ = peers
     with pytest.raises(SignalingError, match="no common carrier"):
         await asyncio.wait_for(a.endpoint.connect(b.streams.b32, carriers=["sam-carrier-pigeon"]), 60)
+
+
+async def _read_expecting(s: RTCStream, expected: bytes, timeout: float = 20.0) -> bytes:
+    """What arrives, until it is `expected`, stops being a prefix of it, or nothing more comes within
+    `timeout` (a lost message shows as what was read instead, not as a bare timeout)."""
+    got = bytearray()
+    with contextlib.suppress(asyncio.TimeoutError):
+        while len(got) < len(expected) and expected.startswith(got):
+            chunk = await asyncio.wait_for(s.read(len(expected) - len(got)), timeout)
+            if not chunk:
+                break
+            got += chunk
+    return bytes(got)
+
+
+@pytest.mark.parametrize("carrier", [CARRIER_STREAM, CARRIER_DATAGRAM])
+async def test_first_message_of_every_channel_arrives_first(peers: tuple[Peer, Peer, Peer], carrier: str) -> None:
+    """Each side writes as soon as its channel is up (as the engine writes its handshake): the other
+    side must read that message first, on every one of 20 channels (issue #10: the seeder's handshake
+    was lost and its HAVE ALL read as the first message, `bad protocol string`)."""
+    a, b, _ = peers
+
+    async def up_and_write(connecting: Awaitable[RTCStream], first: bytes, then: bytes) -> RTCStream:
+        s = await connecting
+        await s.write(first)
+        await s.write(then)
+        return s
+
+    for i in range(20):
+        hs_a, hs_b = b"\x13BitTorrent protocol" + os.urandom(48), b"\x13BitTorrent protocol" + os.urandom(48)
+        more_a, more_b = b"\x00\x00\x00\x01\x0e" + os.urandom(20), b"\x00\x00\x00\x01\x0e" + os.urandom(20)
+        offer = a.endpoint.make_offer(carriers=[carrier])
+        answer, connecting = b.endpoint.accept_offer(offer.signal)
+        ra, rb = await asyncio.wait_for(asyncio.gather(
+            up_and_write(offer.accept_answer(answer), hs_a, more_a), up_and_write(connecting, hs_b, more_b)), 60)
+        try:
+            got_a, got_b = await asyncio.gather(_read_expecting(ra, hs_b + more_b), _read_expecting(rb, hs_a + more_a))
+            assert got_a == hs_b + more_b, f"channel {i}: the offerer lost the answerer's first message"
+            assert got_b == hs_a + more_a, f"channel {i}: the answerer lost the offerer's first message"
+        finally:
+            await _close(ra, rb)

@@ -196,22 +196,28 @@ class RTCStream:
                     f"{self._remote}: DTLS certificate does not match the SDP fingerprint; refused")
             raise RTCError(f"DTLS handshake with {self._remote} failed ({self._dtls.state})")
         self._sctp = RTCSctpTransport(self._dtls, SCTP_PORT)
-        opened: asyncio.Future[RTCDataChannel] = asyncio.get_running_loop().create_future()
+        # Our listeners go on the channel inside aiortc's own callback, never after an await: aiortc
+        # hands up every message of a packet (and of a carrier read) without yielding, so the peer's
+        # first message can come right behind the channel's open or ack, and a channel with no
+        # "message" listener drops it (issue #10: a lost BitTorrent handshake).
+        opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if not self._initiator:
             @self._sctp.on("datachannel")
             def on_datachannel(channel: RTCDataChannel) -> None:
-                if not opened.done():
-                    opened.set_result(channel)
+                if self._channel is None and not opened.done():
+                    self._attach(channel)
+                    opened.set_result(None)
                 else:  # one channel per connection: close any extra the peer opens
                     channel.close()
         await self._sctp.start(RTCSctpCapabilities(maxMessageSize=self._remote_mms), self._remote_port)
         if self._initiator:
             channel = RTCDataChannel(self._sctp, RTCDataChannelParameters(label=self._label, ordered=True))
+            self._attach(channel)
 
             @channel.on("open")
             def on_open() -> None:
                 if not opened.done():
-                    opened.set_result(channel)
+                    opened.set_result(None)
         dead = asyncio.ensure_future(self._wait_eof())
         try:
             done, _ = await asyncio.wait({opened, dead}, return_when=asyncio.FIRST_COMPLETED)
@@ -219,7 +225,6 @@ class RTCStream:
             dead.cancel()
         if opened not in done:
             raise RTCError(f"connection to {self._remote} closed during setup")
-        self._attach(opened.result())
 
     async def _wait_eof(self) -> None:
         while not self._eof:
