@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from i2ptorrent.tracker import classic, messages
-from i2ptorrent.tracker.client import TrackerError, parse_http_response
+from i2ptorrent.tracker.client import TrackerError, _reply_complete, parse_http_response
 from i2ptorrent.tracker.core import TrackerCore
 from i2ptorrent.tracker.identity import PeerIdentity, hash_to_b32
 from i2ptorrent.tracker.messages import TrackerProtocolError
@@ -90,6 +90,20 @@ def test_compact_peers_and_http_reply_parsers(data: bytes) -> None:
         parse_http_response(data)
     except TrackerError:
         pass
+
+
+@FUZZ
+@given(st.binary(max_size=300), st.integers(1, 64))
+def test_an_http_reply_is_complete_at_its_framing_not_at_close(body: bytes, chunk: int) -> None:
+    """A prefix of a Content-Length or chunked reply is incomplete; the whole one is complete (so the
+    client stops reading there instead of waiting for a slow I2P close) and parses to the body."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+    chunks = [body[i:i + chunk] for i in range(0, len(body), chunk)]
+    chunked = b"".join(b"%x\r\n" % len(c) + c + b"\r\n" for c in chunks) + b"0\r\n\r\n"
+    for reply in (head + b"Content-Length: %d\r\n\r\n" % len(body) + body,
+                  head + b"Transfer-Encoding: chunked\r\n\r\n" + chunked):
+        assert _reply_complete(reply) and parse_http_response(reply) == body
+        assert not any(_reply_complete(reply[:n]) for n in range(len(reply)))
 
 
 @FUZZ

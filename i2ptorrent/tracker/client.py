@@ -408,7 +408,10 @@ class HttpAnnounceResult:
 
 
 async def http_get(opener: Opener, url: str, query: str, timeout: float = 120.0) -> bytes:
-    """One GET over a fresh stream (Connection: close); returns the body of a 200 reply."""
+    """One GET over a fresh stream (Connection: close); returns the body of a 200 reply.
+
+    Reads until the reply is complete by its own framing (Content-Length, or the last chunk), not until
+    the stream closes: on I2P a close can take longer than 20 s after the last byte."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     if parts.port is not None:
@@ -421,47 +424,76 @@ async def http_get(opener: Opener, url: str, query: str, timeout: float = 120.0)
         await stream.write(request)
         buf = bytearray()
 
-        async def read_all() -> None:
-            while len(buf) <= MAX_HTTP_REPLY:
+        async def read_reply() -> None:
+            while len(buf) <= MAX_HTTP_REPLY and not _reply_complete(buf):
                 data = await stream.read(65536)
                 if not data:
                     return
                 buf.extend(data)
 
-        await asyncio.wait_for(read_all(), timeout)
+        await asyncio.wait_for(read_reply(), timeout)
     finally:
         await stream.close()
     return parse_http_response(bytes(buf))
+
+
+def _split_reply(raw: bytes) -> tuple[str, dict[str, str], bytes] | None:
+    """(status line, lower-cased headers, body so far), or None while the head is incomplete."""
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    if not sep:
+        return None
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return lines[0], headers, body
+
+
+def _dechunk(body: bytes) -> tuple[bytes, bool]:
+    """(the data of a chunked body so far, whether its last chunk arrived)."""
+    out, rest = bytearray(), body
+    while True:
+        size_line, sep, after = rest.partition(b"\r\n")
+        if not sep:
+            return bytes(out), False
+        try:
+            size = int(size_line.split(b";")[0], 16)
+        except ValueError:
+            raise TrackerError("bad chunk") from None
+        if size == 0:  # then optional trailers, then an empty line
+            return bytes(out), after.startswith(b"\r\n") or b"\r\n\r\n" in after
+        if len(after) < size + 2:
+            return bytes(out + after[:size]), False
+        out += after[:size]
+        rest = after[size + 2:]
+
+
+def _reply_complete(raw: bytes | bytearray) -> bool:
+    """Whether the reply's own framing says it is all here (a reply framed by close never is)."""
+    split = _split_reply(bytes(raw))
+    if split is None:
+        return False
+    _, headers, body = split
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        return _dechunk(body)[1]
+    length = headers.get("content-length")
+    return length is not None and length.isdigit() and len(body) >= int(length)
 
 
 def parse_http_response(raw: bytes) -> bytes:
     """Status line, headers, then a Content-Length, chunked or read-to-close body."""
     if len(raw) > MAX_HTTP_REPLY:
         raise TrackerError("reply too large")
-    head, sep, body = raw.partition(b"\r\n\r\n")
-    if not sep:
+    split = _split_reply(raw)
+    if split is None:
         raise TrackerError("incomplete HTTP reply")
-    lines = head.decode("latin-1").split("\r\n")
-    status = lines[0].split(" ", 2)
+    status_line, headers, body = split
+    status = status_line.split(" ", 2)
     if len(status) < 2 or status[1] != "200":
-        raise TrackerError(f"HTTP status {lines[0][:100]!r}")
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
+        raise TrackerError(f"HTTP status {status_line[:100]!r}")
     if headers.get("transfer-encoding", "").lower() == "chunked":
-        out, rest = bytearray(), body
-        while True:
-            size_line, sep, rest = rest.partition(b"\r\n")
-            try:
-                size = int(size_line.split(b";")[0], 16)
-            except ValueError:
-                raise TrackerError("bad chunk") from None
-            if size == 0 or not sep:
-                break
-            out += rest[:size]
-            rest = rest[size + 2:]
-        return bytes(out)
+        return _dechunk(body)[0]
     length = headers.get("content-length")
     if length is not None and length.isdigit():
         return body[:int(length)]
