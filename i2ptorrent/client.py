@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from i2ptorrent.private_files import private_dir, write_private
 from i2ptorrent.engine import Engine, Metainfo, Torrent, TorrentStatus, as_metainfo, create_torrent
 from i2ptorrent.tracker.client import (
     AnswerReceived,
@@ -111,7 +112,7 @@ class Client:
 
     async def start(self) -> "Client":
         cfg = self.config
-        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(cfg.data_dir)
         if self.session is None:
             key = cfg.data_dir / "keys" / "destination.key"
             known = key.exists()  # keys perhaps in use on this router moments ago: check we are reachable
@@ -243,9 +244,7 @@ class Client:
                 raise ClientError(str(exc)) from None
         data = await asyncio.to_thread(create_torrent, path, trackers=trackers, piece_size=piece_size)
         meta = as_metainfo(data)
-        store = self.config.data_dir / "torrents"
-        store.mkdir(parents=True, exist_ok=True)
-        (store / f"{meta.info_hash.hex()}.torrent").write_bytes(data)
+        write_private(self.config.data_dir / "torrents" / f"{meta.info_hash.hex()}.torrent", data)
         return await self.add(meta, path.parent)
 
     def magnet(self, t: Torrent) -> str:

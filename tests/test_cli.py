@@ -398,6 +398,10 @@ async def test_add_by_magnet_interrupt_resume_and_daemon_restart(own_router, tmp
         assert (shown["b32"], shown["allowed"], shown["invites"]) == (tracker_dest.b32, [dest.b32], 0), tracker.tail()
         rc, _ = await tracker.finish(signal.SIGINT)
         assert rc == EXIT_OK
+        # what each process kept (keys, secrets, the access list, torrent lists, resume data, peers) is its
+        # owner's alone: no other user on the machine learns what this user shares
+        for data in (seeder_dir, tmp_path / "daemon", tmp_path / "leecher", tmp_path / "bridge", tracker_dir):
+            assert exposed_to_others(data) == [], data
         if skipped:
             pytest.skip(f"all checked except a disk filling mid-download: {skipped}")
     finally:
@@ -407,6 +411,15 @@ async def test_add_by_magnet_interrupt_resume_and_daemon_restart(own_router, tmp
             disk_full.cancel()
             with contextlib.suppress(BaseException):
                 await disk_full
+
+
+def exposed_to_others(root: Path) -> list[str]:
+    """What under `root` another local user could read: the directory itself when group or others may
+    enter it, and every file with contents that they may read."""
+    if root.stat().st_mode & 0o077:
+        return [f"{root} mode {root.stat().st_mode & 0o777:o}"]
+    return [f"{p} mode {p.stat().st_mode & 0o777:o}" for p in root.rglob("*")
+            if p.is_file() and not p.is_symlink() and p.stat().st_size and p.stat().st_mode & 0o077]
 
 
 def i2pd_processes_under(path: Path) -> list[int]:

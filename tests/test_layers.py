@@ -22,7 +22,7 @@ LAYERS = {
     "bridge": 3,
     "client": 2,
     "engine": 1, "tracker": 1, "transport": 1, "wire": 1,
-    "bucket": 0, "loopback": 0, "clocks": 0, "__init__": 0,
+    "bucket": 0, "loopback": 0, "clocks": 0, "private_files": 0, "__init__": 0,
 }
 LOWER = {"engine", "tracker", "transport", "wire"}
 UPPER = {"config", "cli", "app", "client", "daemon", "commands", "bridge"}

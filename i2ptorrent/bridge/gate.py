@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import hmac
 import logging
-import os
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..private_files import tighten, write_private
 
 log = logging.getLogger(__name__)
 
@@ -35,20 +36,13 @@ def load_or_create_secret(path: Path, renew: bool = False) -> str:
     once gave the URL keeps working across restarts until the user replaces the secret."""
     path = Path(path)
     if not renew and path.exists():
-        if path.stat().st_mode & 0o077:
-            log.warning("%s was readable by others; tightening it to 0600", path)
-            os.chmod(path, 0o600)
+        tighten(path)
         text = path.read_text("ascii").strip()
         if len(text) >= 16 and all(c.isalnum() or c in "-_" for c in text):
             return text
         log.warning("%s does not hold a bridge secret; making a new one", path)
     secret = new_secret()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(secret + "\n")
-    os.replace(tmp, path)
+    write_private(path, secret + "\n")
     return secret
 
 

@@ -17,11 +17,12 @@ import base64
 import binascii
 import hmac
 import ipaddress
-import os
 import secrets
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..private_files import tighten, write_private
 
 SESSION_HEADER = "X-Transmission-Session-Id"
 SECRET_FILE = "http.secret"
@@ -91,17 +92,12 @@ def load_stream_key(daemon_dir: Path) -> str:
     try:
         key = path.read_text().strip()
         if len(key) >= 32:
-            os.chmod(path, 0o600)
+            tighten(path)
             return key
     except FileNotFoundError:
         pass
-    daemon_dir.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(32)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(key + "\n")
-    os.replace(tmp, path)
+    write_private(path, key + "\n")
     return key
 
 

@@ -6,11 +6,12 @@ The engine's resume files hold the pieces, so a restarted daemon carries on wher
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from i2ptorrent.daemon.protocol import HEX40, ControlError
+
+from ..private_files import write_private
 
 MAX_REGISTRY_BYTES = 16 * 1024 * 1024
 
@@ -55,14 +56,8 @@ class Registry:
         return reg
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
         data = json.dumps({"torrents": [asdict(e) for e in self.entries.values()]}, indent=1)
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        write_private(self.path, data, durable=True)
 
     def put(self, entry: Entry) -> None:
         self.entries[entry.info_hash] = entry

@@ -28,6 +28,7 @@ from i2ptorrent.daemon.protocol import (
     MAX_LINE, REQUEST_TIMEOUT, ControlError, Request, decode_request, reply_error, reply_ok, resolve, socket_path,
 )
 from i2ptorrent.daemon.registry import Entry, Registry
+from i2ptorrent.private_files import private_dir, write_private
 
 if TYPE_CHECKING:
     from i2ptorrent.client import Client
@@ -125,10 +126,8 @@ class Daemon:
         save = writable_dir(save_path)
         if isinstance(source, bytes):
             meta = load_torrent(source)
-            store = self.data_dir / "torrents"
-            store.mkdir(parents=True, exist_ok=True)
-            kept = store / f"{meta.info_hash.hex()}.torrent"
-            kept.write_bytes(source)
+            kept = self.data_dir / "torrents" / f"{meta.info_hash.hex()}.torrent"
+            write_private(kept, source)
             src = str(kept)
         else:
             meta = parse_magnet(source)
@@ -301,8 +300,7 @@ async def run_daemon(cfg: Config, out: Output, *, private: bool = False, invite:
     sock = socket_path(cfg.data_dir)
     if len(os.fsencode(sock)) > 100:
         raise UserError(f"data directory path too long for a control socket: {sock}", EXIT_DAEMON)
-    writable_dir(cfg.data_dir)
-    os.chmod(cfg.data_dir, 0o700)
+    private_dir(writable_dir(cfg.data_dir))
     with StopSignal() as stop:
         async with running_client(cfg, out, stop, private=private, invite=invite) as client:
             daemon = Daemon(client, Registry.load(cfg.data_dir / "daemon" / "torrents.json"), cfg.data_dir)

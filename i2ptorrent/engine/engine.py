@@ -32,6 +32,7 @@ from .ratelimit import RateLimits
 from .storage import PieceStore, StorageError
 from .swarm import MAX_PEERS, SwarmStats, new_peer_id
 from .swarm_io import AsyncSwarm
+from ..private_files import private_dir, write_private
 
 log = logging.getLogger(__name__)
 
@@ -458,7 +459,7 @@ class Engine:
     async def start(self) -> None:
         if self.session is not None:
             return
-        self._resume_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self._resume_dir)
         # resume data written before a crash may predate pieces verified since: after an unclean stop,
         # libtorrent re-checks the files instead of trusting it (a verified piece is never fetched twice)
         self._unclean = self._running_marker.exists()
@@ -550,13 +551,7 @@ class Engine:
         return atp
 
     def _write_resume(self, info_hash: bytes, data: bytes) -> None:
-        path = self._resume_dir / f"{info_hash.hex()}.resume"
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_private(self._resume_dir / f"{info_hash.hex()}.resume", data, durable=True)
         t = self._torrents.get(info_hash)
         if t is not None:
             t._save_peer_cache()

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Iterable
 from pathlib import Path
+
+from ..private_files import write_private
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +61,5 @@ class PeerCache:
         return cls(data if isinstance(data, list) else [])
 
     def save(self, path: Path) -> None:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(self._order, f)
-        os.replace(tmp, path)
+        write_private(path, json.dumps(self._order))
         self.changed = False

@@ -19,6 +19,7 @@ from typing import Callable, Iterator
 
 from .. import clocks
 from .identity import b32_to_hash
+from ..private_files import write_private
 
 FILE_NAME = "access.json"
 MAX_FILE_SIZE = 16 * 1024 * 1024
@@ -139,12 +140,7 @@ class AccessList:
         """Write atomically with mode 0600."""
         if self.path is None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(self.to_json(), f, indent=1)
-        os.replace(tmp, self.path)
+        write_private(self.path, json.dumps(self.to_json(), indent=1), durable=True)
         self._seen = _signature(self.path)
 
     def reload(self) -> bool:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..private_files import private_dir
 from ..transport.accepting import accept_forever
 from ..transport.sam import SAMAddress, SAMStream, StreamSession, load_or_create_destination
 from ..transport.session_keeper import KeptStreamSession
@@ -123,7 +124,7 @@ async def start_tracker(data_dir: Path | str, sam: SAMAddress, session_options: 
     same .b32 may take the probe, which only we answer.
     """
     paths = TrackerPaths(Path(data_dir))
-    paths.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(paths.data_dir)
     session = None
     known = paths.key.exists()
     try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import secrets
 import socket
 import time
@@ -38,6 +37,8 @@ from i2ptorrent.transport.sam_protocol import (
     split_forwarded_datagram,
 )
 from i2ptorrent.transport.stream import AsyncioByteStream
+
+from ..private_files import tighten, write_private
 
 __all__ = [
     "SAMAddress",
@@ -108,21 +109,12 @@ class Destination:
 
     def save(self, path: Path) -> None:
         """Write the private keys with mode 0600, atomically, so a crash never leaves half a key."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(self.private + "\n")
-        os.replace(tmp, path)
+        write_private(path, self.private + "\n", durable=True)
 
     @classmethod
     def load(cls, path: Path) -> "Destination":
         path = Path(path)
-        mode = path.stat().st_mode & 0o777
-        if mode & 0o077:
-            log.warning("%s was readable by others (mode %o); tightening it to 0600", path, mode)
-            os.chmod(path, 0o600)
+        tighten(path)
         text = path.read_text("ascii").strip()
         try:
             raw = i2p_b64decode(text)
