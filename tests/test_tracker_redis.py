@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from i2ptorrent.tracker.client import (AnnounceResult, AnswerReceived, ClientTimers, OfferReceived,
@@ -246,22 +247,43 @@ def multihomed_opener(ports: list[int], name: str):
     return open_
 
 
-def start_instance(url: str) -> tuple[subprocess.Popen[str], int]:
-    proc = subprocess.Popen([sys.executable, str(HERE / "tracker_instance.py"), url], stdout=subprocess.PIPE,
-                            text=True, start_new_session=True)
+def start_instance(url: str, *args: str) -> tuple[subprocess.Popen[str], int, str]:
+    """A tracker_instance.py process: (process, port, instance id)."""
+    proc = subprocess.Popen([sys.executable, str(HERE / "tracker_instance.py"), url, *args],
+                            stdout=subprocess.PIPE, text=True, start_new_session=True)
     line = proc.stdout.readline()  # type: ignore[union-attr]
     if not line:
         proc.wait(10)
         raise AssertionError("tracker instance did not start")
-    return proc, json.loads(line)["port"]
+    started = json.loads(line)
+    return proc, started["port"], started["instance"]
+
+
+async def live_instances(port: int, want: set[str], timeout: float = 20.0) -> None:
+    """Wait until the instance on `port` shows exactly `want` as live, on /stats.json and its page."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    async with aiohttp.ClientSession() as http:
+        while True:
+            async with http.get(f"http://127.0.0.1:{port}/stats.json") as reply:
+                shown = set((await reply.json())["instances"])
+            async with http.get(f"http://127.0.0.1:{port}/") as reply:
+                page = await reply.text()
+            if shown == want and f"live: {len(want)}<" in page and all(i in page for i in want):
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"live instances shown: {shown}, expected {want}")
+            await asyncio.sleep(0.1)
 
 
 async def test_an_instance_killed_mid_swarm_loses_only_its_connections(redis_server: RedisServer) -> None:
     procs: list[subprocess.Popen[str]] = []
     clients: list[WebSocketTrackerClient] = []
     try:
-        (pa, port_a), (pb, port_b) = start_instance(redis_server.url), start_instance(redis_server.url)
+        beat = ("--heartbeat", "0.3")  # an instance unheard for 3 beats is shown dead
+        (pa, port_a, id_a), (pb, port_b, id_b) = start_instance(redis_server.url, *beat), \
+            start_instance(redis_server.url, *beat)
         procs += [pa, pb]
+        await live_instances(port_b, {id_a, id_b})
         info_hash = os.urandom(20)
         timers = ClientTimers(reconnect_min=0.2, reconnect_jitter=0.2)
 
@@ -281,6 +303,7 @@ async def test_an_instance_killed_mid_swarm_loses_only_its_connections(redis_ser
         os.kill(pa.pid, signal.SIGKILL)  # no goodbye: its sockets just die
         pa.wait(10)
         assert await watcher.scrape([info_hash]) == {info_hash: (1, 3, 0)}  # they keep their place
+        await live_instances(port_b, {id_b})  # while B's status shows A gone
         for c in on_a:  # they reconnect, to B, and announce again under the same peer ids
             await next_event(c, AnnounceResult, timeout=30)
         assert await watcher.scrape([info_hash]) == {info_hash: (1, 3, 0)}

@@ -4,6 +4,7 @@ Server:   site = await start_tracker(data_dir, sam, session_options, private=Tru
 Shared:   store = await RedisSwarmStore.connect(url, private=True)   # StoreUnavailable if unreachable
           site = await start_tracker(data_dir, sam, session_options, store=store)  # swarms/access in Redis
           (redis_store.py: the adapter; shared.py: what cores of several instances tell each other)
+          store.instances: the live instances (heartbeats), also in /stats.json `instances` and the page
 Access:   AccessList.load(data_dir / "access.json").invite(ttl=s) / .allow(b32) / .revoke(b32)
           (an invite's expiry is stored wall-clock time: `i2ptorrent.clocks`; the core's `now` is monotonic)
 Clients:  WebSocketTrackerClient(url, sam_opener(session, url), peer_id, offer_factory=...).start()

@@ -7,6 +7,10 @@ announce). This adapter carries what the core leaves in `changes`/`outbox` (shar
     reads that stream and applies it, so views converge on the stream's order. A starting instance
     loads a snapshot taken atomically with the stream's last id, then reads on from there.
   - offers and answers for a peer on another instance: PUBLISH on that instance's channel.
+  - liveness: every HEARTBEAT each instance refreshes its record (it lapses after LAPSE beats
+    unheard, on Redis's clock; whoever beats next deletes it), and learns from the same call which instances are
+    live: the status page and /stats.json show them. A dead instance's peers are not touched: they
+    expire like any peer, or move when they reconnect elsewhere.
   - invites: spent by one Lua script (read, delete, check the wall-clock expiry, allowlist), so an
     invite is spent once whichever instance sees it; the allowlist is cached and refreshed on a
     PUBLISH from whoever changed it.
@@ -57,6 +61,8 @@ CONNECT_TIMEOUT = 5.0
 RETRY_MIN, RETRY_MAX = 0.5, 10.0
 OUTAGE_LOG_EVERY = 60.0
 POLL = 1.0  # seconds a blocking read waits before the loop looks at `closed` again
+HEARTBEAT = 10.0  # seconds between an instance's liveness records
+LAPSE = 3  # heartbeats an instance may miss before the others count it dead
 
 # ARGV: prefix, instance, maxlen, change... (each change a JSON array, see _encode)
 APPLY = """
@@ -122,6 +128,21 @@ for _, m in ipairs(gone) do
   end
 end
 return #gone
+"""
+
+# ARGV: prefix, instance, its record (JSON), seconds it stays live -> {instance, record, ...} of every
+# live instance. Expiry is on Redis's clock, so instances on machines with skewed clocks still agree.
+BEAT = """
+local records, expiry = ARGV[1] .. 'instances', ARGV[1] .. 'instances:expire'
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+redis.call('HSET', records, ARGV[2], ARGV[3])
+redis.call('ZADD', expiry, now + tonumber(ARGV[4]), ARGV[2])
+for _, gone in ipairs(redis.call('ZRANGEBYSCORE', expiry, '-inf', now)) do
+  redis.call('HDEL', records, gone)
+  redis.call('ZREM', expiry, gone)
+end
+return redis.call('HGETALL', records)
 """
 
 # ARGV: prefix, sha256(token), name, wall-clock now -> 1 when the invite was spent on `name`
@@ -266,10 +287,13 @@ class RedisSwarmStore:
     """Connects one TrackerServer's core to the swarms shared in Redis. See the module docstring."""
 
     def __init__(self, redis: aioredis.Redis, *, private: bool = False, prefix: str = PREFIX,
-                 instance: str | None = None) -> None:
+                 instance: str | None = None, heartbeat: float = HEARTBEAT) -> None:
         self.redis = redis
         self.prefix = prefix
         self.instance = instance or uuid.uuid4().hex[:12]
+        self.heartbeat = heartbeat
+        self.started = clocks.wall()
+        self.instances: dict[str, dict[str, Any]] = {}  # live instances (ours included), as last heard
         self.access = SharedAccess(redis, private, prefix)
         self.server: TrackerServer | None = None
         self._queued: list[bytes] = []  # encoded changes not yet written
@@ -296,11 +320,12 @@ class RedisSwarmStore:
             self._apply_sha = await self.redis.script_load(APPLY)
             await self.access.refresh()
             await self._load_snapshot()
+            await self.beat()
         except (RedisError, OSError) as err:
             raise StoreUnavailable(f"Redis: {err}") from None
         loop = asyncio.get_running_loop()
         for coro, name in ((self._writer(), "writer"), (self._follow(), "follower"),
-                           (self._listen(), "listener")):
+                           (self._listen(), "listener"), (self._beat_loop(), "heartbeat")):
             task = loop.create_task(coro, name=f"redis-{name}")
             task.add_done_callback(_log_death)
             self._tasks.append(task)
@@ -314,6 +339,11 @@ class RedisSwarmStore:
             task.cancel()
         if tasks:  # redis-py's pubsub read can swallow a cancel: the loops also watch `closed`
             await asyncio.wait(tasks, timeout=POLL * 3)
+        with contextlib.suppress(RedisError, OSError, asyncio.TimeoutError):  # a clean stop is not live
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hdel(self.prefix + "instances", self.instance)
+            pipe.zrem(self.prefix + "instances:expire", self.instance)
+            await asyncio.wait_for(pipe.execute(), POLL)
         await self.redis.aclose()
 
     def wake(self) -> None:
@@ -436,6 +466,27 @@ class RedisSwarmStore:
             finally:
                 with contextlib.suppress(BaseException):
                     await pubsub.aclose()
+
+    async def _beat_loop(self) -> None:
+        outage = _Outage("heartbeat")
+        delay = self.heartbeat
+        while not self.closed:
+            await asyncio.sleep(delay)
+            try:
+                await self.beat()
+                outage.ok()
+                delay = self.heartbeat
+            except (RedisError, OSError) as err:
+                delay = min(outage.failed(err), self.heartbeat)
+
+    async def beat(self) -> None:
+        """Refresh our liveness record; learn which instances are live."""
+        core = self.server.core if self.server is not None else None
+        record = {"started": round(self.started, 3), "websockets": len(core.connections) if core else 0,
+                  "announces": core.counters["announces"] if core else 0}
+        reply = await self.redis.eval(BEAT, 0, self.prefix, self.instance, orjson.dumps(record),
+                                      repr(LAPSE * self.heartbeat))
+        self.instances = {reply[i].decode(): orjson.loads(reply[i + 1]) for i in range(0, len(reply), 2)}
 
     # -- helpers -----------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ loopback address, or, only when `identity_header` is set explicitly for tests, b
 from __future__ import annotations
 
 import asyncio
+import html
 import itertools
 import logging
 import socket
@@ -322,6 +323,9 @@ class TrackerServer:
             return web.json_response({"failure reason": "access denied: this is a private tracker"},
                                      status=403)
         stats = self.core.stats()
+        if self.store is not None:
+            stats["instance"] = self.store.instance
+            stats["instances"] = self.store.instances
         stats["swarms"] = [{"info_hash": s.info_hash.encode("latin-1").hex(), "complete": s.complete,
                             "incomplete": s.incomplete, "downloaded": s.downloaded}
                            for s in self.core.swarm_stats()[-1000:]]
@@ -341,9 +345,20 @@ class TrackerServer:
             "<h1>i2ptorrent tracker</h1>"
             f"<p>{stats['torrents']} swarms, {stats['seeders']} seeders, {stats['leechers']} leechers, "
             f"{stats['completed']} completed, {stats['websockets']} WebSocket peers.</p>"
+            f"{self._instances_html()}"
             "<table><tr><th>info hash</th><th>seeders</th><th>leechers</th><th>completed</th></tr>"
             f"{rows}</table>")
         return web.Response(text=page, content_type="text/html")
+
+    def _instances_html(self) -> str:
+        """With a shared store: the live instances (by their heartbeats), so an operator sees one die."""
+        if self.store is None:
+            return ""
+        items = "".join(
+            f"<li><code>{html.escape(name)}</code>{' (this one)' if name == self.store.instance else ''}: "
+            f"{html.escape(str(rec.get('websockets', '?')))} WebSocket peers</li>"
+            for name, rec in sorted(self.store.instances.items()))
+        return f"<p>Instances sharing these swarms, live: {len(self.store.instances)}</p><ul>{items}</ul>"
 
 
 async def _splice(stream: ByteStream, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:

@@ -14,7 +14,7 @@ time at the store boundary, because monotonic clocks of different processes are 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from .core import AccessPolicy
@@ -83,6 +83,7 @@ class SwarmStore(Protocol):
     """
 
     instance: str  # this instance's id among those sharing the store
+    instances: dict[str, dict[str, Any]]  # the live instances (heartbeats), by id: for status pages
     access: "AccessPolicy"  # the shared allowlist (its `shared = True`: invites are spent by `spend`)
 
     async def start(self, server: "TrackerServer") -> None: ...  # load the swarms, then follow them
