@@ -13,13 +13,16 @@ import os
 import signal
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import aiohttp
+import orjson
 import pytest
 
 from i2ptorrent.tracker.client import (AnnounceResult, AnswerReceived, ClientTimers, OfferReceived,
                                        TrackerFailure, WebSocketTrackerClient)
+from i2ptorrent.tracker import redis_store
 from i2ptorrent.tracker.redis_store import RedisSwarmStore, SharedAccess, StoreUnavailable, open_redis
 from i2ptorrent.tracker.server import TrackerServer
 from i2ptorrent.transport.stream import AsyncioByteStream
@@ -334,3 +337,15 @@ async def wait_for_scrape(client: WebSocketTrackerClient, info_hash: bytes, coun
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"scrape never showed {counts}")
+
+
+def test_relay_batches_round_trip_compressed_only_when_big() -> None:
+    """Offers cross instances as JSON batches: small ones as they are (zlib's fixed cost dominates
+    at light load), big ones compressed; a batch that inflates past the bound is dropped."""
+    offer = ["o", 7, "p" * 20, "i" * 20, "o" * 20, "instance-a", 9, "q" * 20, '{"offer": "v=0 ' + "x" * 700 + '"}']
+    small, big = [offer] * 2, [offer] * 200
+    assert redis_store._pack(small)[:1] == b"[" and redis_store._unpack(redis_store._pack(small)) == small
+    packed = redis_store._pack(big)
+    assert len(packed) < len(orjson.dumps(big)) // 4 and redis_store._unpack(packed) == big
+    bomb = zlib.compress(b"[" + b" " * (redis_store.MAX_RELAY_BYTES + 1) + b"]")
+    assert redis_store._unpack(bomb) == []
