@@ -15,7 +15,10 @@ persistence on as in production): one instance, and two instances sharing the sw
 generator's peers alternate between them, so most offers and answers cross instances). Its last lines
 compare saturated rates: `redis/memory` (one instance on Redis over one in memory) and `two
 instances/one` (two on Redis over one on Redis). Server CPU is summed over the instances; Redis's own
-CPU is shown apart.
+CPU is shown apart. Before them, what bounds the saturated rates: the CPU each part spends per
+announce (servers, the load generator, Redis), the load generator's own ceiling (one node process on
+one thread: a whole core over its CPU per announce), and the most that all parts together allow on this
+machine's cores, which is the bound on `two instances/one` here whatever the tracker does.
 
 Needs node and the npm partners (scripts/setup-node.sh). Our server runs with a rate limit high
 enough not to throttle the load generator (each of its peers answers many offers per second).
@@ -135,6 +138,45 @@ def start_target(kind: str, loop: str, redis: "RedisServer | None") -> list[tupl
     return [start_server("ours", loop, redis.url) for _ in range(int(kind.rsplit("x", 1)[1]))]
 
 
+def median(values: list[float]) -> float:
+    values = sorted(values)
+    return values[len(values) // 2]
+
+
+def cpu_per_announce(runs: list[dict]) -> tuple[float, float, float]:
+    """Median CPU microseconds per announce: servers, load generator, Redis."""
+    def us(key: str) -> float:
+        return median([1e4 * (r[key] or 0) / max(r["announcesPerSecond"], 1) for r in runs])
+    return us("serverCpuPercent"), us("loadgenCpuPercent"), us("redisCpuPercent")
+
+
+def ceiling(runs: list[dict], servers: int = 1) -> float:
+    """Announces/s this machine allows at these CPU costs, however loaded it was: every server process
+    and the generator run on one thread each (at most a core each), and all parts share the cores."""
+    srv, gen, red = cpu_per_announce(runs)
+    return min(servers * 1e6 / max(srv, 1), 1e6 / max(gen, 1), (os.cpu_count() or 1) * 1e6 / max(srv + gen + red, 1))
+
+
+def instances_of(kind: str) -> int:
+    return int(kind.rsplit("x", 1)[1]) if kind.startswith("ours/redisx") else 1
+
+
+def budget(measured: list[tuple[str, list[dict]]], repeat: int) -> str:
+    """Where the CPU goes per saturated announce, and what that allows on this machine's cores."""
+    cores = os.cpu_count() or 1
+    lines = [f"\nsaturated (closed loop), median [min-max] of {repeat}; CPU per announce in us; "
+             f"load average now {os.getloadavg()[0]:.1f} on {cores} cores:"]
+    for kind, runs in measured:
+        rates = sorted(r["announcesPerSecond"] for r in runs)
+        srv, gen, red = cpu_per_announce(runs)
+        used = median([r["serverCpuPercent"] + r["loadgenCpuPercent"] + (r["redisCpuPercent"] or 0) for r in runs])
+        lines.append(f"  {kind:>12}: {median(rates):>5.0f} [{rates[0]:.0f}-{rates[-1]:.0f}] ann/s; "
+                     f"server {srv:.0f} + generator {gen:.0f} + redis {red:.0f} us; all parts use {used:.0f} % CPU; "
+                     f"generator alone <= {1e6 / max(gen, 1):.0f} ann/s (one core); this machine allows "
+                     f"<= {ceiling(runs, instances_of(kind)):.0f} ann/s")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
@@ -194,23 +236,32 @@ def main() -> None:
               f"{r['serverRssMB']:>7.0f} {redis_cpu:>6} {r['loadgenCpuPercent']:>8.0f} {r['failures']:>5} "
               f"{r['offersReceived']:>9} {r['answersReceived']:>10}")
 
+    def closed(peers: int, server: str) -> list[dict]:
+        return [r for r in rows if r["peers"] == peers and r["server"] == server and r["mode"] == "closed"]
+
     def median_rate(peers: int, server: str) -> float:
-        rates = sorted(r["announcesPerSecond"] for r in rows if r["peers"] == peers
-                       and r["server"] == server and r["mode"] == "closed")
-        return rates[len(rates) // 2]
+        return median([r["announcesPerSecond"] for r in closed(peers, server)])
 
     ours = f"ours/{args.loop}"
+    if instances:
+        print(budget([(kind, closed(peer_counts[-1], kind if kind == "reference" else
+                                    kind.replace("ours", ours, 1))) for kind in kinds], args.repeat))
     for peers in peer_counts:
         if {"reference", "ours"} <= set(kinds):
             print(f"{peers} peers: saturated throughput ours/reference = "
                   f"{median_rate(peers, ours) / median_rate(peers, 'reference'):.2f} (median of {args.repeat})")
     if instances:
         peers = peer_counts[-1]
-        if "ours" in kinds and 1 in instances:
-            print(f"redis/memory = {median_rate(peers, ours + '/redisx1') / median_rate(peers, ours):.2f}")
-        if 1 in instances and 2 in instances:
-            print(f"two instances/one = "
-                  f"{median_rate(peers, ours + '/redisx2') / median_rate(peers, ours + '/redisx1'):.2f}")
+        one, two = median_rate(peers, ours + "/redisx1") if 1 in instances else 0.0, ours + "/redisx2"
+        if one and 2 in instances:
+            x1, x2 = closed(peers, ours + "/redisx1"), closed(peers, two)
+            print(f"bound on this machine ({os.cpu_count()} cores for all parts): two instances/one <= "
+                  f"{ceiling(x2, 2) / ceiling(x1):.2f} at the CPU per announce measured, <= "
+                  f"{ceiling(x1, 2) / ceiling(x1):.2f} even if two cost no more per announce than one")
+        if "ours" in kinds and one:
+            print(f"redis/memory = {one / median_rate(peers, ours):.2f}")
+        if one and 2 in instances:
+            print(f"two instances/one = {median_rate(peers, two) / one:.2f}")
 
 
 if __name__ == "__main__":
