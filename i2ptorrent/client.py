@@ -1,7 +1,9 @@
-"""The Client: one I2P identity, one SAM session, one engine, and the trackers its torrents name.
+"""The Client: one I2P identity, one SAM session, one engine, and the wiring between them.
 
-Everything a user does goes through here (the CLI, the daemon, the examples). Peers arrive three ways and
-all end up as ByteStreams handed to the engine:
+Everything a user does goes through here (the CLI, the daemon, the bridge, the examples). Announcing to
+trackers, and the WebRTC offers and answers that come with WebSocket announces, live in announce.py;
+every background task runs under a Supervisor, so none fails silently. Peers arrive three ways and all
+end up as ByteStreams handed to the engine:
 - dialled by .b32 over a plain SAM stream (magnet x.pe, classic HTTP trackers): the wire i2psnark,
   BiglyBT and libtorrent-based clients speak;
 - WebRTC data channels set up through a WebSocket tracker's offers and answers (the WebTorrent way);
@@ -12,45 +14,27 @@ all end up as ByteStreams handed to the engine:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from i2ptorrent.announce import AnnounceSettings, Announcer
 from i2ptorrent.private_files import private_dir, write_private
 from i2ptorrent.engine import Engine, Metainfo, Torrent, TorrentStatus, as_metainfo, create_torrent
-from i2ptorrent.tracker.client import (
-    AnswerReceived,
-    OfferExpired,
-    OfferReceived,
-    Opener,
-    TrackerError,
-    TrackerFailure,
-    WebSocketTrackerClient,
-    http_announce,
-)
-from i2ptorrent.tracker.urls import TrackerURLError, parse_tracker_url, tracker_opener
+from i2ptorrent.supervisor import Supervisor
+from i2ptorrent.tracker.urls import TrackerURLError, parse_tracker_url
 from i2ptorrent.transport.router import NETWORK_OPTIONS
-from i2ptorrent.transport.rtc import RTCError
-from i2ptorrent.transport.sam import (
-    DatagramSession,
-    SAMAddress,
-    SAMError,
-    StreamSession,
-    load_or_create_destination,
-)
+from i2ptorrent.transport.sam import DatagramSession, SAMAddress, StreamSession, load_or_create_destination
 from i2ptorrent.transport.sam_protocol import is_b32
 from i2ptorrent.transport.session_keeper import KeptStreamSession
-from i2ptorrent.transport.sdp import CARRIER_DATAGRAM, CARRIER_STREAM, SdpError
+from i2ptorrent.transport.sdp import CARRIER_DATAGRAM, CARRIER_STREAM
 from i2ptorrent.transport.signaling import RTCConfig, RTCEndpoint
 from i2ptorrent.transport.stream import ByteStream, PrefixedStream
 
 log = logging.getLogger(__name__)
 
-MAX_PENDING_OFFERS = 200
-HUNGRY_REANNOUNCE = 15.0
 
 
 class ClientError(Exception):
@@ -92,15 +76,8 @@ class Client:
         self.engine: Engine | None = None
         self.rtc: RTCEndpoint | None = None
         self._datagrams: DatagramSession | None = None
-        self._ws: dict[str, WebSocketTrackerClient] = {}
-        self._offers: dict[bytes, tuple[bytes, object]] = {}  # offer_id -> (info_hash, Offer)
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._tracker_tasks: dict[bytes, list[asyncio.Task[None]]] = {}
-        self.tracker_errors: dict[bytes, str] = {}
-        self.trackers: dict[bytes, dict[str, str | None]] = {}
-        """Per torrent, per tracker URL: None while no answer came yet, "" after a good one, else why the
-        last announce failed. What `status` shows when peers stay away."""
-        self._hungry: dict[bytes, list[str]] = {}  # info_hash -> WebSocket tracker URLs to re-offer to
+        self._announcer: Announcer | None = None
+        self._tasks = Supervisor(log)
 
     # ---- lifecycle ------------------------------------------------------------------------------
 
@@ -133,9 +110,13 @@ class Client:
                 datagrams = self._datagrams = await DatagramSession.create(cfg.sam, carrier_dest,
                                                                            cfg.session_options)
             self.rtc = RTCEndpoint(self.session, datagrams, config=RTCConfig(carriers=cfg.rtc_carriers))
+            self._announcer = Announcer(self.session, self.engine, self.rtc, self._tasks, AnnounceSettings(
+                connect_timeout=cfg.connect_timeout, webrtc=cfg.webrtc, invite=cfg.invite,
+                allow_loopback=cfg.allow_loopback_trackers))
             session = self.session
-            self._spawn(self.rtc.serve(session.accept, self._incoming_classic, lambda: session.closed))
-            self._spawn(self._rtc_accept_loop())
+            self._tasks.spawn(self.rtc.serve(session.accept, self._incoming_classic, lambda: session.closed),
+                              "SAM accept loop")
+            self._tasks.spawn(self._rtc_accept_loop(), "WebRTC accept loop")
         except BaseException:
             await self.close()
             raise
@@ -143,15 +124,9 @@ class Client:
         return self
 
     async def close(self) -> None:
-        for ws in list(self._ws.values()):
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(ws.close(), 10)
-        self._ws.clear()
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(BaseException):
-                await task
+        if self._announcer is not None:
+            await self._announcer.close()
+        await self._tasks.close()
         if self.rtc is not None:
             await self.rtc.close()
         if self.engine is not None:
@@ -166,12 +141,6 @@ class Client:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
-
-    def _spawn(self, coro: object) -> asyncio.Task[None]:
-        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
 
     @property
     def router_status(self) -> str | None:
@@ -189,34 +158,17 @@ class Client:
         lost = self.router_status
         if lost:
             return lost
-        states = dict(self.trackers.get(info_hash, {}))
-        for url in states:
-            ws = self._ws.get(url)
-            if ws is not None:
-                states[url] = states[url] or ws.last_error or ("" if ws.connected.is_set() else None)
-        failed = {url: why for url, why in states.items() if why}
-        if not failed:
-            waiting = [url for url, why in states.items() if why is None]
-            return f"waiting for {len(waiting)} tracker(s)" if waiting and len(waiting) == len(states) else None
-        t = self.engine.get(info_hash) if self.engine is not None else None
-        url, why = next(iter(failed.items()))
-        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
-        if len(failed) == len(states) and t is not None and not t.peer_sources_left:
-            return f"no peer source left: tracker {url} failed: {why}{more}"
-        return f"tracker {url} failed: {why}{more}"
-
-    def _tracker_result(self, info_hash: bytes, url: str, error: str | None) -> None:
-        states = self.trackers.setdefault(info_hash, {})
-        states[url] = error or ""
-        if error:
-            self.tracker_errors[info_hash] = f"{url}: {error}"
-        elif not any(states.values()):
-            self.tracker_errors.pop(info_hash, None)
+        return self._announcer.warning(info_hash) if self._announcer is not None else None
 
     def _engine(self) -> Engine:
         if self.engine is None:
             raise ClientError("client not started")
         return self.engine
+
+    def _trackers(self) -> Announcer:
+        if self._announcer is None:
+            raise ClientError("client not started")
+        return self._announcer
 
     # ---- torrents -------------------------------------------------------------------------------
 
@@ -228,7 +180,7 @@ class Client:
         meta = t.metainfo
         if meta.peers:
             t.add_candidates(meta.peers)
-        self._announce(t, meta.trackers)
+        self._trackers().add(t, meta.trackers)
         return t
 
     async def seed(self, path: Path, trackers: Iterable[str] = (), piece_size: int | None = None) -> Torrent:
@@ -254,14 +206,24 @@ class Client:
     def status(self) -> list[TorrentStatus]:
         return [t.status() for t in self._engine().torrents]
 
+    @property
+    def trackers(self) -> dict[bytes, dict[str, str | None]]:
+        """Per torrent, per tracker URL: None while no answer came yet, "" after a good one, else why the
+        last announce failed."""
+        return self._announcer.trackers if self._announcer is not None else {}
+
+    @property
+    def tracker_errors(self) -> dict[bytes, str]:
+        """The last tracker problem per torrent (info hash), for status; a failed announce loop too."""
+        return self._announcer.errors if self._announcer is not None else {}
+
+    @property
+    def failures(self) -> list[str]:
+        """Background tasks that failed (newest last), for status: none of them fails silently."""
+        return list(self._tasks.failures)
+
     async def remove(self, t: Torrent) -> None:
-        self._hungry.pop(t.info_hash, None)
-        self.trackers.pop(t.info_hash, None)
-        for task in self._tracker_tasks.pop(t.info_hash, []):
-            task.cancel()
-        for ws in self._ws.values():
-            with contextlib.suppress(Exception):
-                await ws.remove(t.info_hash)
+        await self._trackers().remove(t)
         await self._engine().remove(t)
 
     # ---- what the browser bridge uses (bridge.Node) -----------------------------------------------
@@ -297,7 +259,7 @@ class Client:
         assert self.rtc is not None
         while True:
             stream = await self.rtc.accept()
-            self._spawn(self._incoming_classic(stream, b""))
+            self._tasks.spawn(self._incoming_classic(stream, b""), f"WebRTC peer {stream.remote}")
 
     async def connect_peer(self, t: Torrent, b32: str, webrtc: bool = False) -> None:
         """Connect to a peer we know by address: a SAM stream, or a WebRTC channel signaled over one."""
@@ -309,155 +271,4 @@ class Client:
             stream = await self.rtc.connect(b32)
         else:
             stream = await self._dial(b32)
-        await self._engine().add_peer(t, stream)
-
-    # ---- trackers -------------------------------------------------------------------------------
-
-    def _announce(self, t: Torrent, trackers: Iterable[str]) -> None:
-        assert self.session is not None
-        tasks = self._tracker_tasks.setdefault(t.info_hash, [])
-        for url in trackers:
-            try:
-                scheme = parse_tracker_url(url, self.config.allow_loopback_trackers).scheme
-                opener = tracker_opener(self.session, url, self.config.allow_loopback_trackers,
-                                        self.config.connect_timeout)
-            except TrackerURLError as exc:
-                self._tracker_result(t.info_hash, url, str(exc))
-                log.warning("%s", exc)
-                continue
-            if scheme in ("ws", "wss"):
-                if not self.config.webrtc:
-                    continue
-                self.trackers.setdefault(t.info_hash, {}).setdefault(url, None)
-                ws = self._ws.get(url)
-                if ws is None:
-                    ws = self._ws[url] = WebSocketTrackerClient(
-                        url, opener, self._engine().peer_id, offer_factory=self._make_offers,
-                        invite=self.config.invite)
-                    ws.start()
-                    self._spawn(self._ws_events(ws))
-                ws.add(t.info_hash, left=self._left(t))
-                urls = self._hungry.setdefault(t.info_hash, [])
-                if url not in urls:
-                    urls.append(url)
-                    if len(urls) == 1:
-                        tasks.append(self._spawn(self._ws_hungry_loop(t)))
-            else:  # http
-                self.trackers.setdefault(t.info_hash, {}).setdefault(url, None)
-                tasks.append(self._spawn(self._http_loop(t, url, opener)))
-
-    @staticmethod
-    def _left(t: Torrent) -> int | None:
-        st = t.status()
-        if not st.total_size:
-            return None
-        return max(0, st.total_size - st.downloaded) if st.progress < 1 else 0
-
-    async def _http_loop(self, t: Torrent, url: str, opener: Opener) -> None:
-        """Announce every interval; while we still need data and the tracker knew no other peer, sooner
-        (15 s, doubling): a leecher that announced just before its seeder must not wait 10 minutes."""
-        event: str | None = "started"
-        hungry = HUNGRY_REANNOUNCE
-        while True:
-            st = t.status()
-            try:
-                result = await http_announce(opener, url, t.info_hash, self._engine().peer_id, event=event,
-                                             left=self._left(t) or 0, uploaded=st.uploaded,
-                                             downloaded=st.downloaded, invite=self.config.invite)
-                event = None
-                self._tracker_result(t.info_hash, url, None)
-                others = [p for p in result.peers if is_b32(p) and p != self.b32]
-                t.add_candidates(others)
-                delay = float(max(60, min(result.interval, 3600)))
-                if not others and self._left(t) != 0:
-                    delay, hungry = min(delay, hungry), hungry * 2
-                else:
-                    hungry = HUNGRY_REANNOUNCE
-            except (TrackerError, SAMError, OSError, asyncio.TimeoutError) as exc:
-                self._tracker_result(t.info_hash, url, str(exc) or exc.__class__.__name__)
-                log.info("announce to %s failed: %s", url, exc)
-                delay = 60.0
-            await asyncio.sleep(delay)
-
-    async def _ws_hungry_loop(self, t: Torrent) -> None:
-        """While a torrent needs data and has no peer, offer again every 30 s (the reference client
-        would wait the tracker's interval, 2 min, after an offer whose connection failed)."""
-        while True:
-            await asyncio.sleep(HUNGRY_REANNOUNCE * 2)
-            if self._left(t) == 0:
-                return
-            if t.status().peers:
-                continue
-            for url in self._hungry.get(t.info_hash, []):
-                ws = self._ws.get(url)
-                if ws is not None and ws.connected.is_set():
-                    with contextlib.suppress(Exception):
-                        await ws.announce_now(t.info_hash)
-
-    async def _make_offers(self, info_hash: bytes, count: int) -> list[tuple[bytes, str]]:
-        if self.rtc is None or self._engine().get(info_hash) is None:
-            return []
-        made = []
-        for _ in range(count):
-            if len(self._offers) >= MAX_PENDING_OFFERS:
-                break
-            try:
-                offer = self.rtc.make_offer()
-            except RTCError:
-                break
-            offer_id = os.urandom(20)
-            self._offers[offer_id] = (info_hash, offer)
-            made.append((offer_id, offer.signal["sdp"]))
-        return made
-
-    async def _ws_events(self, ws: WebSocketTrackerClient) -> None:
-        while True:
-            ev = await ws.events.get()
-            if isinstance(ev, OfferReceived):
-                self._spawn(self._answer_offer(ws, ev))
-            elif isinstance(ev, AnswerReceived):
-                self._spawn(self._finish_offer(ev))
-            elif isinstance(ev, OfferExpired):
-                entry = self._offers.pop(ev.offer_id, None)
-                if entry is not None:
-                    entry[1].cancel()  # type: ignore[attr-defined]
-            elif isinstance(ev, TrackerFailure):
-                if ev.info_hash is not None:
-                    self._tracker_result(ev.info_hash, ws.url, ev.reason)
-                log.warning("tracker %s: %s", ws.url, ev.reason)
-
-    async def _answer_offer(self, ws: WebSocketTrackerClient, ev: OfferReceived) -> None:
-        assert self.rtc is not None
-        t = self._engine().get(ev.info_hash)
-        if t is None:
-            return
-        try:
-            answer, pending = self.rtc.accept_offer({"type": "offer", "sdp": ev.sdp})
-        except SdpError as exc:
-            log.info("refused an offer from %s: %s", ev.remote_b32 or "?", exc)
-            return
-        try:
-            await ws.answer(ev.info_hash, ev.peer_id, ev.offer_id, answer["sdp"])
-            stream = await pending
-        except (RTCError, SdpError, SAMError, OSError, asyncio.TimeoutError) as exc:
-            log.info("WebRTC to %s failed: %s", ev.remote_b32 or "?", exc)
-            with contextlib.suppress(BaseException):
-                pending.close()  # type: ignore[attr-defined]
-            return
-        await self._engine().add_peer(t, stream)
-
-    async def _finish_offer(self, ev: AnswerReceived) -> None:
-        entry = self._offers.pop(ev.offer_id, None)
-        if entry is None:
-            return
-        info_hash, offer = entry
-        t = self._engine().get(info_hash)
-        if t is None:
-            offer.cancel()  # type: ignore[attr-defined]
-            return
-        try:
-            stream = await offer.accept_answer({"type": "answer", "sdp": ev.sdp})  # type: ignore[attr-defined]
-        except (RTCError, SdpError, SAMError, OSError, asyncio.TimeoutError) as exc:
-            log.info("WebRTC answer from %s failed: %s", ev.remote_b32 or "?", exc)
-            return
         await self._engine().add_peer(t, stream)

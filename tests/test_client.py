@@ -15,6 +15,8 @@ import pytest_asyncio
 from i2ptorrent.client import Client, ClientConfig, ClientError
 from i2ptorrent.engine import parse_magnet
 from i2ptorrent.tracker import AccessList, TrackerEepsite, TrackerServer
+from i2ptorrent.tracker.client import http_scrape
+from i2ptorrent.tracker.urls import tracker_opener
 from i2ptorrent.transport.router import ManagedRouter
 from i2ptorrent.transport.sdp import CARRIER_DATAGRAM
 
@@ -100,6 +102,17 @@ async def transfer_through_tracker(seeder: Client, leecher: Client, tracker: Tra
     assert tree_digests(tmp_path / "downloads" / "album") == tree_digests(share)
     st = t_leech.status()
     assert st.pieces_done == st.pieces_total and st.stats.hash_failures == 0
+    # The tracker hears that the leecher finished (`completed`, over HTTP and over the WebSocket alike):
+    # its scrape counts two seeders and one download.
+    scrape_url = tracker.http_announce_url
+    opener = tracker_opener(leecher.session, scrape_url, False, 60)  # type: ignore[arg-type]
+    counts = None
+    for _ in range(60):
+        counts = (await http_scrape(opener, scrape_url, [t_leech.info_hash]))[t_leech.info_hash]
+        if counts[0] == 2:
+            break
+        await asyncio.sleep(0.5)
+    assert counts == (2, 0, 1), counts
 
 
 async def test_clearnet_tracker_is_refused_not_contacted(pair: tuple[Client, Client], tmp_path: Path) -> None:

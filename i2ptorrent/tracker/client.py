@@ -13,12 +13,13 @@ import logging
 import random
 import time
 from dataclasses import dataclass
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable, Coroutine
 from urllib.parse import quote_from_bytes, urlsplit
 
 from ..loopback import is_loopback
 from ..wire.bencode import bdecode
 from ..wire.errors import ProtocolError
+from ..supervisor import Supervisor
 from ..transport.stream import AsyncioByteStream, ByteStream
 from . import messages
 from ..transport.sam_protocol import b32_address
@@ -147,15 +148,15 @@ class WebSocketTrackerClient:
         self._ws: WebSocketClient | None = None
         self._stream: ByteStream | None = None
         self._write_lock = asyncio.Lock()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = Supervisor(log)
         self._closing = False
         self.retries = 0
 
     # -- the engine's API ------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._spawn(self._run())
-        self._spawn(self._ticker())
+        self._spawn(self._run(), "connection")
+        self._spawn(self._ticker(), "ticker")
 
     async def close(self) -> None:
         """Send 'stopped' for every torrent (best effort), then close the socket."""
@@ -166,8 +167,7 @@ class WebSocketTrackerClient:
                     await self._send_announce(t, "stopped", offers=False)
                 except (OSError, WebSocketError):
                     break
-        for task in list(self._tasks):
-            task.cancel()
+        self._tasks.cancel()
         if self._ws is not None and self._stream is not None:
             self._ws.close()
             try:
@@ -185,7 +185,7 @@ class WebSocketTrackerClient:
             t = self._torrents[key] = _Torrent(info_hash, left, self.clock(), self.timers.announce_interval)
             if self.connected.is_set():
                 t.next_announce = self.clock() + t.interval
-                self._spawn(self._announce(t))
+                self._spawn(self._announce(t), "announce")
 
     def update_left(self, info_hash: bytes, left: int) -> None:
         t = self._torrents.get(_s(info_hash))
@@ -193,7 +193,7 @@ class WebSocketTrackerClient:
             was_incomplete = t.left != 0
             t.left = left
             if left == 0 and was_incomplete and t.started and self.connected.is_set():
-                self._spawn(self._send_announce(t, "completed", offers=False))
+                self._spawn(self._announce_completed(t), "announce completed")
 
     async def remove(self, info_hash: bytes) -> None:
         t = self._torrents.pop(_s(info_hash), None)
@@ -220,10 +220,8 @@ class WebSocketTrackerClient:
 
     # -- connection ------------------------------------------------------------------------------
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _spawn(self, coro: Coroutine[Any, Any, None], what: str) -> None:
+        self._tasks.spawn(coro, f"tracker {self.url} {what}")
 
     def backoff(self) -> float:
         """10 s * 2^n (at most 1 h) as the reference client, but with jitter of at most half the base
@@ -283,7 +281,7 @@ class WebSocketTrackerClient:
                     self.connected.set()
                     for t in self._torrents.values():
                         t.next_announce = self.clock() + t.interval
-                        self._spawn(self._announce(t))
+                        self._spawn(self._announce(t), "announce")
 
     async def _send(self, obj: dict[str, object]) -> None:
         ws, stream = self._ws, self._stream
@@ -308,7 +306,7 @@ class WebSocketTrackerClient:
             for t in list(self._torrents.values()):
                 if t.next_announce <= now:
                     t.next_announce = now + t.interval
-                    self._spawn(self._announce(t))
+                    self._spawn(self._announce(t), "announce")
 
     async def _announce(self, t: _Torrent) -> None:
         event = "started" if not t.started else None
@@ -317,6 +315,12 @@ class WebSocketTrackerClient:
             t.started = True
         except (OSError, ConnectionError, WebSocketError) as err:
             log.info("announce to %s failed: %s", self.url, err)
+
+    async def _announce_completed(self, t: _Torrent) -> None:
+        try:
+            await self._send_announce(t, "completed", offers=False)
+        except (OSError, ConnectionError, WebSocketError) as err:  # the next announce says left=0 anyway
+            log.info("announce 'completed' to %s failed: %s", self.url, err)
 
     async def _send_announce(self, t: _Torrent, event: str | None, offers: bool) -> None:
         info_hash = _s(t.info_hash)

@@ -24,13 +24,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiortc import RTCCertificate
 
+from ..supervisor import Supervisor
 from .accepting import accept_forever
 from .carrier import Impairment, LinkConfig
 from .carrier_io import Carrier, DatagramEndpoint, DatagramMux, StreamCarrier
@@ -129,12 +131,17 @@ def _length(text: bytes) -> int:
 
 
 class Offer:
-    """An offer we made; finished by the answer (tracker path) and, for sam-stream, the ATTACH stream."""
+    """An offer we made; finished by the answer (tracker path) and, for sam-stream, the ATTACH stream.
 
-    def __init__(self, endpoint: RTCEndpoint, description: RtcDescription) -> None:
+    `offer_id` is its id in a tracker's `offers` list and `tag` what the caller made it for (an info
+    hash): the endpoint's table is the one record of pending offers, found by token or by offer_id."""
+
+    def __init__(self, endpoint: RTCEndpoint, description: RtcDescription, tag: object = None) -> None:
         self._endpoint = endpoint
         self.description = description
         self.token = description.session
+        self.offer_id = secrets.token_bytes(20)
+        self.tag = tag
         self.created = time.monotonic()
         self._attached: asyncio.Future[tuple[ByteStream, bytes]] = asyncio.get_running_loop().create_future()
         self._done = False
@@ -172,10 +179,11 @@ class RTCEndpoint:
         if not carriers:
             raise ValueError("no usable carrier (sam-datagram needs a datagram session)")
         self.carriers = carriers
-        self._offers: dict[str, Offer] = {}
+        self._offers: dict[str, Offer] = {}  # token -> offer: the one table of our pending offers
+        self._offer_ids: dict[bytes, str] = {}  # its index by offer_id
         self._accepted: asyncio.Queue[RTCStream] = asyncio.Queue(self.config.max_accept_queue)
         self._handshakes = asyncio.Semaphore(self.config.max_handshakes)
-        self._tasks: set[asyncio.Task[object]] = set()
+        self._tasks = Supervisor(log)
         self.refused = 0  # incoming signaling refused (bad SDP, wrong identity, ...)
 
     # ---- descriptions ---------------------------------------------------------------------------
@@ -212,16 +220,23 @@ class RTCEndpoint:
 
     # ---- tracker path: offerer ------------------------------------------------------------------
 
-    def make_offer(self, carriers: Sequence[str] | None = None) -> Offer:
+    def make_offer(self, carriers: Sequence[str] | None = None, tag: object = None) -> Offer:
         """A new offer for the tracker; answer it with `offer.accept_answer(signal)`."""
         self._expire_offers()
         if len(self._offers) >= self.config.max_pending:
             raise RTCError("too many unanswered offers")
-        offer = Offer(self, self._describe("offer", carriers or self.carriers, new_session_token()))
+        offer = Offer(self, self._describe("offer", carriers or self.carriers, new_session_token()), tag)
         self._offers[offer.token] = offer
+        self._offer_ids[offer.offer_id] = offer.token
         if self.mux is not None and CARRIER_DATAGRAM in offer.description.carriers:
             self.mux.expect(bytes.fromhex(offer.token[:16]))
         return offer
+
+    def pending_offer(self, offer_id: bytes) -> Offer | None:
+        """The unanswered, unexpired offer with this tracker offer id."""
+        self._expire_offers()
+        token = self._offer_ids.get(offer_id)
+        return self._offers.get(token) if token is not None else None
 
     def _expire_offers(self) -> None:
         now = time.monotonic()
@@ -230,13 +245,14 @@ class RTCEndpoint:
 
     def _drop_offer(self, offer: Offer) -> None:
         self._offers.pop(offer.token, None)
+        self._offer_ids.pop(offer.offer_id, None)
         if self.mux is not None:
             self.mux.unexpect(bytes.fromhex(offer.token[:16]))
         if not offer._attached.done():
             offer._attached.cancel()
         elif not offer._attached.cancelled() and not offer._done:
             stream, _ = offer._attached.result()
-            self._spawn(stream.close())
+            self._spawn(stream.close(), "close an unused carrier stream")
 
     async def _finish_offer(self, offer: Offer, answer: RtcDescription) -> RTCStream:
         if self._offers.get(offer.token) is not offer or offer._answered:
@@ -374,7 +390,8 @@ class RTCEndpoint:
             await stream.close()
             carrier = self._datagram_carrier(offer_desc, offer_desc.session)
         # DTLS runs outside the handshake slot so that slow peers cannot hold it.
-        self._spawn(self._finish_incoming(self._stream_for(carrier, offer_desc, offerer=False)))
+        self._spawn(self._finish_incoming(self._stream_for(carrier, offer_desc, offerer=False)),
+                    f"RTC setup with {stream.remote}")
 
     async def _finish_incoming(self, rtc: RTCStream) -> None:
         try:
@@ -389,10 +406,8 @@ class RTCEndpoint:
             log.warning("RTC accept queue full; dropping %s", rtc.remote)
             await rtc.close()
 
-    def _spawn(self, coro: Awaitable[object]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _spawn(self, coro: Coroutine[Any, Any, object], name: str) -> None:
+        self._tasks.spawn(coro, name)
 
     async def serve(self, accept: Callable[[], Awaitable[ByteStream]],
                     other: Callable[[ByteStream, bytes], Awaitable[None]] | None,
@@ -405,7 +420,7 @@ class RTCEndpoint:
                 log.warning("too many streams being set up; closing one from %s", stream.remote)
                 await stream.close()
                 return
-            self._spawn(self._dispatch(stream, other))
+            self._spawn(self._dispatch(stream, other), f"incoming stream from {stream.remote}")
 
         await accept_forever(accept, admit, closed, "SAM accept")
 
@@ -427,11 +442,7 @@ class RTCEndpoint:
     async def close(self) -> None:
         for offer in list(self._offers.values()):
             self._drop_offer(offer)
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(BaseException):
-                await task
+        await self._tasks.close()
         while not self._accepted.empty():
             await self._accepted.get_nowait().close()
         if self.mux is not None:

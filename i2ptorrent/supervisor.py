@@ -1,0 +1,67 @@
+"""Background tasks whose failure is never silent.
+
+Used by every layer that runs tasks (the Client, the announcer, the tracker client, the RTC endpoint);
+it imports nothing of the package.
+
+A bare `asyncio.ensure_future` drops a task's exception until the task is garbage collected, so a crashed
+announce loop used to stop without a word. Every task the Client runs goes through a Supervisor: a
+failure is logged once, with its traceback, and kept (the newest few) for status to show.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+MAX_FAILURES = 20
+
+
+class Supervisor:
+    """Owns a set of tasks: runs them, reports their failures, and cancels what is left on close."""
+
+    def __init__(self, log: logging.Logger, max_failures: int = MAX_FAILURES) -> None:
+        self._log = log
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.failures: deque[str] = deque(maxlen=max_failures)
+        """The newest failures, oldest first, as '<task name>: <exception>'."""
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str,
+              on_failure: Callable[[str], None] | None = None) -> asyncio.Task[Any]:
+        """Run `coro`; if it raises, log it, record it, and tell `on_failure` (e.g. a torrent's status)."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(lambda t: self._done(t, on_failure))
+        return task
+
+    def _done(self, task: asyncio.Task[Any], on_failure: Callable[[str], None] | None) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            return
+        message = f"{task.get_name()}: {type(exc).__name__}: {exc}"
+        self._log.error("background task %s failed", task.get_name(), exc_info=exc)
+        self.failures.append(message)
+        if on_failure is not None:
+            on_failure(message)
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def cancel(self) -> list[asyncio.Task[Any]]:
+        """Cancel every task now (without waiting); returns them."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        return tasks
+
+    async def close(self) -> None:
+        """Cancel every task and wait for them (a task's own cleanup may take a moment)."""
+        for task in self.cancel():
+            with contextlib.suppress(BaseException):
+                await task
