@@ -12,6 +12,7 @@ from aiortc import RTCCertificate
 
 from i2ptorrent.transport.carrier import Impairment, LinkConfig
 from i2ptorrent.transport.carrier_io import Carrier, DatagramMux, MemoryCarrier, MemoryDatagramEndpoint
+from i2ptorrent.transport.datachannel import DataChannelStream
 from i2ptorrent.transport.rtc import FingerprintMismatch, RTCError, RTCStream, local_fingerprints
 from i2ptorrent.transport.stream import ByteStream
 
@@ -91,13 +92,35 @@ async def test_read_buffer_is_bounded_while_the_reader_sleeps() -> None:
     for _ in range(300):  # let the loop run a good while with nobody reading on b
         await asyncio.sleep(0.01)
     assert not writer.done()  # backpressure reached the writer
-    assert len(b._buf) <= RTCStream.READ_HIGH + 262144
-    assert a._channel is not None and a._channel.bufferedAmount <= RTCStream.HIGH_WATER + 16384
+    assert a._data is not None and b._data is not None
+    assert len(b._data._buf) <= DataChannelStream.READ_HIGH + 262144
+    assert a._data.channel.bufferedAmount <= DataChannelStream.HIGH_WATER + 16384
     got = bytearray()
     while len(got) < len(data):
         got += await asyncio.wait_for(b.read(), 30)
     await writer
     assert bytes(got) == data
+    await a.close()
+    await b.close()
+
+
+async def test_a_peer_that_ignores_flow_control_is_dropped() -> None:
+    """Without a gate (a browser's channel: aiortc's ICE cannot stop reading), more than MAX_BUFFERED
+    unread bytes end the channel instead of growing memory."""
+
+    class Small(DataChannelStream):
+        MAX_BUFFERED = 256 * 1024
+
+    a, b = _pair(*MemoryCarrier.pair())
+    await asyncio.gather(a.start(10), b.start(10))
+    assert b._data is not None and a._data is not None
+    ungated = Small(b._data.channel, "browser")  # nobody reads it
+    writer = asyncio.ensure_future(a.write(os.urandom(4 * 1024 * 1024)))
+    await asyncio.wait_for(ungated.wait_closed(), 30)
+    assert ungated.error is not None and "unread bytes" in ungated.error
+    assert await ungated.read() == b""
+    with pytest.raises(ConnectionResetError):  # the peer sees its channel closed
+        await asyncio.wait_for(writer, 30)
     await a.close()
     await b.close()
 

@@ -332,14 +332,15 @@ class Bridge:
     async def _connect(self, pc: RTCPeerConnection, action: AnswerOffer, sdp: str,
                        offered: list[IPAddress]) -> ChannelStream:
         loop = asyncio.get_running_loop()
-        channel_ready: asyncio.Future[RTCDataChannel | None] = loop.create_future()
+        channel_ready: asyncio.Future[ChannelStream | None] = loop.create_future()
+        label = "browser:" + action.key[0].encode("latin-1").hex()
 
         @pc.on("datachannel")
         def on_datachannel(channel: RTCDataChannel) -> None:
             if channel_ready.done():
                 channel.close()  # WebTorrent opens one channel; refuse extras
-            else:
-                channel_ready.set_result(channel)
+            else:  # the stream's listeners go on now: the browser's first message may be right behind
+                channel_ready.set_result(ChannelStream(pc, channel, label))
 
         @pc.on("connectionstatechange")
         def on_state() -> None:
@@ -358,11 +359,10 @@ class Bridge:
         if kept == 0:
             raise ConnectionError("no local address is allowed for ICE")
         await self._send(action.socket_id, self.core.answer(action.key, action.offer.offer_id, answer))
-        channel = await channel_ready
-        if channel is None:
+        stream = await channel_ready
+        if stream is None:
             raise ConnectionError(f"ICE/DTLS {pc.connectionState}")
-        label = "browser:" + action.key[0].encode("latin-1").hex()
-        return ChannelStream(pc, channel, label)
+        return stream
 
     async def _join(self, key: ChannelKey, stream: ChannelStream, left: float) -> None:
         info_hash = key[1].encode("latin-1")

@@ -4,10 +4,10 @@ aiortc's ORTC objects are used directly: RTCDtlsTransport over a stand-in for it
 only `.role`, `_recv()` and `_send()`), RTCSctpTransport over DTLS, one ordered reliable RTCDataChannel
 over SCTP. Nothing here opens a socket; the carrier is the only way bytes leave.
 
-Backpressure both ways: writes wait while the channel's bufferedAmount is above a high-water mark;
-reads come from a bounded buffer, and when it is full the carrier is no longer read, so the peer's SCTP
-stops getting acknowledgements and its window closes (aiortc's SCTP would otherwise re-open the window
-as soon as a message is handed up, however slowly the application reads).
+The channel is a DataChannelStream (datachannel.py: backpressure both ways); here it gets the gate
+that stops reading the carrier while its read buffer is full, so the peer's SCTP stops getting
+acknowledgements and its window closes (aiortc's SCTP would otherwise re-open the window as soon as a
+message is handed up, however slowly the application reads).
 """
 
 from __future__ import annotations
@@ -30,14 +30,13 @@ from aiortc import (
 )
 
 from .carrier_io import Carrier
+from .datachannel import DataChannelStream
 from .sdp import Fingerprint
 
 log = logging.getLogger(__name__)
 
 SCTP_PORT = 5000
 MAX_MESSAGE_SIZE = 262144
-CHUNK = 16384
-"""Bytes per data-channel message: what WebTorrent peers send, and well under any max-message-size."""
 
 
 class RTCError(ConnectionError):
@@ -71,15 +70,7 @@ def local_fingerprints(certificate: RTCCertificate) -> tuple[Fingerprint, ...]:
 
 
 class RTCStream:
-    """One ordered, reliable data channel to a peer, used as a byte stream (implements ByteStream)."""
-
-    HIGH_WATER = 1024 * 1024
-    """Write side: wait while more than this is queued in the channel (simple-peer waits at 64 KiB;
-    SCTP's 1 MiB window needs more to stay busy over I2P round trips)."""
-    LOW_WATER = 256 * 1024
-    READ_HIGH = 2 * 1024 * 1024
-    """Read side: stop reading the carrier above this; resume below READ_LOW."""
-    READ_LOW = 512 * 1024
+    """One ordered, reliable data channel to a peer over a carrier, used as a byte stream (a ByteStream)."""
 
     def __init__(self, carrier: Carrier, *, remote: str, certificate: RTCCertificate,
                  remote_fingerprints: Sequence[Fingerprint], dtls_server: bool, initiator: bool,
@@ -99,15 +90,9 @@ class RTCStream:
         self._remote_mms = remote_max_message_size
         self._label = label or secrets.token_hex(10)
         self._sctp: RTCSctpTransport | None = None
-        self._channel: RTCDataChannel | None = None
-        self._buf = bytearray()
-        self._readable = asyncio.Event()
-        self._writable = asyncio.Event()
-        self._eof = False
+        self._data: DataChannelStream | None = None
+        self._dead = asyncio.Event()
         self._closed = False
-        self._chunk = CHUNK if not remote_max_message_size else min(CHUNK, remote_max_message_size)
-        self.bytes_sent = 0
-        self.bytes_received = 0
 
     # ---- ByteStream -----------------------------------------------------------------------------
 
@@ -119,38 +104,32 @@ class RTCStream:
     def carrier(self) -> Carrier:
         return self._carrier
 
+    @property
+    def bytes_sent(self) -> int:
+        return self._data.bytes_sent if self._data is not None else 0
+
+    @property
+    def bytes_received(self) -> int:
+        return self._data.bytes_received if self._data is not None else 0
+
     async def read(self, n: int = 65536) -> bytes:
-        while not self._buf:
-            if self._eof:
-                return b""
-            self._readable.clear()
-            await self._readable.wait()
-        data = bytes(self._buf[:n])
-        del self._buf[:n]
-        if len(self._buf) <= self.READ_LOW:
-            self._gate.set()
-        return data
+        if self._data is None:
+            return b""
+        return await self._data.read(n)
 
     async def write(self, data: bytes) -> None:
-        view = memoryview(data)
-        for pos in range(0, len(view), self._chunk):
-            channel = self._channel
-            while True:
-                if self._eof or channel is None or channel.readyState != "open":
-                    raise ConnectionResetError("RTC channel closed")
-                if channel.bufferedAmount <= self.HIGH_WATER:
-                    break
-                self._writable.clear()
-                await self._writable.wait()
-            channel.send(bytes(view[pos : pos + self._chunk]))
-            self.bytes_sent += min(self._chunk, len(view) - pos)
+        if self._data is None:
+            raise ConnectionResetError("RTC channel not open")
+        await self._data.write(data)
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         self._mark_eof()
-        if self._channel is not None:
+        if self._data is not None:
+            with contextlib.suppress(Exception):
+                await self._data.close()  # drains the channel's own queue
             with contextlib.suppress(Exception):
                 await self._drain(timeout=5.0)
         for stop in (self._sctp.stop if self._sctp else None, self._dtls.stop):
@@ -161,12 +140,9 @@ class RTCStream:
             await self._carrier.close()
 
     async def _drain(self, timeout: float) -> None:
-        """Give queued writes a chance to reach the peer before the association is torn down."""
+        """Give sent messages a chance to be acknowledged before the association is torn down."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while (self._channel is not None and self._channel.bufferedAmount
-               and self._sctp is not None and self._sctp.state == "connected" and loop.time() < deadline):
-            await asyncio.sleep(0.02)
         sctp = self._sctp
         # aiortc has no public "all acknowledged" signal; its sent queue is the only witness.
         while sctp is not None and getattr(sctp, "_sent_queue", None) and sctp.state == "connected" and loop.time() < deadline:
@@ -204,7 +180,7 @@ class RTCStream:
         if not self._initiator:
             @self._sctp.on("datachannel")
             def on_datachannel(channel: RTCDataChannel) -> None:
-                if self._channel is None and not opened.done():
+                if self._data is None and not opened.done():
                     self._attach(channel)
                     opened.set_result(None)
                 else:  # one channel per connection: close any extra the peer opens
@@ -218,7 +194,7 @@ class RTCStream:
             def on_open() -> None:
                 if not opened.done():
                     opened.set_result(None)
-        dead = asyncio.ensure_future(self._wait_eof())
+        dead = asyncio.ensure_future(self._dead.wait())
         try:
             done, _ = await asyncio.wait({opened, dead}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -226,35 +202,19 @@ class RTCStream:
         if opened not in done:
             raise RTCError(f"connection to {self._remote} closed during setup")
 
-    async def _wait_eof(self) -> None:
-        while not self._eof:
-            self._readable.clear()
-            await self._readable.wait()
-
     def _attach(self, channel: RTCDataChannel) -> None:
-        self._channel = channel
-        channel.bufferedAmountLowThreshold = self.LOW_WATER
-        channel.on("message", self._on_message)
-        channel.on("bufferedamountlow", self._writable.set)
+        self._data = DataChannelStream(channel, self._remote, max_message=self._remote_mms, gate=self._gate)
         channel.on("close", self._mark_eof)
-
-    def _on_message(self, message: bytes | str) -> None:
-        data = message.encode() if isinstance(message, str) else message
-        self._buf += data
-        self.bytes_received += len(data)
-        if len(self._buf) >= self.READ_HIGH:
-            self._gate.clear()
-        self._readable.set()
 
     def _on_dtls_state(self) -> None:
         if self._dtls.state in ("closed", "failed"):
             self._mark_eof()
 
     def _mark_eof(self) -> None:
-        self._eof = True
+        self._dead.set()
         self._gate.set()
-        self._readable.set()
-        self._writable.set()
+        if self._data is not None:
+            self._data.mark_eof()
 
     def __repr__(self) -> str:
         return f"<RTCStream {self._remote} over {type(self._carrier).__name__}>"
