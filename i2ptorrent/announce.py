@@ -37,6 +37,7 @@ from i2ptorrent.transport.signaling import RTCEndpoint
 log = logging.getLogger(__name__)
 
 HUNGRY_REANNOUNCE = 15.0
+FAILED_REANNOUNCE_MAX = 60.0
 UNKNOWN_LEFT = 16384
 """`left` in a classic announce before a magnet's metadata is known: not 0, which means a seeder."""
 RTC_SETUP_ERRORS = (RTCError, SdpError, SAMError, OSError, asyncio.TimeoutError)
@@ -163,9 +164,10 @@ class Announcer:
 
     async def _http_loop(self, t: Torrent, url: str, opener: Opener) -> None:
         """Announce every interval; while we still need data and the tracker knew no other peer, sooner
-        (15 s, doubling): a leecher that announced just before its seeder must not wait 10 minutes."""
+        (15 s, doubling): a leecher that announced just before its seeder must not wait 10 minutes.
+        A failed announce is retried after 15 s, doubling to a minute (it was a flat minute)."""
         event: str | None = "started"
-        hungry = HUNGRY_REANNOUNCE
+        hungry = retry = HUNGRY_REANNOUNCE
         was_done = left_of(t) == 0
         while True:
             st = t.status()
@@ -191,7 +193,10 @@ class Announcer:
             except (TrackerError, SAMError, OSError, asyncio.TimeoutError) as exc:
                 self._result(t.info_hash, url, str(exc) or exc.__class__.__name__)
                 log.info("announce to %s failed: %s", url, exc)
-                delay = 60.0
+                # A fresh session often cannot reach the tracker yet: try again soon, then every minute.
+                delay, retry = retry, min(retry * 2, FAILED_REANNOUNCE_MAX)
+            else:
+                retry = HUNGRY_REANNOUNCE
             await self._sleep_or_complete(t, delay, was_done)
 
     @staticmethod
