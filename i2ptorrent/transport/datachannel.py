@@ -117,7 +117,9 @@ class DataChannelStream:
         """Give queued writes a chance to leave before the association goes (a final `have` or block)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while self._channel.readyState == "open" and self._channel.bufferedAmount and loop.time() < deadline:
+        channel = self._channel
+        while (channel.readyState == "open" and channel.bufferedAmount and channel.transport.state == "connected"
+               and loop.time() < deadline):
             await asyncio.sleep(0.02)
 
     def mark_eof(self) -> None:
