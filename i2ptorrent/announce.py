@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import Protocol
 
 from i2ptorrent.engine import Engine, Torrent
 from i2ptorrent.supervisor import Supervisor
@@ -43,12 +43,13 @@ UNKNOWN_LEFT = 16384
 RTC_SETUP_ERRORS = (RTCError, SdpError, SAMError, OSError, asyncio.TimeoutError)
 
 
-@dataclass(frozen=True)
-class AnnounceSettings:
-    connect_timeout: float = 75.0
-    webrtc: bool = True
-    invite: str | None = None
-    allow_loopback: bool = False
+class AnnounceSettings(Protocol):
+    """What the announcer reads of the ClientConfig, at each use: a caller may set `invite` after start."""
+
+    connect_timeout: float
+    webrtc: bool
+    invite: str | None
+    allow_loopback_trackers: bool
 
 
 def left_of(t: Torrent) -> int | None:
@@ -114,8 +115,8 @@ class Announcer:
         """Start announcing `t` to each tracker; unusable URLs are recorded in `errors`, not raised."""
         for url in trackers:
             try:
-                websocket = parse_tracker_url(url, self._settings.allow_loopback).websocket
-                opener = tracker_opener(self._session, url, self._settings.allow_loopback,
+                websocket = parse_tracker_url(url, self._settings.allow_loopback_trackers).websocket
+                opener = tracker_opener(self._session, url, self._settings.allow_loopback_trackers,
                                         self._settings.connect_timeout)
             except TrackerURLError as exc:
                 self._result(t.info_hash, url, str(exc))

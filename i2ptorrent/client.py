@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from i2ptorrent.announce import AnnounceSettings, Announcer
+from i2ptorrent.announce import Announcer
 from i2ptorrent.private_files import private_dir, write_private
 from i2ptorrent.engine import Engine, Metainfo, Torrent, TorrentStatus, as_metainfo, create_torrent
 from i2ptorrent.supervisor import Supervisor
@@ -110,9 +110,7 @@ class Client:
                 datagrams = self._datagrams = await DatagramSession.create(cfg.sam, carrier_dest,
                                                                            cfg.session_options)
             self.rtc = RTCEndpoint(self.session, datagrams, config=RTCConfig(carriers=cfg.rtc_carriers))
-            self._announcer = Announcer(self.session, self.engine, self.rtc, self._tasks, AnnounceSettings(
-                connect_timeout=cfg.connect_timeout, webrtc=cfg.webrtc, invite=cfg.invite,
-                allow_loopback=cfg.allow_loopback_trackers))
+            self._announcer = Announcer(self.session, self.engine, self.rtc, self._tasks, cfg)
             session = self.session
             self._tasks.spawn(self.rtc.serve(session.accept, self._incoming_classic, lambda: session.closed),
                               "SAM accept loop")
