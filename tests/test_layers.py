@@ -15,17 +15,18 @@ ROOT = Path(i2ptorrent.__file__).parent
 
 # Higher imports lower (or its own layer), never the other way. cli.py is the top: nothing imports it.
 LAYERS = {
-    "__main__": 8, "cli": 7,
-    "commands": 6,
-    "daemon": 5,
-    "app": 4, "config": 4,
-    "bridge": 3,
-    "client": 2,
+    "__main__": 9, "cli": 8,
+    "commands": 7,
+    "daemon": 6,
+    "app": 5, "config": 5,
+    "bridge": 4,
+    "client": 3,
+    "announce": 2,
     "engine": 1, "tracker": 1, "transport": 1, "wire": 1,
-    "bucket": 0, "loopback": 0, "clocks": 0, "private_files": 0, "__init__": 0,
+    "bucket": 0, "loopback": 0, "clocks": 0, "private_files": 0, "supervisor": 0, "__init__": 0,
 }
 LOWER = {"engine", "tracker", "transport", "wire"}
-UPPER = {"config", "cli", "app", "client", "daemon", "commands", "bridge"}
+UPPER = {"config", "cli", "app", "client", "announce", "daemon", "commands", "bridge"}
 
 
 def module_name(path: Path) -> str:
