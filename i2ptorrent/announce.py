@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
 
 from i2ptorrent.engine import Engine, Torrent
@@ -58,6 +58,17 @@ def left_of(t: Torrent) -> int | None:
     if not st.total_size:
         return None
     return max(0, st.total_size - st.downloaded) if st.progress < 1 else 0
+
+
+async def sleep_until_done(done: Callable[[], Awaitable[object]], delay: float) -> None:
+    """Sleep `delay` seconds, or until `done()` finishes if that is sooner.
+
+    `asyncio.timeout`, not `asyncio.wait_for`: on Python 3.11 wait_for swallows a cancellation that arrives
+    just as `done()` finishes (CPython issue 86296). The announce loop then lived on into its next sleep
+    (the tracker's interval), and a Client closed right after its download completed waited for it."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(delay):
+            await done()
 
 
 class Announcer:
@@ -158,7 +169,8 @@ class Announcer:
         """Tell WebSocket trackers we stop (bounded); the Supervisor cancels the loops."""
         for ws in list(self._ws.values()):
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(ws.close(), 10)
+                async with asyncio.timeout(10):
+                    await ws.close()
         self._ws.clear()
 
     # ---- classic HTTP ---------------------------------------------------------------------------
@@ -198,16 +210,11 @@ class Announcer:
                 delay, retry = retry, min(retry * 2, FAILED_REANNOUNCE_MAX)
             else:
                 retry = HUNGRY_REANNOUNCE
-            await self._sleep_or_complete(t, delay, was_done)
-
-    @staticmethod
-    async def _sleep_or_complete(t: Torrent, delay: float, was_done: bool) -> None:
-        """Sleep `delay`, cut short when the download completes (the tracker hears `completed` at once)."""
-        if was_done:
-            await asyncio.sleep(delay)
-            return
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(t.wait_complete(), delay)
+            if was_done or left_of(t) == 0:
+                # done already (or its `completed` announce failed): the next announce waits `delay`
+                await asyncio.sleep(delay)
+            else:  # cut short when the download completes: the tracker hears `completed` at once
+                await sleep_until_done(t.wait_complete, delay)
 
     # ---- WebSocket (WebTorrent) -----------------------------------------------------------------
 

@@ -11,13 +11,14 @@ failure is logged once, with its traceback, and kept (the newest few) for status
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 MAX_FAILURES = 20
+CLOSE_TIMEOUT = 30.0
+"""How long close() waits for cancelled tasks to finish their cleanup."""
 
 
 class Supervisor:
@@ -60,8 +61,16 @@ class Supervisor:
             task.cancel()
         return tasks
 
-    async def close(self) -> None:
-        """Cancel every task and wait for them (a task's own cleanup may take a moment)."""
-        for task in self.cancel():
-            with contextlib.suppress(BaseException):
-                await task
+    async def close(self, timeout: float = CLOSE_TIMEOUT) -> None:
+        """Cancel every task and wait for them (a task's own cleanup may take a moment), at most `timeout`:
+        a task that lives on after its cancellation (one swallowed, as asyncio.wait_for can on Python
+        3.11) is logged and recorded by name instead of holding its owner's close forever. Our own
+        cancellation is not swallowed."""
+        tasks = self.cancel()
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=timeout)
+        for task in pending:
+            self._log.error("background task %s did not stop within %.0f s of its cancellation",
+                            task.get_name(), timeout)
+            self.failures.append(f"{task.get_name()}: did not stop when cancelled")

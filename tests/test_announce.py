@@ -1,0 +1,41 @@
+"""The announce loop's wait between announces (announce.py), offline: what the router tests cannot pin."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from i2ptorrent.announce import sleep_until_done
+
+
+async def test_sleep_until_done_ends_at_done_or_after_the_delay() -> None:
+    done = asyncio.Event()
+    start = time.monotonic()
+    await sleep_until_done(done.wait, 0.2)
+    assert time.monotonic() - start >= 0.19
+    asyncio.get_running_loop().call_later(0.05, done.set)
+    await asyncio.wait_for(sleep_until_done(done.wait, 3600), 5)
+
+
+async def test_a_loop_cancelled_as_its_download_completes_stops() -> None:
+    """The Client's close often comes right after `wait_complete()` returned, in the same loop turn as the
+    announce loop's own wake-up: that cancellation must end the loop (with asyncio.wait_for on Python 3.11
+    it was swallowed and the loop went on into its next interval, and the Client's close hung)."""
+    complete = asyncio.Event()
+
+    async def announce_loop() -> None:
+        while True:
+            await sleep_until_done(complete.wait, 3600)
+            # here the real loop announces `completed`
+            await asyncio.sleep(3600)  # the tracker's interval
+
+    loop = asyncio.ensure_future(announce_loop())
+    user = asyncio.ensure_future(complete.wait())  # what a caller awaits: Torrent.wait_complete()
+    await asyncio.sleep(0)
+    complete.set()
+    await user
+    loop.cancel()  # Client.close, before the loop had its turn
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(loop, 5)
