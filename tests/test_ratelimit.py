@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from i2ptorrent.bucket import TokenBucket
-from i2ptorrent.engine.ratelimit import MAX_DEBT_SECONDS, MIN_BURST, RateLimit, RateLimiter
+from i2ptorrent.engine.ratelimit import MAX_DEBT_SECONDS, MIN_BURST, RateLimit, RateLimiter, RateLimits
 
 
 def drain(bucket: RateLimit, total: int, block: int, start: float = 0.0) -> float:
@@ -91,3 +91,18 @@ async def test_a_waiting_peer_is_released_when_the_limit_is_lifted() -> None:
     assert not waiter.done()
     limiter.set_rate(0)
     await asyncio.wait_for(waiter, 2)
+
+
+async def test_a_torrents_limits_sit_under_the_engines_unless_it_ignores_them() -> None:
+    engine = RateLimits()
+    engine.set(0, 1_000_000)
+    torrent = RateLimits(parent=engine)
+    torrent.set(20_480, 500_000)
+    assert torrent.download_chunk(256 * 1024) == 4096  # the torrent's limit is the tighter one
+    await torrent.acquire_upload(10_000)  # within both bursts: no wait
+    assert engine.upload.bucket.taken == 10_000 and torrent.upload.bucket.taken == 10_000
+    await torrent.acquire_download(10_000)
+    assert torrent.download.bucket.taken == 10_000 and engine.download.bucket.unlimited
+    torrent.honors_parent = False  # Transmission's honorsSessionLimits false: the engine's limit skipped
+    await torrent.acquire_upload(10_000)
+    assert engine.upload.bucket.taken == 10_000 and torrent.upload.bucket.taken == 20_000

@@ -79,14 +79,17 @@ class Torrent:
         self.save_path = save_path
         self.selected_files = list(selected_files) if selected_files is not None else None
         self.store: PieceStore | None = None  # the one owner; the swarm reads it through a callable
+        self.limits = RateLimits(parent=engine.limits)  # this torrent's own, under the engine's
         self.swarm = AsyncSwarm(meta, engine.peer_id, lambda: self.store, on_metadata=self._install_metadata,
-                                on_complete=self.save_resume, max_peers=engine.max_peers, limits=engine.limits)
+                                on_complete=self.save_resume, max_peers=engine.max_peers, limits=self.limits)
         self.swarm.on_peers = self.add_candidates
         self.candidates: dict[str, None] = dict.fromkeys(meta.peers)
         self._dialing: set[str] = set()
         self._backoff: dict[str, tuple[float, float]] = {}  # b32 -> (next attempt, current backoff)
         self._resume_waiters: list[asyncio.Future[bytes | None]] = []
         self._checked_waiters: list[asyncio.Future[None]] = []
+        self._moved_waiters: list[asyncio.Future[None]] = []
+        self._error_posted = False  # libtorrent posted a torrent/file error: only then is its errc worth asking
         self._piece_waiters: dict[int, list[asyncio.Future[None]]] = {}
         self._urgent: dict[object, list[int]] = {}  # reader (a stream) -> pieces it needs next
         self._checking = False
@@ -166,6 +169,8 @@ class Torrent:
     def _on_alert(self, alert: Any) -> None:
         if self.store is not None:
             self.store.on_alert(alert)
+        if isinstance(alert, (lt.torrent_error_alert, lt.file_error_alert)):
+            self._error_posted = True
         if isinstance(alert, lt.save_resume_data_alert):
             data = bytes(lt.write_resume_data_buf(alert.params))
             self._settle_resume(data)
@@ -175,6 +180,12 @@ class Torrent:
             for f in self._piece_waiters.pop(alert.piece_index, []):
                 if not f.done():
                     f.set_result(None)
+        elif isinstance(alert, (lt.storage_moved_alert, lt.storage_moved_failed_alert)):
+            waiters, self._moved_waiters = self._moved_waiters, []
+            failed = isinstance(alert, lt.storage_moved_failed_alert)
+            for f in waiters:
+                if not f.done():
+                    f.set_exception(StorageError(alert.message())) if failed else f.set_result(None)
         elif isinstance(alert, lt.torrent_checked_alert):
             waiters, self._checked_waiters = self._checked_waiters, []
             for f in waiters:
@@ -236,10 +247,12 @@ class Torrent:
 
     @property
     def error(self) -> str | None:
-        """libtorrent's storage error for this torrent, if it has one."""
+        """libtorrent's storage error for this torrent, if it has one. libtorrent posts an alert whenever
+        it sets one, so its status (a call into its thread: slow, and asked of every torrent by a
+        torrent-get) is read only after such an alert."""
         if self.store is not None and self.store.error:
             return self.store.error
-        if self.handle.is_valid():
+        if self._error_posted and self.handle.is_valid():
             errc = self.handle.status().errc
             if errc.value():
                 return str(errc.message())
@@ -255,6 +268,14 @@ class Torrent:
     def pause(self) -> None:
         self.swarm.pause()
 
+    def set_rate_limits(self, download_rate: int | None = None, upload_rate: int | None = None,
+                        honors_engine: bool | None = None) -> None:
+        """This torrent's own limits in bytes/s (0 = none), and whether the engine-wide ones cover it too
+        (Transmission's honorsSessionLimits). They apply at once, waiting peers included."""
+        self.limits.set(download_rate, upload_rate)
+        if honors_engine is not None:
+            self.limits.honors_parent = honors_engine
+
     def resume(self) -> None:
         """Also how a user retries after a storage error (space freed, permissions fixed)."""
         self.swarm.resume()
@@ -263,6 +284,7 @@ class Torrent:
                 self.store.error = None
             if self.handle.is_valid():
                 self.handle.clear_error()
+            self._error_posted = False
 
     # -- streaming -------------------------------------------------------------------------------
 
@@ -350,6 +372,21 @@ class Torrent:
             self._checking = False
             if not was_paused:
                 self.resume()
+
+    async def move_storage(self, path: Path | str, move: bool, timeout: float = 3600.0) -> None:
+        """Keep the data at `path` from now on. move: libtorrent moves the files there (pieces stay
+        verified); else the files are looked for there and every piece is checked again (verify)."""
+        target = Path(path).resolve()
+        await asyncio.to_thread(target.mkdir, parents=True, exist_ok=True)
+        moved: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._moved_waiters.append(moved)
+        flags = lt.move_flags_t.always_replace_files if move else lt.move_flags_t.reset_save_path
+        self.handle.move_storage(str(target), flags)
+        await asyncio.wait_for(moved, timeout)
+        self.save_path = target
+        self._engine._request_resume_save(self)
+        if not move:
+            await self.verify()
 
     # -- dialing ---------------------------------------------------------------------------------
 

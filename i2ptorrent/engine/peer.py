@@ -128,10 +128,10 @@ class PeerConnection:
                     if limits is not None:
                         self._host.reading_paused(self)
                         try:
-                            await limits.download.acquire(len(data))
+                            await limits.acquire_download(len(data))
                         finally:
                             self._host.reading_resumed(self)
-                data = await self.stream.read(limits.download.chunk(READ_SIZE) if limits else READ_SIZE)
+                data = await self.stream.read(limits.download_chunk(READ_SIZE) if limits else READ_SIZE)
                 if not data:
                     self._host.lost(self, "closed by peer")
                     return
@@ -170,7 +170,7 @@ class PeerConnection:
                 if len(data) != req.length:
                     continue
                 if self.limits is not None:
-                    await self.limits.upload.acquire(len(data))
+                    await self.limits.acquire_upload(len(data))
                     if self.closed:
                         return
                 self._host.block_read(self, req, data)

@@ -1,4 +1,5 @@
-"""Engine-wide upload and download limits, shared by every peer of every torrent.
+"""Upload and download limits: engine-wide ones shared by every peer of every torrent, and per-torrent
+ones under them.
 
 `RateLimit` is the engine's policy on the one token bucket (i2ptorrent/bucket.py, time passed in): a burst
 of half a second, limits below MIN_RATE refused, old debt forgiven when the limit changes. Taking bytes may
@@ -6,6 +7,10 @@ run it into debt and the taker waits until the debt is paid, so the long-run rat
 peers take at once. `RateLimiter` is the asyncio adapter the peer tasks await. Uploads are limited per
 block before it is queued; downloads by pausing the peer's reader, which lets the stream's own flow
 control slow the sender (nothing is buffered beyond one read).
+
+A torrent's `RateLimits` has the engine's as its parent: a peer's bytes pass the torrent's buckets, then
+(unless the torrent is set to ignore the session's limits, Transmission's honorsSessionLimits) the
+engine's, so both bound the same bytes and neither is a second implementation of the bucket.
 """
 
 from __future__ import annotations
@@ -84,13 +89,35 @@ class RateLimiter:
 
 @dataclass
 class RateLimits:
-    """The engine's two limiters; a PeerConnection holds a reference, so a change applies at once."""
+    """Two limiters (the engine's, or a torrent's under its `parent`); a PeerConnection holds a reference,
+    so a change applies at once."""
 
     download: RateLimiter = field(default_factory=RateLimiter)
     upload: RateLimiter = field(default_factory=RateLimiter)
+    parent: "RateLimits | None" = None
+    honors_parent: bool = True
 
     def set(self, download_rate: float | None = None, upload_rate: float | None = None) -> None:
         if download_rate is not None:
             self.download.set_rate(download_rate)
         if upload_rate is not None:
             self.upload.set_rate(upload_rate)
+
+    def _chain(self) -> "list[RateLimits]":
+        out: list[RateLimits] = [self]
+        while out[-1].honors_parent and out[-1].parent is not None:
+            out.append(out[-1].parent)  # type: ignore[arg-type]
+        return out
+
+    async def acquire_download(self, n: int) -> None:
+        """`n` bytes read from a peer, paid for in every limit that covers them."""
+        for lim in self._chain():
+            await lim.download.acquire(n)
+
+    async def acquire_upload(self, n: int) -> None:
+        for lim in self._chain():
+            await lim.upload.acquire(n)
+
+    def download_chunk(self, largest: int) -> int:
+        """The read size the tightest covering limit allows."""
+        return min(lim.download.chunk(largest) for lim in self._chain())
