@@ -195,7 +195,10 @@ def build_parser() -> Parser:
         x.set_defaults(run=cmd_control)
     lm = sub.add_parser("limits", parents=[common],
                         help="show the running daemon's rate limits, or change them with --download-limit/--upload-limit "
-                             "(until it restarts; the config's [limits] apply at start)")
+                             "(until it restarts; the config's [limits] apply at start); with a torrent, that "
+                             "torrent's own limits (under the daemon's; kept with the torrent)")
+    lm.add_argument("torrent", metavar="INFOHASH", nargs="?",
+                    help="info-hash (or a unique prefix), or the torrent's name")
     lm.set_defaults(run=cmd_control)
     st = sub.add_parser("stop", parents=[common], help="stop the running daemon (resume data is saved)")
     st.set_defaults(run=cmd_control)

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from i2ptorrent.daemon.prefs import SessionPrefs, TorrentPrefs, check
 from i2ptorrent.daemon.rpc_core import (
     FIELDS, AddSource, FileChoice, FileView, RpcCore, RpcError, TorrentView, bitfield,
 )
@@ -34,11 +35,13 @@ class FakeBackend:
         self.calls: list[tuple[Any, ...]] = []
         self.rates = (0, 0)
         self.ddir = "/dl"
+        self.seed = SessionPrefs()
 
     def hashes(self) -> list[str]:
         return list(self.torrents)
 
     def view(self, h: str, detail: bool) -> TorrentView:
+        self.calls.append(("view", h, detail))
         v = self.torrents[h]
         if detail:
             w = self.wanted.get(h, [])
@@ -46,11 +49,12 @@ class FakeBackend:
                         pieces_bits=bitfield([1, 0, 0, 1], 4))
         return v
 
-    async def add(self, source: AddSource, ddir: str | None, paused: bool, files: FileChoice | None):
+    async def add(self, source: AddSource, ddir: str | None, paused: bool, files: FileChoice | None,
+                  labels: list[str]):
         self.calls.append(("add", source, ddir, paused, files))
         h = "cc" * 20
         dup = h in self.torrents
-        self.torrents[h] = view(h, state="paused" if paused else "metadata")
+        self.torrents[h] = view(h, state="paused" if paused else "metadata", prefs=TorrentPrefs(labels=labels))
         return self.torrents[h], dup
 
     def start(self, h: str) -> None:
@@ -68,6 +72,21 @@ class FakeBackend:
 
     def set_wanted(self, h: str, files: FileChoice) -> None:
         self.wanted[h] = files.apply(self.wanted[h])
+
+    def set_prefs(self, h: str, changes: dict[str, Any]) -> None:
+        v = self.torrents[h]
+        checked = {k: check(k, x) for k, x in changes.items()}
+        self.torrents[h] = replace(v, prefs=TorrentPrefs(**{**v.prefs.to_dict(), **checked}))
+
+    async def set_location(self, h: str, path: str, move: bool) -> None:
+        self.calls.append(("location", h, path, move))
+        self.torrents[h] = replace(self.torrents[h], save_path=path)
+
+    def session_prefs(self) -> SessionPrefs:
+        return self.seed
+
+    def set_session_prefs(self, changes: dict[str, Any]) -> None:
+        self.seed = SessionPrefs(**{**self.seed.to_dict(), **{k: check(k, x) for k, x in changes.items()}})
 
     def limits(self) -> tuple[int, int]:
         return self.rates
@@ -130,8 +149,12 @@ async def test_every_field_is_answered_in_both_formats(core: RpcCore) -> None:
 async def test_unknown_methods_fields_and_arguments_get_an_error_result(core: RpcCore) -> None:
     assert (await call(core, "blocklist-update"))["result"].startswith("method name not recognized")
     assert "unsupported field" in (await call(core, "torrent-get", fields=["id", "nosuch"]))["result"]
-    assert "not supported" in (await call(core, "torrent-set", ids=[1], downloadLimited=True))["result"]
-    assert "per-torrent limits" in (await call(core, "torrent-set", ids=[1], downloadLimit=50))["result"]
+    assert "not supported" in (await call(core, "torrent-set", ids=[1], sequentialDownload=True))["result"]
+    assert "not supported" in (await call(core, "torrent-set", ids=[1], nosuch=1))["result"]
+    assert (await call(core, "torrent-set", ids=[1], downloadLimit=-5))["result"].startswith("downloadLimit")
+    assert "seedRatioMode" in (await call(core, "torrent-set", ids=[1], seedRatioMode=7))["result"]
+    assert "comma" in (await call(core, "torrent-set", ids=[1], labels=["a,b"]))["result"]
+    assert "idle-seeding-limit" in (await call(core, "session-set", **{"idle-seeding-limit": "x"}))["result"]
     assert "not supported" in (await call(core, "session-set", **{"dht-enabled": True}))["result"]
     assert (await call(core, "session-set", **{"dht-enabled": False}))["result"] == "success"  # already so
     for bad in (None, [], "x", {"method": 5}, {"method": "torrent-get", "arguments": []}):
@@ -238,3 +261,71 @@ async def test_any_request_gets_an_answer_never_an_exception(method: str, args: 
     reply = await core.handle({"method": method, "arguments": args, "tag": tag}, now=1.0)
     assert isinstance(reply["result"], str) and isinstance(reply["arguments"], dict)
     json.dumps(reply)  # always serialisable
+
+
+async def test_per_torrent_limits_seed_limits_and_labels_are_set_and_reported(core: RpcCore) -> None:
+    fields = ["id", "downloadLimit", "downloadLimited", "uploadLimit", "uploadLimited", "honorsSessionLimits",
+              "seedRatioLimit", "seedRatioMode", "seedIdleLimit", "seedIdleMode", "labels", "isFinished"]
+    before = (await call(core, "torrent-get", ids=[1], fields=fields))["arguments"]["torrents"][0]
+    assert before == {"id": 1, "downloadLimit": 100, "downloadLimited": False, "uploadLimit": 100,
+                      "uploadLimited": False, "honorsSessionLimits": True, "seedRatioLimit": 2.0,
+                      "seedRatioMode": 0, "seedIdleLimit": 30, "seedIdleMode": 0, "labels": [],
+                      "isFinished": False}
+    r = await call(core, "torrent-set", ids=[1], downloadLimit=50, downloadLimited=True, uploadLimit=20,
+                   uploadLimited=True, honorsSessionLimits=False, seedRatioLimit=1.5, seedRatioMode=1,
+                   seedIdleLimit=10, seedIdleMode=2, labels=["films", " tv ", "films"])
+    assert r["result"] == "success"
+    rows = (await call(core, "torrent-get", fields=fields))["arguments"]["torrents"]
+    assert rows[0] == {"id": 1, "downloadLimit": 50, "downloadLimited": True, "uploadLimit": 20,
+                       "uploadLimited": True, "honorsSessionLimits": False, "seedRatioLimit": 1.5,
+                       "seedRatioMode": 1, "seedIdleLimit": 10, "seedIdleMode": 2, "labels": ["films", "tv"],
+                       "isFinished": False}
+    assert rows[1]["downloadLimited"] is False and rows[1]["labels"] == []  # the other torrent untouched
+    r = await call(core, "torrent-add", filename="magnet:?xt=urn:btih:" + "cc" * 20, labels=["new"])
+    added = r["arguments"]["torrent-added"]["id"]
+    got = await call(core, "torrent-get", ids=[added], fields=["labels"])
+    assert got["arguments"]["torrents"] == [{"labels": ["new"]}]
+
+
+async def test_session_seed_limits_are_set_and_reported(core: RpcCore) -> None:
+    keys = ["seedRatioLimit", "seedRatioLimited", "idle-seeding-limit", "idle-seeding-limit-enabled"]
+    s = (await call(core, "session-get", fields=keys))["arguments"]
+    assert s == {"seedRatioLimit": 2.0, "seedRatioLimited": False, "idle-seeding-limit": 30,
+                 "idle-seeding-limit-enabled": False}
+    r = await call(core, "session-set", **{"seedRatioLimit": 0.5, "seedRatioLimited": True,
+                                           "idle-seeding-limit": 5, "idle-seeding-limit-enabled": True})
+    assert r["result"] == "success"
+    s = (await call(core, "session-get", fields=keys))["arguments"]
+    assert s == {"seedRatioLimit": 0.5, "seedRatioLimited": True, "idle-seeding-limit": 5,
+                 "idle-seeding-limit-enabled": True}
+
+
+async def test_set_location_reaches_the_backend_and_needs_an_absolute_path(core: RpcCore) -> None:
+    be: FakeBackend = core.backend  # type: ignore[assignment]
+    assert "absolute" in (await call(core, "torrent-set-location", ids=[1], location="rel"))["result"]
+    assert "ids" in (await call(core, "torrent-set-location", location="/x"))["result"]
+    r = await call(core, "torrent-set-location", ids=[1], location="/new", move=True)
+    assert r["result"] == "success" and ("location", H1, "/new", True) in be.calls
+    got = await call(core, "torrent-get", ids=[1], fields=["downloadDir"])
+    assert got["arguments"]["torrents"] == [{"downloadDir": "/new"}]
+
+
+async def test_a_view_is_taken_once_per_tick_and_a_change_takes_it_anew(core: RpcCore) -> None:
+    be: FakeBackend = core.backend  # type: ignore[assignment]
+
+    def views() -> int:
+        n = sum(1 for c in be.calls if c[0] == "view")
+        be.calls.clear()
+        return n
+
+    get = {"method": "torrent-get", "arguments": {"fields": ["id", "rateDownload"]}}
+    await core.handle(get, 2000.1)
+    await core.handle(get, 2000.9)  # a second client in the same tick
+    assert views() == 2  # two torrents, each viewed once
+    be.torrents[H1] = replace(be.torrents[H1], download_rate=5000.0)
+    r = await core.handle(get, 2001.0)  # the next tick sees the engine's new rate
+    assert views() == 2 and r["arguments"]["torrents"][0]["rateDownload"] == 5000
+    await core.handle({"method": "torrent-stop", "arguments": {"ids": [1]}}, 2001.2)
+    be.torrents[H1] = replace(be.torrents[H1], state="paused")
+    r = await core.handle(get | {"arguments": {"fields": ["status"], "ids": [1]}}, 2001.3)
+    assert r["arguments"]["torrents"] == [{"status": 0}]  # a change is seen at once, not a tick later

@@ -53,6 +53,13 @@ async def test_daemon_serves_rpc_page_and_stream_urls(router, tmp_path: Path) ->
                 assert r.status == 403
         rc, out, err = await run(env, "list", "--data-dir", str(data), "--json")
         assert rc == EXIT_OK and magnet[20:60] in out
+        # one torrent's own limit from the CLI; the RPC shows it (Transmission's kB/s are 1000 bytes)
+        rc, out, err = await run(env, "limits", magnet[20:28], "--download-limit", "50K", "--data-dir", str(data))
+        assert rc == EXIT_OK and "film.mkv" in out and "unlimited" in out, err  # its upload: not limited
+        fields = ["downloadLimit", "downloadLimited", "uploadLimited", "labels"]
+        await rpc(base, "torrent-set", ids=[magnet[20:60]], labels=["kept"])
+        assert await rpc(base, "torrent-get", fields=fields) == {"torrents": [
+            {"downloadLimit": 51, "downloadLimited": True, "uploadLimited": False, "labels": ["kept"]}]}
         if shutil.which("transmission-remote"):  # --exit: session-close stops the daemon, resume data saved
             proc = await asyncio.create_subprocess_exec("transmission-remote", base.removeprefix("http://"),
                                                         "--exit", stdout=asyncio.subprocess.DEVNULL)
@@ -64,3 +71,29 @@ async def test_daemon_serves_rpc_page_and_stream_urls(router, tmp_path: Path) ->
         await daemon.kill()
     assert rc == EXIT_OK, daemon.tail()
     assert json.dumps(daemon.events).count('"ready"') == 1
+
+    # restarted, the daemon keeps what was set on the torrent
+    daemon = await Proc.start(env, "daemon", "--data-dir", str(data), "--rpc-port", "0")
+    try:
+        ready = await daemon.event(lambda e: e.get("event") == "ready")
+        assert ready["torrents"] == 1
+        got = await rpc(ready["web"].rstrip("/"), "torrent-get", fields=fields)
+        assert got == {"torrents": [{"downloadLimit": 51, "downloadLimited": True, "uploadLimited": False,
+                                     "labels": ["kept"]}]}
+        rc, _ = await daemon.finish(signal.SIGTERM)
+    finally:
+        await daemon.kill()
+    assert rc == EXIT_OK, daemon.tail()
+
+
+async def rpc(base: str, method: str, **args: object) -> dict:
+    """One Transmission RPC call, with the session-id handshake a client does."""
+    url, body = base + "/transmission/rpc", json.dumps({"method": method, "arguments": args})
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url, data=body) as r:
+            assert r.status == 409
+            sid = r.headers["X-Transmission-Session-Id"]
+        async with http.post(url, data=body, headers={"X-Transmission-Session-Id": sid}) as r:
+            reply = await r.json()
+    assert reply["result"] == "success", reply
+    return reply["arguments"]

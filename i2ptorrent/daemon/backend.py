@@ -7,12 +7,14 @@ once known) so a torrent-get of every field for a thousand torrents stays cheap.
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
 import shutil
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from i2ptorrent.daemon.prefs import SessionPrefs
 from i2ptorrent.daemon.rpc_core import AddSource, FileChoice, FileView, RpcError, TorrentView, bitfield
 
 if TYPE_CHECKING:
@@ -96,17 +98,20 @@ class DaemonBackend:
                 have_size = min(total, st.pieces_done * piece_size)
                 if have and have[-1]:
                     have_size -= piece_size - store.piece_size(store.num_pieces - 1)
+        uploaded, downloaded = self.daemon.totals(t, st)
+        prefs = copy.copy(self.daemon.prefs_of(info_hash))  # a snapshot, as the rest of the view
         return TorrentView(
             info_hash=info_hash, name=st.name, state=st.state, progress=st.progress,
             pieces_done=st.pieces_done, pieces_total=st.pieces_total, piece_size=piece_size,
             download_rate=st.download_rate, upload_rate=st.upload_rate, peers=st.peers,
-            downloaded=st.downloaded, uploaded=st.uploaded, total_size=total,
+            downloaded=downloaded, uploaded=uploaded, total_size=total,
             wanted_size=wanted_size, have_size=have_size, save_path=str(t.save_path),
             magnet=self._magnet(t), added=self._added.setdefault(info_hash, time.time()),
             error=st.error,
             has_metadata=t.metainfo.has_metadata, trackers=tuple(t.metainfo.trackers),
             files=files if detail else None,
-            pieces_bits=bitfield(have, len(have)) if detail else None)
+            pieces_bits=bitfield(have, len(have)) if detail else None, prefs=prefs,
+            eta_idle=self.daemon.seed_watch.idle_eta(info_hash, prefs, self.daemon.session_prefs, time.monotonic()))
 
     def _magnet(self, t: Any) -> str:
         key = (t.info_hash.hex(), t.metainfo.has_metadata)
@@ -121,7 +126,7 @@ class DaemonBackend:
         return set(range(count)) if sel is None else {i for i in sel if isinstance(i, int)}
 
     async def add(self, source: AddSource, download_dir: str | None, paused: bool,
-                  files: FileChoice | None) -> tuple[TorrentView, bool]:
+                  files: FileChoice | None, labels: list[str] | None = None) -> tuple[TorrentView, bool]:
         from i2ptorrent.engine import as_metainfo
 
         if source.path is not None:
@@ -147,7 +152,7 @@ class DaemonBackend:
         save = Path(download_dir) if download_dir else self._download_dir
         if not save.is_absolute():
             raise RpcError("torrent-add: download-dir must be an absolute path")
-        t = await self.daemon.add(data, save, selected, paused)
+        t = await self.daemon.add(data, save, selected, paused, labels or ())
         self._added[h] = time.time()
         return self.view(t.info_hash.hex(), False), False
 
@@ -176,7 +181,22 @@ class DaemonBackend:
         chosen = files.apply([i in current for i in range(len(lay.files))])
         self.daemon.select(t, None if all(chosen) else [i for i, w in enumerate(chosen) if w])
 
+    def set_prefs(self, info_hash: str, changes: dict[str, Any]) -> None:
+        self.daemon.set_prefs(self._get(info_hash), changes)
+
+    async def set_location(self, info_hash: str, path: str, move: bool) -> None:
+        p = Path(path)
+        if not p.is_absolute():
+            raise RpcError("torrent-set-location: location must be an absolute path")
+        await self.daemon.set_location(self._get(info_hash), p, move)
+
     # -- session ---------------------------------------------------------------------------------
+
+    def session_prefs(self) -> SessionPrefs:
+        return self.daemon.session_prefs
+
+    def set_session_prefs(self, changes: dict[str, Any]) -> None:
+        self.daemon.set_session_prefs(changes)
 
     def limits(self) -> tuple[int, int]:
         lim = self._engine.limits

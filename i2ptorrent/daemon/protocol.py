@@ -10,6 +10,7 @@ user can use it), writes one JSON object on one line, reads one JSON object on o
     {"op": "seed", "path": ABS, "trackers": [URL, ...]}  -> {"ok": true, "torrent": status (with magnet)}
     {"op": "limits", "download_rate": N, "upload_rate": N}  (either optional; bytes/s, 0 = unlimited)
                                                      -> {"ok": true, "limits": {"download_rate", "upload_rate"}}
+      with "torrent": that torrent's own limits (kept with it)      -> also "torrent": {status}
     {"op": "stop"}                                   -> the daemon saves resume data and exits
     errors: {"ok": false, "error": "one line", "code": "input" | "not_found" | "failed"}
 
@@ -122,7 +123,9 @@ def decode_request(line: bytes) -> Request:
                                       or not (value == 0 or MIN_RATE <= value <= MAX_RATE)):
                 raise ControlError(f"limits: {key} must be 0 (unlimited) or {MIN_RATE} to {MAX_RATE} bytes/s")
             rates[key] = value
-        return Request("limits", **rates)
+        if torrent is not None and (not isinstance(torrent, str) or not 0 < len(torrent) <= 1024):
+            raise ControlError("limits: which torrent?")
+        return Request("limits", torrent, **rates)
     if op != "add":
         return Request(op, torrent if isinstance(torrent, str) else None)
     magnet, b64 = obj.get("magnet"), obj.get("torrent_b64")

@@ -1,6 +1,7 @@
 """The daemon's saved torrent list (data_dir/daemon/torrents.json): what it restores at start.
 
-The engine's resume files hold the pieces, so a restarted daemon carries on where it stopped.
+The engine's resume files hold the pieces, so a restarted daemon carries on where it stopped; each entry
+also keeps what the user set on the torrent (prefs.py), and the file the session's seed limits.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from i2ptorrent.daemon.prefs import PrefsError, SessionPrefs, TorrentPrefs
 from i2ptorrent.daemon.protocol import HEX40, ControlError
 
 from ..private_files import write_private
@@ -25,6 +27,7 @@ class Entry:
     save_path: str
     selected: list[int] | None = None
     paused: bool = False
+    prefs: TorrentPrefs = field(default_factory=TorrentPrefs)
 
 
 @dataclass
@@ -33,6 +36,7 @@ class Registry:
 
     path: Path
     entries: dict[str, Entry] = field(default_factory=dict)
+    session: SessionPrefs = field(default_factory=SessionPrefs)
 
     @classmethod
     def load(cls, path: Path) -> "Registry":
@@ -48,15 +52,17 @@ class Registry:
             for item in doc.get("torrents", []):
                 e = Entry(str(item["info_hash"]), str(item["source"]), str(item["save_path"]),
                           [int(i) for i in item["selected"]] if item.get("selected") is not None else None,
-                          bool(item.get("paused", False)))
+                          bool(item.get("paused", False)), TorrentPrefs.from_dict(item.get("prefs", {})))
                 if HEX40.fullmatch(e.info_hash):
                     reg.entries[e.info_hash] = e
-        except (ValueError, KeyError, TypeError, AttributeError):
+            reg.session = SessionPrefs.from_dict(doc.get("session", {}))
+        except (ValueError, KeyError, TypeError, AttributeError, PrefsError):
             raise ControlError(f"{path}: corrupt torrent list (fix or remove it)") from None
         return reg
 
     def save(self) -> None:
-        data = json.dumps({"torrents": [asdict(e) for e in self.entries.values()]}, indent=1)
+        data = json.dumps({"torrents": [asdict(e) for e in self.entries.values()],
+                           "session": self.session.to_dict()}, indent=1)
         write_private(self.path, data, durable=True)
 
     def put(self, entry: Entry) -> None:

@@ -99,7 +99,7 @@ async def control_command(cfg: Config, out: Output, op: str, torrent: str | None
     """list | status | pause | resume | remove | limits | stop, against this data directory's daemon.
     For `limits`, only the rates given (not None) change."""
     if op == "limits":
-        req = Request("limits", download_rate=download_rate, upload_rate=upload_rate)
+        req = Request("limits", torrent, download_rate=download_rate, upload_rate=upload_rate)
     else:
         req = Request(op, torrent)
     reply = await request(cfg, req)
@@ -113,7 +113,9 @@ async def control_command(cfg: Config, out: Output, op: str, torrent: str | None
         lim = reply["limits"]
         text = "  ".join(f"{what} limit: {format_rate(lim[key]) if lim[key] else 'unlimited'}"
                          for what, key in (("download", "download_rate"), ("upload", "upload_rate")))
-        out.result(text, limits=lim)
+        if "torrent" in reply:
+            text = f"{reply['torrent']['name']}: {text}"
+        out.result(text, limits=lim, **({"torrent": reply["torrent"]} if "torrent" in reply else {}))
     elif "torrents" in reply:
         rows = reply["torrents"]
         text = "\n".join(format_row(st) for st in rows) if rows else "no torrents"

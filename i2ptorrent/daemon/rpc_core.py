@@ -18,15 +18,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from i2ptorrent.daemon.prefs import KB, PrefsError, SessionPrefs, TorrentPrefs
+from i2ptorrent.daemon.prefs import labels as prefs_labels
+
 log = logging.getLogger(__name__)
 
 RPC_VERSION = 17
 RPC_VERSION_MINIMUM = 14
 RPC_VERSION_SEMVER = "5.3.0"
-KB = 1000  # Transmission's speed unit (units.speed-bytes)
 MAX_IDS = 100_000
 MAX_METAINFO = 64 * 1024 * 1024  # as the engine allows
 RECENTLY_REMOVED = 1000  # ids of removed torrents kept for `recently-active`
+VIEW_TICK = 1.0  # a torrent's view is taken at most once a tick: the engine's rates change once a second
+MAX_CACHED_ROWS = 20_000
+READ_ONLY = frozenset({"torrent-get", "session-get", "session-stats", "free-space", "port-test",
+                       "i2ptorrent-node"})  # every other method may change what views show
 
 # status numbers (transmission.h tr_torrent_activity)
 STOPPED, CHECK_WAIT, CHECK, DOWNLOAD_WAIT, DOWNLOAD, SEED_WAIT, SEED = range(7)
@@ -75,6 +81,8 @@ class TorrentView:
     trackers: tuple[str, ...] = ()
     files: tuple[FileView, ...] | None = None  # only in a detailed view
     pieces_bits: bytes | None = None  # only in a detailed view: BitTorrent bitfield (MSB first)
+    prefs: TorrentPrefs = field(default_factory=TorrentPrefs)  # limits, seed limits, labels
+    eta_idle: int = -1  # seconds until the idle seed limit stops it
 
 
 @dataclass(frozen=True)
@@ -123,7 +131,7 @@ class Backend(Protocol):
     def view(self, info_hash: str, detail: bool) -> TorrentView: ...
 
     async def add(self, source: AddSource, download_dir: str | None, paused: bool,
-                  files: FileChoice | None) -> tuple[TorrentView, bool]:
+                  files: FileChoice | None, labels: list[str]) -> tuple[TorrentView, bool]:
         """-> (the torrent, True when it was already there)"""
 
     def start(self, info_hash: str) -> None: ...
@@ -135,6 +143,15 @@ class Backend(Protocol):
     async def verify(self, info_hash: str) -> None: ...
 
     def set_wanted(self, info_hash: str, files: FileChoice) -> None: ...
+
+    def set_prefs(self, info_hash: str, changes: dict[str, Any]) -> None:
+        """Change a torrent's settings (prefs.TorrentPrefs names); PrefsError for a value refused."""
+
+    async def set_location(self, info_hash: str, path: str, move: bool) -> None: ...
+
+    def session_prefs(self) -> SessionPrefs: ...
+
+    def set_session_prefs(self, changes: dict[str, Any]) -> None: ...
 
     def limits(self) -> tuple[int, int]:
         """(download, upload) in bytes/s, 0 = unlimited"""
@@ -191,13 +208,13 @@ FIELDS: dict[str, _F] = {
     "doneDate": lambda v, i, now: 0,
     "downloadDir": lambda v, i, now: v.save_path,
     "downloadedEver": lambda v, i, now: v.downloaded,
-    "downloadLimit": lambda v, i, now: 0,
-    "downloadLimited": lambda v, i, now: False,
+    "downloadLimit": lambda v, i, now: v.prefs.down_limit // KB,
+    "downloadLimited": lambda v, i, now: v.prefs.down_on,
     "editDate": lambda v, i, now: 0,
     "error": lambda v, i, now: _error(v),
     "errorString": lambda v, i, now: v.error or "",
     "eta": lambda v, i, now: _eta(v),
-    "etaIdle": lambda v, i, now: -1,
+    "etaIdle": lambda v, i, now: v.eta_idle,
     "file-count": lambda v, i, now: len(_file_list(v)),
     "files": lambda v, i, now: [{"bytesCompleted": f.done, "length": f.length, "name": f.name,
                                  "beginPiece": f.first_piece, "endPiece": f.last_piece + 1}
@@ -208,12 +225,12 @@ FIELDS: dict[str, _F] = {
     "hashString": lambda v, i, now: v.info_hash,
     "haveUnchecked": lambda v, i, now: 0,
     "haveValid": lambda v, i, now: v.have_size,
-    "honorsSessionLimits": lambda v, i, now: True,
+    "honorsSessionLimits": lambda v, i, now: v.prefs.honors_session,
     "id": lambda v, i, now: i,
-    "isFinished": lambda v, i, now: False,  # no seed ratio/idle limit ever stops a torrent here
+    "isFinished": lambda v, i, now: v.prefs.finished,  # stopped by its seed ratio/idle limit
     "isPrivate": lambda v, i, now: v.private,
     "isStalled": lambda v, i, now: v.state == "downloading" and v.peers == 0,
-    "labels": lambda v, i, now: [],
+    "labels": lambda v, i, now: list(v.prefs.labels),
     "leftUntilDone": lambda v, i, now: max(0, v.wanted_size - v.have_size),
     "magnetLink": lambda v, i, now: v.magnet,
     "manualAnnounceTime": lambda v, i, now: -1,
@@ -240,10 +257,10 @@ FIELDS: dict[str, _F] = {
     "recheckProgress": lambda v, i, now: 0.0,
     "secondsDownloading": lambda v, i, now: 0,
     "secondsSeeding": lambda v, i, now: 0,
-    "seedIdleLimit": lambda v, i, now: 0,
-    "seedIdleMode": lambda v, i, now: 2,  # unlimited
-    "seedRatioLimit": lambda v, i, now: 0.0,
-    "seedRatioMode": lambda v, i, now: 2,  # unlimited
+    "seedIdleLimit": lambda v, i, now: v.prefs.idle_minutes,
+    "seedIdleMode": lambda v, i, now: v.prefs.idle_mode,
+    "seedRatioLimit": lambda v, i, now: v.prefs.ratio_limit,
+    "seedRatioMode": lambda v, i, now: v.prefs.ratio_mode,
     "sequentialDownload": lambda v, i, now: False,
     "sizeWhenDone": lambda v, i, now: v.wanted_size,
     "startDate": lambda v, i, now: int(v.added),
@@ -255,8 +272,8 @@ FIELDS: dict[str, _F] = {
     "trackerList": lambda v, i, now: "\n\n".join(v.trackers),
     "trackerStats": lambda v, i, now: [],
     "uploadedEver": lambda v, i, now: v.uploaded,
-    "uploadLimit": lambda v, i, now: 0,
-    "uploadLimited": lambda v, i, now: False,
+    "uploadLimit": lambda v, i, now: v.prefs.up_limit // KB,
+    "uploadLimited": lambda v, i, now: v.prefs.up_on,
     "uploadRatio": lambda v, i, now: round(v.uploaded / v.downloaded, 4) if v.downloaded else -1,
     "wanted": lambda v, i, now: [1 if f.wanted else 0 for f in _file_list(v)],
     "webseeds": lambda v, i, now: [],
@@ -296,18 +313,26 @@ FIXED_SESSION: dict[str, Any] = {
     "alt-speed-time-day": 127, "alt-speed-time-enabled": False, "alt-speed-time-end": 1020,
     "alt-speed-up": 50, "blocklist-enabled": False, "blocklist-size": 0, "blocklist-url": "",
     "cache-size-mb": 16, "default-trackers": "", "dht-enabled": False, "download-queue-enabled": False,
-    "download-queue-size": 5, "encryption": "tolerated", "idle-seeding-limit": 30,
-    "idle-seeding-limit-enabled": False, "incomplete-dir": "", "incomplete-dir-enabled": False,
+    "download-queue-size": 5, "encryption": "tolerated", "incomplete-dir": "", "incomplete-dir-enabled": False,
     "lpd-enabled": False, "peer-limit-global": 200, "peer-limit-per-torrent": 50, "peer-port": 0,
     "peer-port-random-on-start": False, "pex-enabled": False, "port-forwarding-enabled": False,
     "queue-stalled-enabled": False, "queue-stalled-minutes": 30, "rename-partial-files": False,
     "script-torrent-added-enabled": False, "script-torrent-added-filename": "",
     "script-torrent-done-enabled": False, "script-torrent-done-filename": "",
     "script-torrent-done-seeding-enabled": False, "script-torrent-done-seeding-filename": "",
-    "seed-queue-enabled": False, "seed-queue-size": 10, "seedRatioLimit": 2.0, "seedRatioLimited": False,
+    "seed-queue-enabled": False, "seed-queue-size": 10,
     "start-added-torrents": True, "trash-original-torrent-files": False, "utp-enabled": False,
     "anti-brute-force-enabled": False, "anti-brute-force-threshold": 100,
 }
+
+
+# torrent-set / session-set argument -> prefs.py field
+TORRENT_PREFS = {"downloadLimit": "down_limit", "downloadLimited": "down_on", "uploadLimit": "up_limit",
+                 "uploadLimited": "up_on", "honorsSessionLimits": "honors_session",
+                 "seedRatioLimit": "ratio_limit", "seedRatioMode": "ratio_mode", "seedIdleLimit": "idle_minutes",
+                 "seedIdleMode": "idle_mode", "labels": "labels"}
+SESSION_PREFS = {"seedRatioLimit": "ratio_limit", "seedRatioLimited": "ratio_on",
+                 "idle-seeding-limit": "idle_minutes", "idle-seeding-limit-enabled": "idle_on"}
 
 
 def _kbps(value: Any, key: str) -> int:
@@ -341,6 +366,9 @@ class RpcCore:
     _ids: dict[str, int] = field(default_factory=dict)  # info-hash -> Transmission id (never reused)
     _next_id: int = 1
     _removed: list[int] = field(default_factory=list)
+    _views: dict[tuple[str, bool], TorrentView] = field(default_factory=dict)
+    _rows: dict[tuple[str, tuple[str, ...], str], Any] = field(default_factory=dict)  # same tick, same fields
+    _views_tick: float = -1.0
 
     def __post_init__(self) -> None:
         down, up = self.backend.limits()
@@ -368,7 +396,12 @@ class RpcCore:
             handler = self._methods().get(method)
             if handler is None:
                 raise RpcError(f"method name not recognized: {method[:64]}")
-            reply["arguments"] = await handler(args, now)
+            try:
+                reply["arguments"] = await handler(args, now)
+            finally:
+                if method not in READ_ONLY:
+                    self._views.clear()
+                    self._rows.clear()
         except RpcError as exc:
             reply["result"] = str(exc)
         except Exception as exc:  # noqa: BLE001 - a failed request is answered, never ends the server
@@ -383,9 +416,26 @@ class RpcCore:
             "torrent-get": self._torrent_get, "torrent-add": self._torrent_add,
             "torrent-start": self._start, "torrent-start-now": self._start, "torrent-stop": self._stop,
             "torrent-remove": self._remove, "torrent-verify": self._verify, "torrent-set": self._torrent_set,
+            "torrent-set-location": self._set_location,
             "free-space": self._free_space, "port-test": self._port_test,
             "i2ptorrent-node": self._node,
         }
+
+    # -- views -----------------------------------------------------------------------------------
+
+    def _view(self, h: str, detail: bool, now: float) -> TorrentView:
+        """The backend's view of a torrent, taken once per tick (many clients poll every field of every
+        torrent; building a view is most of a torrent-get's cost). A request that may change a torrent
+        drops them all. KeyError: the torrent is gone."""
+        tick = now // VIEW_TICK
+        if tick != self._views_tick:
+            self._views.clear()
+            self._rows.clear()
+            self._views_tick = tick
+        v = self._views.get((h, detail)) or (self._views.get((h, True)) if not detail else None)
+        if v is None:
+            v = self._views[(h, detail)] = self.backend.view(h, detail)
+        return v
 
     # -- ids -------------------------------------------------------------------------------------
 
@@ -445,17 +495,23 @@ class RpcCore:
             raise RpcError("torrent-get: format must be objects or table")
         detail = bool(DETAIL_FIELDS.intersection(fields))
         getters = [(f, FIELDS[f]) for f in dict.fromkeys(fields)]
+        names = tuple(name for name, _ in getters)
         rows: list[Any] = []
         for h in self._select(args):
             try:
-                v = self.backend.view(h, detail)
+                v = self._view(h, detail, now)  # first: it starts a new tick's caches
             except KeyError:
                 continue  # removed meanwhile
-            i = self._ids[h]
-            if fmt == "table":
-                rows.append([g(v, i, now) for _, g in getters])
-            else:
-                rows.append({name: g(v, i, now) for name, g in getters})
+            row = self._rows.get((h, names, fmt))  # a client polling the same fields: built once a tick
+            if row is None:
+                i = self._ids[h]
+                if fmt == "table":
+                    row = [g(v, i, now) for _, g in getters]
+                else:
+                    row = {name: g(v, i, now) for name, g in getters}
+                if len(self._rows) < MAX_CACHED_ROWS:
+                    self._rows[(h, names, fmt)] = row
+            rows.append(row)
         if fmt == "table":
             rows.insert(0, [name for name, _ in getters])
         out: dict[str, Any] = {"torrents": rows}
@@ -467,9 +523,13 @@ class RpcCore:
         allowed = {"filename", "metainfo", "download-dir", "paused", "files-wanted", "files-unwanted",
                    "cookies", "peer-limit", "bandwidthPriority", "labels"}
         self._refuse_unknown(args, allowed, "torrent-add")
-        for key in ("peer-limit", "bandwidthPriority", "labels"):
+        for key in ("peer-limit", "bandwidthPriority"):
             if key in args and args[key] not in (0, [], None):
                 raise RpcError(f"torrent-add: {key} is not supported")
+        try:
+            labels = prefs_labels(args.get("labels") or [])
+        except PrefsError as exc:
+            raise RpcError(f"torrent-add: {exc}") from None
         filename, metainfo = args.get("filename"), args.get("metainfo")
         if metainfo is not None:
             if not isinstance(metainfo, str) or len(metainfo) > MAX_METAINFO * 4 // 3 + 4:
@@ -495,7 +555,7 @@ class RpcCore:
         if files is not None and source.magnet is not None:
             raise RpcError("torrent-add: choose files once the magnet's metadata is known (torrent-set)")
         self._sync_ids()  # the torrents held before get the lower ids
-        view, duplicate = await self.backend.add(source, ddir, paused, files)
+        view, duplicate = await self.backend.add(source, ddir, paused, files, labels)
         if not duplicate:
             self.session.files_added += 1
         key = "torrent-duplicate" if duplicate else "torrent-added"
@@ -530,32 +590,50 @@ class RpcCore:
         return {}
 
     async def _torrent_set(self, args: dict[str, Any], now: float) -> dict[str, Any]:
-        # per-torrent limits and priorities have no counterpart in the engine (its limits are engine-wide):
-        # accepted only when they ask for what is already so
-        neutral = {"downloadLimited": False, "uploadLimited": False, "honorsSessionLimits": True,
-                   "bandwidthPriority": 0, "seedRatioMode": 0, "seedIdleMode": 0, "labels": [],
-                   "sequentialDownload": False}
-        for key in ("downloadLimit", "uploadLimit"):
-            if key in args:
-                raise RpcError(f"torrent-set: per-torrent limits are not supported ({key}); the engine's "
-                               "limits cover every torrent: session-set speed-limit-down/up")
-        self._refuse_unknown(args, {"ids", "files-wanted", "files-unwanted", *neutral}, "torrent-set")
+        # priorities have no counterpart in the engine: accepted only when they ask for what is already so
+        neutral = {"bandwidthPriority": 0, "sequentialDownload": False}
+        self._refuse_unknown(args, {"ids", "files-wanted", "files-unwanted", *neutral, *TORRENT_PREFS},
+                             "torrent-set")
         for key, value in neutral.items():
             if key in args and args[key] != value:
-                raise RpcError(f"torrent-set: {key} is not supported (limits are engine-wide: session-set)")
+                raise RpcError(f"torrent-set: {key} is not supported")
+        changes = {TORRENT_PREFS[k]: v for k, v in args.items() if k in TORRENT_PREFS}
+        for key in ("down_limit", "up_limit"):  # kB/s -> bytes/s
+            if key in changes:
+                changes[key] = _kbps(changes[key], "downloadLimit" if key == "down_limit" else "uploadLimit") * KB
         files = FileChoice.parse(args)
         hashes = self._select(args)
-        if files is not None:
-            for h in hashes:
+        for h in hashes:
+            if files is not None:
                 self.backend.set_wanted(h, files)
+            if changes:
+                try:
+                    self.backend.set_prefs(h, changes)
+                except PrefsError as exc:
+                    raise RpcError(f"torrent-set: {_rpc_names(exc, TORRENT_PREFS)}") from None
+        return {}
+
+    async def _set_location(self, args: dict[str, Any], now: float) -> dict[str, Any]:
+        self._refuse_unknown(args, {"ids", "location", "move"}, "torrent-set-location")
+        location = args.get("location")
+        if not isinstance(location, str) or not location.startswith("/") or "\0" in location:
+            raise RpcError("torrent-set-location: location must be an absolute path")
+        move = _flag(args.get("move", False), "move")
+        if args.get("ids") is None:
+            raise RpcError("torrent-set-location: which torrents? (ids)")
+        for h in self._select(args):
+            await self.backend.set_location(h, location, move)
         return {}
 
     # -- session ---------------------------------------------------------------------------------
 
     def _session_values(self) -> dict[str, Any]:
         s = self.session
+        seed = self.backend.session_prefs()
         return {
             **FIXED_SESSION,
+            "seedRatioLimit": seed.ratio_limit, "seedRatioLimited": seed.ratio_on,
+            "idle-seeding-limit": seed.idle_minutes, "idle-seeding-limit-enabled": seed.idle_on,
             "config-dir": "", "download-dir": self.backend.download_dir(),
             "rpc-version": RPC_VERSION, "rpc-version-minimum": RPC_VERSION_MINIMUM,
             "rpc-version-semver": RPC_VERSION_SEMVER, "version": self.version, "session-id": "",
@@ -578,7 +656,7 @@ class RpcCore:
     async def _session_set(self, args: dict[str, Any], now: float) -> dict[str, Any]:
         s = self.session
         changeable = {"download-dir", "speed-limit-down", "speed-limit-down-enabled", "speed-limit-up",
-                      "speed-limit-up-enabled"}
+                      "speed-limit-up-enabled", *SESSION_PREFS}
         for key, value in args.items():
             if key in changeable:
                 continue
@@ -589,6 +667,12 @@ class RpcCore:
         up_kbps = _kbps(args.get("speed-limit-up", s.up_kbps), "speed-limit-up")
         down_on = _flag(args.get("speed-limit-down-enabled", s.down_on), "speed-limit-down-enabled")
         up_on = _flag(args.get("speed-limit-up-enabled", s.up_on), "speed-limit-up-enabled")
+        seed = {SESSION_PREFS[k]: v for k, v in args.items() if k in SESSION_PREFS}
+        if seed:
+            try:
+                self.backend.set_session_prefs(seed)
+            except PrefsError as exc:
+                raise RpcError(f"session-set: {_rpc_names(exc, SESSION_PREFS)}") from None
         if "download-dir" in args:
             ddir = args["download-dir"]
             if not isinstance(ddir, str) or not ddir:
@@ -602,7 +686,7 @@ class RpcCore:
         return {}
 
     async def _session_stats(self, args: dict[str, Any], now: float) -> dict[str, Any]:
-        views = [self.backend.view(h, False) for h in self._sync_ids()]
+        views = [self._view(h, False, now) for h in self._sync_ids()]
         active = sum(1 for v in views if v.state != "paused" and (v.download_rate or v.upload_rate))
         if not self.session.stats_started:
             self.session.stats_started = now
@@ -637,6 +721,15 @@ class RpcCore:
         for key in args:
             if key not in allowed:
                 raise RpcError(f"{method}: argument {key[:64]} is not supported")
+
+
+def _rpc_names(exc: PrefsError, names: dict[str, str]) -> str:
+    """A prefs error, in the protocol's names for the fields."""
+    text = str(exc)
+    for rpc, ours in names.items():
+        if text.startswith(ours + ":"):
+            return rpc + text[len(ours):]
+    return text
 
 
 _TO_DIGITS = bytes.maketrans(b"\x00\x01", b"01")

@@ -27,8 +27,10 @@ from i2ptorrent.config import Config
 from i2ptorrent.daemon.protocol import (
     MAX_LINE, REQUEST_TIMEOUT, ControlError, Request, decode_request, reply_error, reply_ok, resolve, socket_path,
 )
+from i2ptorrent.daemon.prefs import KB, PrefsError, SessionPrefs, TorrentPrefs, check
 from i2ptorrent.daemon.registry import Entry, Registry
 from i2ptorrent.private_files import private_dir, write_private
+from i2ptorrent.daemon.seeding import SeedSample, SeedWatch
 
 if TYPE_CHECKING:
     from i2ptorrent.client import Client
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_CLIENTS = 64
+SEED_CHECK_INTERVAL = 1.0
 
 
 class Daemon:
@@ -47,9 +50,12 @@ class Daemon:
         self.data_dir = data_dir
         self.stop = asyncio.Event()
         self.stream_url: Callable[[str, int], str] | None = None  # set while the HTTP face serves streams
+        self.seed_watch = SeedWatch()
+        self._loose: dict[str, TorrentPrefs] = {}  # prefs of torrents not in the registry (none saved)
+        self._counted: dict[str, tuple[int, int]] = {}  # this run's (up, down) already in *_before
 
     async def restore(self) -> int:
-        """Re-add every saved torrent (the engine resumes each from its resume data)."""
+        """Re-add every saved torrent (the engine resumes each from its resume data) with its settings."""
         count = 0
         for entry in list(self.registry.entries.values()):
             try:
@@ -57,10 +63,100 @@ class Daemon:
             except Exception as exc:  # one bad entry must not keep the others from running
                 log.warning("cannot restore %s: %s", entry.info_hash, exc)
                 continue
+            self._apply_prefs(t, entry.prefs)
             if entry.paused:
                 t.pause()
             count += 1
         return count
+
+    # ---- per-torrent settings and seed limits --------------------------------------------------
+
+    def prefs_of(self, info_hash: str) -> TorrentPrefs:
+        entry = self.registry.entries.get(info_hash)
+        return entry.prefs if entry is not None else self._loose.setdefault(info_hash, TorrentPrefs())
+
+    @property
+    def session_prefs(self) -> SessionPrefs:
+        return self.registry.session
+
+    def set_prefs(self, t: Any, changes: dict[str, Any]) -> TorrentPrefs:
+        """Change some of a torrent's settings (prefs.TorrentPrefs field names); all are checked before
+        any applies, and they are saved with the torrent."""
+        from i2ptorrent.engine.ratelimit import MIN_RATE
+
+        prefs = self.prefs_of(t.info_hash.hex())
+        checked = {k: check(k, v) for k, v in changes.items()}
+        new = TorrentPrefs(**{**prefs.to_dict(), **checked})
+        for rate, what in ((new.download_rate, "download"), (new.upload_rate, "upload")):
+            if 0 < rate < MIN_RATE or (rate == 0 and (new.down_on if what == "download" else new.up_on)):
+                raise PrefsError(f"a torrent's {what} limit must be at least {MIN_RATE} bytes/s "
+                                 f"({-(-MIN_RATE // KB)} kB/s), or off")
+        for k, v in checked.items():
+            setattr(prefs, k, v)
+        self._apply_prefs(t, prefs)
+        self.registry.save()
+        return prefs
+
+    def set_session_prefs(self, changes: dict[str, Any]) -> None:
+        checked = {k: check(k, v) for k, v in changes.items()}
+        for k, v in checked.items():
+            setattr(self.registry.session, k, v)
+        self.registry.save()
+
+    @staticmethod
+    def _apply_prefs(t: Any, prefs: TorrentPrefs) -> None:
+        t.set_rate_limits(prefs.download_rate, prefs.upload_rate, prefs.honors_session)
+
+    def totals(self, t: Any, st: Any = None) -> tuple[int, int]:
+        """(uploaded, downloaded) payload bytes over every run of the daemon."""
+        h = t.info_hash.hex()
+        st = st or t.status()
+        prefs = self.prefs_of(h)
+        up0, down0 = self._counted.get(h, (0, 0))
+        return prefs.uploaded_before + st.uploaded - up0, prefs.downloaded_before + st.downloaded - down0
+
+    def save_totals(self) -> None:
+        """Fold this run's bytes into the saved totals (at stop, and when a seed limit stops a torrent)."""
+        engine = self.client.engine
+        if engine is None:
+            return
+        for t in engine.torrents:
+            h, st = t.info_hash.hex(), t.status()
+            prefs = self.prefs_of(h)
+            prefs.uploaded_before, prefs.downloaded_before = self.totals(t, st)
+            self._counted[h] = (st.uploaded, st.downloaded)
+        self.registry.save()
+
+    def check_seed_limits(self, now: float) -> list[tuple[Any, str]]:
+        """Stop every seeding torrent that reached its ratio or idle limit; -> (torrent, why) stopped."""
+        engine = self.client.engine
+        if engine is None:
+            return []
+        stopped = []
+        for t in engine.torrents:
+            h, st = t.info_hash.hex(), t.status()
+            up, down = self.totals(t, st)
+            sample = SeedSample(seeding=st.state == "seeding", uploaded=up, downloaded=down,
+                                size_when_done=st.total_size, active=bool(st.download_rate or st.upload_rate))
+            why = self.seed_watch.check(h, sample, self.prefs_of(h), self.session_prefs, now)
+            if why is not None:
+                stopped.append((t, why))
+        for t, why in stopped:
+            log.info("%s reached its seed %s limit: stopped", t.name, why)
+            self.set_paused(t, True)
+            self.prefs_of(t.info_hash.hex()).finished = True
+        if stopped:
+            self.save_totals()
+        return stopped
+
+    async def run_seed_limits(self) -> None:
+        """The seed-limit check, once a second, until cancelled; a failed check is logged, not fatal."""
+        while True:
+            await asyncio.sleep(SEED_CHECK_INTERVAL)
+            try:
+                self.check_seed_limits(time.monotonic())
+            except Exception:
+                log.exception("seed limit check failed")
 
     def _torrent(self, ident: str) -> Any:
         engine = self.client.engine
@@ -98,6 +194,16 @@ class Daemon:
         if req.op == "stop":
             self.stop.set()
             return reply_ok()
+        if req.op == "limits" and req.torrent is not None:  # one torrent's own, kept with it
+            t = self._torrent(req.torrent)
+            changes: dict[str, Any] = {}
+            for rate, on, limit in ((req.download_rate, "down_on", "down_limit"),
+                                    (req.upload_rate, "up_on", "up_limit")):
+                if rate is not None:
+                    changes.update({on: rate > 0, **({limit: rate} if rate else {})})
+            prefs = self.set_prefs(t, changes)
+            return reply_ok(limits={"download_rate": prefs.download_rate, "upload_rate": prefs.upload_rate},
+                            torrent=self._status(t))
         if req.op == "limits":
             engine.set_rate_limits(req.download_rate, req.upload_rate)
             return reply_ok(limits={"download_rate": int(engine.limits.download.rate),
@@ -119,7 +225,7 @@ class Daemon:
     # ---- what every face does to torrents (the registry kept in step) --------------------------
 
     async def add(self, source: bytes | str, save_path: Path, selected: Sequence[int] | None = None,
-                  paused: bool = False) -> Any:
+                  paused: bool = False, labels: Sequence[str] = ()) -> Any:
         """Add .torrent bytes or a magnet and remember it; adding a torrent we hold returns that one."""
         from i2ptorrent.engine import load_torrent, parse_magnet
 
@@ -135,12 +241,18 @@ class Daemon:
         added = await self.client.add(meta, save, selected_files=selected)
         if paused:
             added.pause()
+        held = self.registry.entries.get(added.info_hash.hex())
+        prefs = held.prefs if held is not None else self._loose.pop(added.info_hash.hex(), None) or TorrentPrefs()
+        prefs.labels = check("labels", list(labels)) if labels else prefs.labels
         self.registry.put(Entry(added.info_hash.hex(), src, str(save),
-                                list(selected) if selected is not None else None, paused))
+                                list(selected) if selected is not None else None, paused, prefs))
         return added
 
     def set_paused(self, t: Any, paused: bool) -> None:
         t.pause() if paused else t.resume()
+        if not paused:
+            self.prefs_of(t.info_hash.hex()).finished = False  # started again: seeds until a limit anew
+            self.seed_watch.forget(t.info_hash.hex())
         self.registry.set_paused(t.info_hash.hex(), paused)
 
     def select(self, t: Any, selected: Sequence[int] | None) -> None:
@@ -148,11 +260,28 @@ class Daemon:
         t.select_files(selected)
         self.registry.set_selected(t.info_hash.hex(), list(selected) if selected is not None else None)
 
+    async def set_location(self, t: Any, path: Path, move: bool) -> None:
+        """Keep the torrent's data at `path` from now on: moved there, or (move False) looked for there."""
+        from i2ptorrent.engine.storage import StorageError
+
+        writable_dir(path)
+        try:
+            await t.move_storage(path, move)
+        except StorageError as exc:
+            raise UserError(f"cannot move the data to {path}: {exc}") from None
+        entry = self.registry.entries.get(t.info_hash.hex())
+        if entry is not None:
+            entry.save_path = str(t.save_path)
+            self.registry.save()
+
     async def remove(self, t: Any, delete_data: bool = False) -> None:
         """Forget a torrent; with delete_data also its files (only those the torrent names)."""
         files = [Path(t.save_path) / f.path for f in t.metainfo.files] if t.metainfo.has_metadata else []
         await self.client.remove(t)
         self.registry.drop(t.info_hash.hex())
+        self.seed_watch.forget(t.info_hash.hex())
+        self._loose.pop(t.info_hash.hex(), None)
+        self._counted.pop(t.info_hash.hex(), None)
         if delete_data:
             await asyncio.to_thread(delete_files, Path(t.save_path), files)
 
@@ -324,9 +453,11 @@ async def run_daemon(cfg: Config, out: Output, *, private: bool = False, invite:
                            + (f", web {shown['web']}, Transmission RPC {shown['rpc']}" if shown["rpc"] else ""),
                            event="ready", socket=str(sock), b32=client.b32, torrents=restored, pid=os.getpid(),
                            bridge=url, rpc=shown["rpc"], web=shown["web"])
+                seeding = asyncio.ensure_future(daemon.run_seed_limits())
                 waits = [asyncio.ensure_future(stop.event.wait()), asyncio.ensure_future(daemon.stop.wait())]
                 await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                for w in waits:
+                for w in (*waits, seeding):
                     w.cancel()
                 out.say("daemon stopping: saving resume data")
+                daemon.save_totals()
     return EXIT_OK
