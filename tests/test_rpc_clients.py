@@ -4,6 +4,7 @@ and transmission-rpc from PyPI add, list, stop, start, choose files, verify and 
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 from pathlib import Path
 
@@ -151,3 +152,39 @@ async def test_transmission_rpc_from_python_with_basic_auth(router, sam_pool, tm
         assert await asyncio.to_thread(c.get_torrents) == []
         assert not dl.exists()
         assert share.exists()  # the seeder's files are its own
+
+
+async def stig(port: int, home: Path, *commands: str) -> str:
+    """stig (a Transmission client with a TUI) without its TUI: `;`-chained commands, tab-separated output."""
+    args: list[str] = []
+    for cmd in ("set connect.host 127.0.0.1", f"set connect.port {port}", *commands):
+        args += [*cmd.split(" ", 1 if cmd.startswith("add ") else -1), ";"]
+    proc = await asyncio.create_subprocess_exec("stig", "--no-rc-file", "--no-tui", *args[:-1],
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+                                                env={"HOME": str(home), "PATH": os.environ["PATH"]})
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    return out.decode()
+
+
+@pytest.mark.skipif(shutil.which("stig") is None, reason="stig missing (pip install .[test])")
+async def test_stig_lists_and_adds(router, sam_pool, tmp_path: Path) -> None:
+    async with faces_lab(router, sam_pool, tmp_path) as lab:
+        home = tmp_path / "stig-home"
+        home.mkdir()
+        assert (await stig(lab.port, home, "ls")).strip() == ""  # no torrents yet, and no error
+        src, magnet = await lab.share("song.bin", 500_000, piece_size=16384)
+        out = await stig(lab.port, home, f"add {magnet}")
+        assert "Added" in out and "song.bin" in out, out
+        h = magnet.split("btih:")[1][:40]
+        out = await stig(lab.port, home, "label stig name=song.bin")
+        assert "No matching" not in out and "rror" not in out, out
+
+        async def done() -> str | None:
+            rows = (await stig(lab.port, home, "ls --columns name,%downloaded,labels,infohash")).splitlines()
+            return rows[0].split("\t") if rows and float(rows[0].split("\t")[1]) == 100 else None
+
+        row = await until(done, "the torrent stig added")
+        assert row == ["song.bin", "100.0", "stig", h], row
+        await flushed(lab, h)
+        assert (tmp_path / "downloads" / "song.bin").read_bytes() == src.read_bytes()
+
