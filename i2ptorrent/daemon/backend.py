@@ -7,7 +7,6 @@ once known) so a torrent-get of every field for a thousand torrents stays cheap.
 from __future__ import annotations
 
 import asyncio
-import copy
 import os
 import shutil
 import time
@@ -98,17 +97,20 @@ class DaemonBackend:
                 have_size = min(total, st.pieces_done * piece_size)
                 if have and have[-1]:
                     have_size -= piece_size - store.piece_size(store.num_pieces - 1)
-        uploaded, downloaded = self.daemon.totals(t, st)
-        prefs = copy.copy(self.daemon.prefs_of(info_hash))  # a snapshot, as the rest of the view
+        prefs = self.daemon.prefs_of(info_hash)  # replaced on a change, never changed: a snapshot
+        uploaded, downloaded = self.daemon.totals(t, st, prefs)
+        added = self._added.get(info_hash)
+        if added is None:
+            added = self._added[info_hash] = time.time()
+        meta = t.metainfo
         return TorrentView(
             info_hash=info_hash, name=st.name, state=st.state, progress=st.progress,
             pieces_done=st.pieces_done, pieces_total=st.pieces_total, piece_size=piece_size,
             download_rate=st.download_rate, upload_rate=st.upload_rate, peers=st.peers,
             downloaded=downloaded, uploaded=uploaded, total_size=total,
             wanted_size=wanted_size, have_size=have_size, save_path=str(t.save_path),
-            magnet=self._magnet(t), added=self._added.setdefault(info_hash, time.time()),
-            error=st.error,
-            has_metadata=t.metainfo.has_metadata, trackers=tuple(t.metainfo.trackers),
+            magnet=self._magnet(t), added=added, error=st.error,
+            has_metadata=meta.has_metadata, trackers=tuple(meta.trackers),
             files=files if detail else None,
             pieces_bits=bitfield(have, len(have)) if detail else None, prefs=prefs,
             eta_idle=self.daemon.seed_watch.idle_eta(info_hash, prefs, self.daemon.session_prefs, time.monotonic()))

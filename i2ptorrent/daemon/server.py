@@ -16,7 +16,7 @@ import os
 import time
 from pathlib import Path
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from i2ptorrent.app.disk import writable_dir
@@ -72,8 +72,21 @@ class Daemon:
     # ---- per-torrent settings and seed limits --------------------------------------------------
 
     def prefs_of(self, info_hash: str) -> TorrentPrefs:
+        """A torrent's settings. Never changed in place (_put_prefs replaces them), so a view may hold them."""
         entry = self.registry.entries.get(info_hash)
-        return entry.prefs if entry is not None else self._loose.setdefault(info_hash, TorrentPrefs())
+        if entry is not None:
+            return entry.prefs
+        prefs = self._loose.get(info_hash)
+        if prefs is None:
+            prefs = self._loose[info_hash] = TorrentPrefs()
+        return prefs
+
+    def _put_prefs(self, info_hash: str, prefs: TorrentPrefs) -> None:
+        entry = self.registry.entries.get(info_hash)
+        if entry is not None:
+            entry.prefs = prefs
+        else:
+            self._loose[info_hash] = prefs
 
     @property
     def session_prefs(self) -> SessionPrefs:
@@ -84,18 +97,16 @@ class Daemon:
         any applies, and they are saved with the torrent."""
         from i2ptorrent.engine.ratelimit import MIN_RATE
 
-        prefs = self.prefs_of(t.info_hash.hex())
-        checked = {k: check(k, v) for k, v in changes.items()}
-        new = TorrentPrefs(**{**prefs.to_dict(), **checked})
+        h = t.info_hash.hex()
+        new = replace(self.prefs_of(h), **{k: check(k, v) for k, v in changes.items()})
         for rate, what in ((new.download_rate, "download"), (new.upload_rate, "upload")):
             if 0 < rate < MIN_RATE or (rate == 0 and (new.down_on if what == "download" else new.up_on)):
                 raise PrefsError(f"a torrent's {what} limit must be at least {MIN_RATE} bytes/s "
                                  f"({-(-MIN_RATE // KB)} kB/s), or off")
-        for k, v in checked.items():
-            setattr(prefs, k, v)
-        self._apply_prefs(t, prefs)
+        self._put_prefs(h, new)
+        self._apply_prefs(t, new)
         self.registry.save()
-        return prefs
+        return new
 
     def set_session_prefs(self, changes: dict[str, Any]) -> None:
         checked = {k: check(k, v) for k, v in changes.items()}
@@ -107,11 +118,11 @@ class Daemon:
     def _apply_prefs(t: Any, prefs: TorrentPrefs) -> None:
         t.set_rate_limits(prefs.download_rate, prefs.upload_rate, prefs.honors_session)
 
-    def totals(self, t: Any, st: Any = None) -> tuple[int, int]:
+    def totals(self, t: Any, st: Any = None, prefs: TorrentPrefs | None = None) -> tuple[int, int]:
         """(uploaded, downloaded) payload bytes over every run of the daemon."""
         h = t.info_hash.hex()
         st = st or t.status()
-        prefs = self.prefs_of(h)
+        prefs = prefs or self.prefs_of(h)
         up0, down0 = self._counted.get(h, (0, 0))
         return prefs.uploaded_before + st.uploaded - up0, prefs.downloaded_before + st.downloaded - down0
 
@@ -122,8 +133,8 @@ class Daemon:
             return
         for t in engine.torrents:
             h, st = t.info_hash.hex(), t.status()
-            prefs = self.prefs_of(h)
-            prefs.uploaded_before, prefs.downloaded_before = self.totals(t, st)
+            up, down = self.totals(t, st)
+            self._put_prefs(h, replace(self.prefs_of(h), uploaded_before=up, downloaded_before=down))
             self._counted[h] = (st.uploaded, st.downloaded)
         self.registry.save()
 
@@ -144,7 +155,8 @@ class Daemon:
         for t, why in stopped:
             log.info("%s reached its seed %s limit: stopped", t.name, why)
             self.set_paused(t, True)
-            self.prefs_of(t.info_hash.hex()).finished = True
+            h = t.info_hash.hex()
+            self._put_prefs(h, replace(self.prefs_of(h), finished=True))
         if stopped:
             self.save_totals()
         return stopped
@@ -243,16 +255,19 @@ class Daemon:
             added.pause()
         held = self.registry.entries.get(added.info_hash.hex())
         prefs = held.prefs if held is not None else self._loose.pop(added.info_hash.hex(), None) or TorrentPrefs()
-        prefs.labels = check("labels", list(labels)) if labels else prefs.labels
+        if labels:
+            prefs = replace(prefs, labels=check("labels", list(labels)))
         self.registry.put(Entry(added.info_hash.hex(), src, str(save),
                                 list(selected) if selected is not None else None, paused, prefs))
         return added
 
     def set_paused(self, t: Any, paused: bool) -> None:
         t.pause() if paused else t.resume()
+        h = t.info_hash.hex()
         if not paused:
-            self.prefs_of(t.info_hash.hex()).finished = False  # started again: seeds until a limit anew
-            self.seed_watch.forget(t.info_hash.hex())
+            if self.prefs_of(h).finished:  # started again: seeds until a limit anew
+                self._put_prefs(h, replace(self.prefs_of(h), finished=False))
+            self.seed_watch.forget(h)
         self.registry.set_paused(t.info_hash.hex(), paused)
 
     def select(self, t: Any, selected: Sequence[int] | None) -> None:
