@@ -29,8 +29,8 @@ from i2ptorrent.daemon.protocol import (
 )
 from i2ptorrent.daemon.prefs import KB, PrefsError, SessionPrefs, TorrentPrefs, check
 from i2ptorrent.daemon.registry import Entry, Registry
-from i2ptorrent.private_files import private_dir, write_private
 from i2ptorrent.daemon.seeding import SeedSample, SeedWatch
+from i2ptorrent.private_files import private_dir, write_private
 
 if TYPE_CHECKING:
     from i2ptorrent.client import Client
