@@ -2,6 +2,8 @@
 
     protocol.py  the control protocol (one JSON line each way), no I/O; the socket's path
     registry.py  the saved torrent list the daemon restores at start
+    prefs.py     what a user sets per torrent (speed and seed limits, labels) and the session's seed limits
+    seeding.py   when a seed has given enough: the ratio and idle limits, sans-I/O
     server.py    the server half: the Daemon service and its faces (control socket, browser bridge, HTTP)
     web.py       the HTTP face on 127.0.0.1:9091: Transmission RPC, web page (static/index.html), /stream
     rpc_core.py  the Transmission RPC, sans-I/O, against a small Backend (backend.py: the Daemon's)
