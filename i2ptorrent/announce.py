@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from typing import Protocol
 
 from i2ptorrent.engine import Engine, Torrent
-from i2ptorrent.supervisor import Supervisor
+from i2ptorrent.supervisor import Supervisor, wait_at_most
 from i2ptorrent.tracker.client import (
     AnswerReceived,
     OfferExpired,
@@ -58,17 +58,6 @@ def left_of(t: Torrent) -> int | None:
     if not st.total_size:
         return None
     return max(0, st.total_size - st.downloaded) if st.progress < 1 else 0
-
-
-async def sleep_until_done(done: Callable[[], Awaitable[object]], delay: float) -> None:
-    """Sleep `delay` seconds, or until `done()` finishes if that is sooner.
-
-    `asyncio.timeout`, not `asyncio.wait_for`: on Python 3.11 wait_for swallows a cancellation that arrives
-    just as `done()` finishes (CPython issue 86296). The announce loop then lived on into its next sleep
-    (the tracker's interval), and a Client closed right after its download completed waited for it."""
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(delay):
-            await done()
 
 
 class Announcer:
@@ -214,7 +203,7 @@ class Announcer:
                 # done already (or its `completed` announce failed): the next announce waits `delay`
                 await asyncio.sleep(delay)
             else:  # cut short when the download completes: the tracker hears `completed` at once
-                await sleep_until_done(t.wait_complete, delay)
+                await wait_at_most(t.wait_complete(), delay)
 
     # ---- WebSocket (WebTorrent) -----------------------------------------------------------------
 

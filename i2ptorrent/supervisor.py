@@ -6,6 +6,9 @@ it imports nothing of the package.
 A bare `asyncio.ensure_future` drops a task's exception until the task is garbage collected, so a crashed
 announce loop used to stop without a word. Every task the Client runs goes through a Supervisor: a
 failure is logged once, with its traceback, and kept (the newest few) for status to show.
+
+It also holds the one way a long-lived loop waits with a timeout (`wait_at_most`), because the obvious
+one loses cancellations on the Python we run on.
 """
 
 from __future__ import annotations
@@ -13,8 +16,22 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
+
+async def wait_at_most(aw: Awaitable[object], delay: float) -> bool:
+    """Wait for `aw` at most `delay` seconds; True when it finished in time.
+
+    `asyncio.timeout`, never `asyncio.wait_for`, in anything a close may cancel: on Python 3.11 wait_for
+    swallows a cancellation that arrives just as the awaited thing finishes (CPython issue 86296), and
+    the loop around it lives on (an announce loop slept through a Client's close that way)."""
+    try:
+        async with asyncio.timeout(max(delay, 0.0)):
+            await aw
+    except TimeoutError:
+        return False
+    return True
+
 
 MAX_FAILURES = 20
 CLOSE_TIMEOUT = 30.0

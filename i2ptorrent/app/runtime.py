@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from i2ptorrent.app.disk import writable_dir
 from i2ptorrent.app.errors import EXIT_INTERRUPTED, EXIT_USAGE, UserError
 from i2ptorrent.app.progress import format_rate
+from i2ptorrent.supervisor import wait_at_most
 from i2ptorrent.config import Config, open_router
 
 if TYPE_CHECKING:
@@ -65,8 +66,7 @@ class StopSignal:
 
     async def sleep(self, seconds: float) -> bool:
         """Sleep; True if a stop was requested meanwhile."""
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self.event.wait(), seconds)
+        await wait_at_most(self.event.wait(), seconds)
         return self.event.is_set()
 
 

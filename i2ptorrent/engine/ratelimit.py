@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..bucket import TokenBucket
+from ..supervisor import wait_at_most
 
 MIN_RATE = 1024  # a limit below 1 KiB/s (other than 0, unlimited) is refused: peers would time out
 MAX_RATE = 1 << 40
@@ -80,9 +81,7 @@ class RateLimiter:
         delay = self.bucket.charge(n, time.monotonic())
         mark = self.bucket.taken
         while delay > 0:
-            try:
-                await asyncio.wait_for(self._changed.wait(), delay)
-            except asyncio.TimeoutError:
+            if not await wait_at_most(self._changed.wait(), delay):
                 return
             delay = self.bucket.until(mark, time.monotonic())
 

@@ -17,6 +17,7 @@ import logging
 from collections import deque
 from typing import Protocol
 
+from ..supervisor import wait_at_most
 from .carrier import (
     CarrierError,
     DatagramLink,
@@ -408,8 +409,7 @@ class DatagramCarrier:
                 datagram, wait = self.link.next_datagram(now)
                 if datagram is None:
                     self._wake_sender.clear()
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(self._wake_sender.wait(), max(wait, 0.001))
+                    await wait_at_most(self._wake_sender.wait(), max(wait, 0.001))
                     continue
                 out = self._impairment.apply(datagram) if self._impairment else [datagram]
                 for d in out:

@@ -1,4 +1,4 @@
-"""The announce loop's wait between announces (announce.py), offline: what the router tests cannot pin."""
+"""The one timed wait of long-lived loops (supervisor.wait_at_most), offline: what the router tests cannot pin."""
 
 from __future__ import annotations
 
@@ -7,16 +7,16 @@ import time
 
 import pytest
 
-from i2ptorrent.announce import sleep_until_done
+from i2ptorrent.supervisor import wait_at_most
 
 
-async def test_sleep_until_done_ends_at_done_or_after_the_delay() -> None:
+async def test_wait_at_most_ends_at_done_or_after_the_delay() -> None:
     done = asyncio.Event()
     start = time.monotonic()
-    await sleep_until_done(done.wait, 0.2)
+    assert await wait_at_most(done.wait(), 0.2) is False
     assert time.monotonic() - start >= 0.19
     asyncio.get_running_loop().call_later(0.05, done.set)
-    await asyncio.wait_for(sleep_until_done(done.wait, 3600), 5)
+    assert await asyncio.wait_for(wait_at_most(done.wait(), 3600), 5) is True
 
 
 async def test_a_loop_cancelled_as_its_download_completes_stops() -> None:
@@ -27,7 +27,7 @@ async def test_a_loop_cancelled_as_its_download_completes_stops() -> None:
 
     async def announce_loop() -> None:
         while True:
-            await sleep_until_done(complete.wait, 3600)
+            await wait_at_most(complete.wait(), 3600)
             # here the real loop announces `completed`
             await asyncio.sleep(3600)  # the tracker's interval
 
