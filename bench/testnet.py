@@ -35,7 +35,7 @@ import libtorrent as lt  # noqa: E402
 from i2ptorrent.engine.metainfo import magnet_of  # noqa: E402
 from i2ptorrent.engine.settings import anonymous_settings  # noqa: E402
 from i2ptorrent.transport.sam import SAMAddress, StreamSession, new_destination  # noqa: E402
-from i2ptorrent.transport.sdp import CARRIER_DATAGRAM, CARRIER_STREAM  # noqa: E402
+from i2ptorrent.transport.sdp import CARRIER_DATAGRAM, CARRIER_STREAM, CARRIER_STRIPE  # noqa: E402
 from i2ptorrent.transport.testnet import Testnet, TestnetConfig, session_options  # noqa: E402
 from sam_proxy import SessionRewritingProxy  # noqa: E402
 from testnet_nodes import Node, Progress, start_node, start_tracker, watch_download  # noqa: E402
@@ -46,7 +46,7 @@ LEECHER_ROUTER = 4
 TRACKER_ROUTER = 2
 TIMEOUT = 600.0
 """Bound on each transfer: a stuck kind is reported as FAILED and the others still run."""
-KINDS = ("raw", "classic", "webrtc-stream", "webrtc-datagram", "libtorrent")
+KINDS = ("raw", "classic", "webrtc-stream", "webrtc-datagram", "webrtc-stripe", "libtorrent")
 
 
 @dataclass
@@ -227,7 +227,8 @@ def ratio(a: Result | None, b: Result | None) -> str:
     return f"{a.rate / b.rate:.2f}" if a and b and b.rate else "n/a"
 
 
-async def run_row(net: Testnet, hops: int, delay: float, mib: float, work: Path, kinds: set[str]) -> None:
+async def run_row(net: Testnet, hops: int, delay: float, mib: float, work: Path, kinds: set[str],
+                  swarms: tuple[str, ...] = ("1", "4")) -> None:
     net.set_links(delay)
     print(f"\n== {hops} hops, {delay * 1000:.0f} ms per link, {mib:g} MiB ==", flush=True)
     work.mkdir(parents=True)
@@ -237,7 +238,7 @@ async def run_row(net: Testnet, hops: int, delay: float, mib: float, work: Path,
         p.parent.mkdir()
         p.write_bytes(os.urandom(size))
     tracker = await start_tracker(net, TRACKER_ROUTER, hops)
-    carriers = (CARRIER_STREAM, CARRIER_DATAGRAM)
+    carriers = (CARRIER_STREAM, CARRIER_DATAGRAM, CARRIER_STRIPE)
     seeders: list[Node] = list(await asyncio.gather(*(
         start_node(net, r, work / f"seeder{r}", hops, carriers) for r in SEEDER_ROUTERS)))
     lt_seeders: list[LtNode] = []
@@ -253,8 +254,11 @@ async def run_row(net: Testnet, hops: int, delay: float, mib: float, work: Path,
             print(f"raw SAM stream          {raw}", flush=True)
         ours = [("classic", (CARRIER_STREAM,), False, tracker.site.http_announce_url),
                  ("webrtc-stream", (CARRIER_STREAM,), True, tracker.site.announce_url),
-                 ("webrtc-datagram", (CARRIER_DATAGRAM,), True, tracker.site.announce_url)]
+                 ("webrtc-datagram", (CARRIER_DATAGRAM,), True, tracker.site.announce_url),
+                 ("webrtc-stripe", (CARRIER_STRIPE,), True, tracker.site.announce_url)]
         for n, t in (("1", t1), ("4", t4)):
+            if n not in swarms:
+                continue
             src = one if n == "1" else four
             for kind, cs, webrtc, announce in ours:
                 if kind not in kinds:
@@ -298,8 +302,10 @@ async def run_row(net: Testnet, hops: int, delay: float, mib: float, work: Path,
         c = results.get(f"classic-{n}")
         print(f"{n}->1  ours/libtorrent = {ratio(c, results.get(f'lt-{n}'))}  "
               f"webrtc/classic = {ratio(results.get(f'webrtc-stream-{n}'), c)} (stream), "
-              f"{ratio(results.get(f'webrtc-datagram-{n}'), c)} (datagram)  "
-              f"ours/raw = {ratio(c, results.get('raw'))}")
+              f"{ratio(results.get(f'webrtc-datagram-{n}'), c)} (datagram), "
+              f"{ratio(results.get(f'webrtc-stripe-{n}'), c)} (stripe)  "
+              f"ours/raw = {ratio(c, results.get('raw'))}  "
+              f"stripe/raw = {ratio(results.get(f'webrtc-stripe-{n}'), results.get('raw'))}")
     print(f"four/one seeders (classic) = {ratio(results.get('classic-4'), results.get('classic-1'))}", flush=True)
 
 
@@ -309,6 +315,7 @@ async def main() -> None:
     ap.add_argument("--mib", type=float, default=2.0, help="file size per transfer (default 2 MiB)")
     ap.add_argument("--routers", type=int, default=8)
     ap.add_argument("--kinds", default=",".join(KINDS), help=f"a subset of {','.join(KINDS)}")
+    ap.add_argument("--seeders", default="1,4", help="which of our swarms to run: 1 and/or 4 seeders")
     args = ap.parse_args()
     rows = [(int(h), float(d) / 1000) for h, d in (r.split(",") for r in args.rows.split())]
     work = Path(tempfile.mkdtemp(prefix="i2pt-bench-testnet-"))
@@ -317,7 +324,8 @@ async def main() -> None:
         async with Testnet(TestnetConfig(routers=args.routers, delay=rows[0][1])) as net:
             print(f"testnet: {args.routers} routers up in {time.monotonic() - started:.0f} s", flush=True)
             for i, (hops, delay) in enumerate(rows):
-                await run_row(net, hops, delay, args.mib, work / f"row{i}", set(args.kinds.split(",")))
+                await run_row(net, hops, delay, args.mib, work / f"row{i}", set(args.kinds.split(",")),
+                              tuple(args.seeders.split(",")))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"\ntotal {time.monotonic() - started:.0f} s")

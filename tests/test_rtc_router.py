@@ -1,5 +1,5 @@
-"""RTC data channels between two peers on the real private i2pd: over a SAM stream and over SAM
-datagrams, signaled directly or tracker-style; fingerprints enforced; injected loss survived; bad SDP
+"""RTC data channels between two peers on the real private i2pd: over a SAM stream, over several
+(striped) and over SAM datagrams, signaled directly or tracker-style; fingerprints enforced; injected loss survived; bad SDP
 refused with a clear error while the listener keeps serving."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from i2ptorrent.transport.carrier import Impairment
 from i2ptorrent.transport.rtc import FingerprintMismatch, RTCError, RTCStream
 from i2ptorrent.transport.router import ManagedRouter
 from i2ptorrent.transport.sam import DatagramSession, StreamSession, new_destination
-from i2ptorrent.transport.sdp import CARRIER_DATAGRAM, CARRIER_STREAM
+from i2ptorrent.transport.sdp import CARRIER_DATAGRAM, CARRIER_STREAM, CARRIER_STRIPE
 from i2ptorrent.transport.signaling import RTC_MAGIC, RTCConfig, RTCEndpoint, SignalingError
 
 MiB = 1024 * 1024
@@ -90,20 +90,21 @@ async def _close(*streams: RTCStream) -> None:
         await s.close()
 
 
-@pytest.mark.parametrize("carrier", [CARRIER_STREAM, CARRIER_DATAGRAM])
+@pytest.mark.parametrize("carrier", [CARRIER_STREAM, CARRIER_DATAGRAM, CARRIER_STRIPE])
 async def test_direct_signaling_moves_mebibytes_over_each_carrier(peers: tuple[Peer, Peer, Peer], carrier: str) -> None:
     a, b, _ = peers
     ra = await asyncio.wait_for(a.endpoint.connect(b.streams.b32, carriers=[carrier]), 60)
     rb = await asyncio.wait_for(b.endpoint.accept(), 60)
     assert ra.remote == b.streams.b32 and rb.remote == a.streams.b32
-    assert type(ra.carrier).__name__ == {"sam-stream": "StreamCarrier", "sam-datagram": "DatagramCarrier"}[carrier]
+    assert type(ra.carrier).__name__ == {"sam-stream": "StreamCarrier", "sam-datagram": "DatagramCarrier",
+                                     "sam-stripe": "StripedCarrier"}[carrier]
     await _exchange(ra, rb, 6 * MiB)
     await ra.close()
     assert await asyncio.wait_for(rb.read(), 30) == b""
     await rb.close()
 
 
-@pytest.mark.parametrize("carrier", [CARRIER_STREAM, CARRIER_DATAGRAM])
+@pytest.mark.parametrize("carrier", [CARRIER_STREAM, CARRIER_DATAGRAM, CARRIER_STRIPE])
 async def test_tracker_style_offer_answer(peers: tuple[Peer, Peer, Peer], carrier: str) -> None:
     a, b, _ = peers
     offer = a.endpoint.make_offer(carriers=[carrier])
@@ -204,7 +205,7 @@ async def _read_expecting(s: RTCStream, expected: bytes, timeout: float = 20.0) 
     return bytes(got)
 
 
-@pytest.mark.parametrize("carrier", [CARRIER_STREAM, CARRIER_DATAGRAM])
+@pytest.mark.parametrize("carrier", [CARRIER_STREAM, CARRIER_DATAGRAM, CARRIER_STRIPE])
 async def test_first_message_of_every_channel_arrives_first(peers: tuple[Peer, Peer, Peer], carrier: str) -> None:
     """Each side writes as soon as its channel is up (as the engine writes its handshake): the other
     side must read that message first, on every one of 20 channels (issue #10: the seeder's handshake

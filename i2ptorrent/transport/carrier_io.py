@@ -27,6 +27,7 @@ from .carrier import (
     parse_header,
 )
 from .stream import ByteStream
+from .stripe import Resequencer, Striper, split_frame
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +205,145 @@ class StreamCarrier:
             await asyncio.wait_for(asyncio.shield(self._writer), 2.0)
         self._writer.cancel()
         await self._stream.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# Over several SAM streams to one peer
+
+
+class StripedCarrier:
+    """DTLS packets spread over several SAM streams ("lanes") and put back in order (see stripe.py).
+
+    Each lane has its own writer (coalescing per event-loop tick, like StreamCarrier) and its own reader;
+    readers stop while `MAX_READY` packets wait for DTLS, so a slow reader still closes SCTP's window.
+    """
+
+    MAX_PENDING = 1024 * 1024
+    """Per lane, unsent: reached only if that lane's stream stalls (then packets are dropped unnumbered)."""
+    MAX_READY = 1024
+
+    def __init__(self, lanes: list[tuple[ByteStream, bytes]], stripe_bytes: int = 16384) -> None:
+        if not lanes:
+            raise ValueError("a striped carrier needs at least one lane")
+        self._streams = [stream for stream, _ in lanes]
+        self.remote = self._streams[0].remote
+        self._striper = Striper(len(lanes), stripe_bytes)
+        self._reseq = Resequencer()
+        self._framers = [StreamFramer() for _ in lanes]
+        for framer, (_, initial) in zip(self._framers, lanes):
+            framer.feed(initial)  # bytes a signaling reader took past its own message
+        self._pending = [bytearray() for _ in lanes]
+        self._wake = [asyncio.Event() for _ in lanes]
+        self._readable = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._closed = False
+        self._error: BaseException | None = None
+        self.writes = 0
+        self.dropped = 0
+        self._tasks = [asyncio.ensure_future(self._write_loop(i)) for i in range(len(lanes))]
+        self._tasks += [asyncio.ensure_future(self._read_loop(i)) for i in range(len(lanes))]
+
+    @property
+    def lanes(self) -> int:
+        return len(self._streams)
+
+    @property
+    def reordered(self) -> int:
+        return self._reseq.reordered
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._error is None:
+            self._error = exc
+        self._closed = True
+        self._readable.set()
+        self._drained.set()
+        for wake in self._wake:
+            wake.set()
+
+    async def _write_loop(self, lane: int) -> None:
+        pending, wake, stream = self._pending[lane], self._wake[lane], self._streams[lane]
+        try:
+            while True:
+                if not pending:
+                    if self._closed:
+                        return
+                    wake.clear()
+                    await wake.wait()
+                    continue
+                batch = bytes(pending)
+                pending.clear()
+                self.writes += 1
+                await stream.write(batch)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a lost lane leaves a gap that never fills: the carrier is done
+            self._fail(ConnectionError(f"lane {lane} write failed: {exc}"))
+
+    async def _read_loop(self, lane: int) -> None:
+        framer, stream = self._framers[lane], self._streams[lane]
+        try:
+            while not self._closed:
+                frame = framer.next_packet()
+                if frame is not None:
+                    seq, packet = split_frame(frame)
+                    self._reseq.push(seq, packet)
+                    if self._reseq.ready:
+                        self._readable.set()
+                    continue
+                while self._reseq.ready >= self.MAX_READY and not self._closed:
+                    self._drained.clear()
+                    await self._drained.wait()
+                data = await stream.read(65536)
+                if not data:
+                    self._fail(ConnectionError(f"lane {lane} closed by peer"))
+                    return
+                framer.feed(data)
+        except asyncio.CancelledError:
+            raise
+        except CarrierError as exc:
+            self._fail(ConnectionError(f"bad striped carrier data on lane {lane}: {exc}"))
+        except Exception as exc:
+            self._fail(ConnectionError(f"lane {lane} read failed: {exc}"))
+
+    async def send(self, packet: bytes) -> None:
+        if self._closed:
+            raise ConnectionError("carrier closed") from self._error
+        lane = self._striper.next_lane()
+        if len(self._pending[lane]) >= self.MAX_PENDING:
+            self.dropped += 1
+            return
+        self._pending[lane] += self._striper.frame(packet)
+        self._wake[lane].set()
+
+    async def recv(self) -> bytes:
+        while True:
+            packet = self._reseq.pop()
+            if packet is not None:
+                if self._reseq.ready < self.MAX_READY // 2:
+                    self._drained.set()
+                return packet
+            if self._closed:
+                raise ConnectionError(str(self._error or "carrier closed")) from self._error
+            self._readable.clear()
+            await self._readable.wait()
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            for wake in self._wake:
+                wake.set()
+            self._drained.set()
+            writers = [t for t in self._tasks[: self.lanes] if not t.done()]
+            if writers:  # DTLS's close_notify is in there
+                with contextlib.suppress(Exception):
+                    await asyncio.wait(writers, timeout=2.0)
+            self._readable.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await asyncio.gather(*(s.close() for s in self._streams), return_exceptions=True)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -448,7 +588,7 @@ class DatagramCarrier:
 
 
 __all__ = [
-    "Carrier", "MemoryCarrier", "DelayedCarrier", "StreamCarrier", "DatagramMux", "DatagramCarrier",
+    "Carrier", "MemoryCarrier", "DelayedCarrier", "StreamCarrier", "StripedCarrier", "DatagramMux", "DatagramCarrier",
     "DatagramEndpoint", "MemoryDatagramEndpoint",
 ]
 

@@ -26,7 +26,9 @@ MAX_CARRIERS = 4
 
 CARRIER_STREAM = "sam-stream"
 CARRIER_DATAGRAM = "sam-datagram"
-KNOWN_CARRIERS = (CARRIER_STREAM, CARRIER_DATAGRAM)
+CARRIER_STRIPE = "sam-stripe"
+"""Several SAM streams to the same peer, packets numbered and put back in order (transport/stripe.py)."""
+KNOWN_CARRIERS = (CARRIER_STRIPE, CARRIER_STREAM, CARRIER_DATAGRAM)
 
 SdpType = Literal["offer", "answer"]
 Setup = Literal["actpass", "active", "passive"]

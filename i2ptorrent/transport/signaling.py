@@ -35,11 +35,12 @@ from aiortc import RTCCertificate
 from ..supervisor import Supervisor
 from .accepting import accept_forever
 from .carrier import Impairment, LinkConfig
-from .carrier_io import Carrier, DatagramEndpoint, DatagramMux, StreamCarrier
+from .carrier_io import Carrier, DatagramEndpoint, DatagramMux, StreamCarrier, StripedCarrier
 from .rtc import MAX_MESSAGE_SIZE, SCTP_PORT, RTCError, RTCStream, local_fingerprints
 from .sdp import (
     CARRIER_DATAGRAM,
     CARRIER_STREAM,
+    CARRIER_STRIPE,
     MAX_SDP_BYTES,
     RtcDescription,
     SdpError,
@@ -50,6 +51,7 @@ from .sdp import (
     to_signal,
 )
 from .stream import ByteStream
+from .stripe import MAX_LANES
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +74,7 @@ class StreamConnector(Protocol):
 
 @dataclass
 class RTCConfig:
-    carriers: tuple[str, ...] = (CARRIER_STREAM, CARRIER_DATAGRAM)
+    carriers: tuple[str, ...] = (CARRIER_STREAM, CARRIER_DATAGRAM, CARRIER_STRIPE)
     """Carriers we accept, preferred first (an answerer picks the first of ours the offer lists)."""
     setup_timeout: float = 30.0
     offer_ttl: float = 60.0
@@ -81,6 +83,9 @@ class RTCConfig:
     max_accept_queue: int = 64
     max_handshakes: int = 32
     """Incoming signaling streams handled at once; more wait (a flood cannot start unbounded tasks)."""
+    stripe_lanes: int = 8
+    """SAM streams an answerer opens for sam-stripe (each adds one streaming window per round trip)."""
+    stripe_bytes: int = 16384
     link: LinkConfig = field(default_factory=LinkConfig)
     impairment: Callable[[], Impairment] | None = None
     """Tests and benchmarks only: loss/duplication/reordering injected into each datagram carrier."""
@@ -130,8 +135,13 @@ def _length(text: bytes) -> int:
     return int(text)
 
 
+Lane = tuple[ByteStream, bytes]
+"""An attached carrier stream and the bytes a signaling reader took past its ATTACH line."""
+
+
 class Offer:
-    """An offer we made; finished by the answer (tracker path) and, for sam-stream, the ATTACH stream.
+    """An offer we made; finished by the answer (tracker path) and, for the stream carriers, by the
+    ATTACH streams: one for sam-stream, `lane/count` numbered ones for sam-stripe.
 
     `offer_id` is its id in a tracker's `offers` list and `tag` what the caller made it for (an info
     hash): the endpoint's table is the one record of pending offers, found by token or by offer_id."""
@@ -143,9 +153,24 @@ class Offer:
         self.offer_id = secrets.token_bytes(20)
         self.tag = tag
         self.created = time.monotonic()
-        self._attached: asyncio.Future[tuple[ByteStream, bytes]] = asyncio.get_running_loop().create_future()
+        self._attached: asyncio.Future[list[Lane]] = asyncio.get_running_loop().create_future()
+        self._lanes: dict[int, Lane] = {}
+        self._lane_count: int | None = None
         self._done = False
         self._answered = False
+
+    def _attach(self, stream: ByteStream, rest: bytes, lane: int, count: int) -> None:
+        if self._attached.done():
+            raise SignalingError("ATTACH for an attached offer")
+        if not 0 <= lane < count <= MAX_LANES or self._lane_count not in (None, count) or lane in self._lanes:
+            raise SignalingError(f"bad ATTACH lane {lane}/{count}")
+        self._lane_count = count
+        self._lanes[lane] = (stream, rest)
+        if len(self._lanes) == count:
+            self._attached.set_result([self._lanes[i] for i in range(count)])
+
+    def _streams(self) -> list[ByteStream]:
+        return [stream for stream, _ in self._lanes.values()]
 
     @property
     def signal(self) -> dict[str, str]:
@@ -250,9 +275,9 @@ class RTCEndpoint:
             self.mux.unexpect(bytes.fromhex(offer.token[:16]))
         if not offer._attached.done():
             offer._attached.cancel()
-        elif not offer._attached.cancelled() and not offer._done:
-            stream, _ = offer._attached.result()
-            self._spawn(stream.close(), "close an unused carrier stream")
+        if not offer._done:
+            for stream in offer._streams():
+                self._spawn(stream.close(), "close an unused carrier stream")
 
     async def _finish_offer(self, offer: Offer, answer: RtcDescription) -> RTCStream:
         if self._offers.get(offer.token) is not offer or offer._answered:
@@ -266,20 +291,59 @@ class RTCEndpoint:
             (chosen,) = answer.carriers
             if chosen not in offer.description.carriers:
                 raise SdpError(f"answer chose carrier {chosen!r}, which was not offered")
-            if chosen == CARRIER_STREAM:
-                stream, rest = await asyncio.wait_for(asyncio.shield(offer._attached), self.config.setup_timeout)
-                offer._done = True
-                if stream.remote != answer.b32:
-                    await stream.close()
-                    raise RTCError(f"carrier stream came from {stream.remote}, answer claims {answer.b32}")
-                carrier: Carrier = StreamCarrier(stream, rest)
+            if chosen == CARRIER_DATAGRAM:
+                carrier: Carrier = self._datagram_carrier(answer, offer.token)
             else:
-                carrier = self._datagram_carrier(answer, offer.token)
-        except asyncio.TimeoutError:
-            raise RTCError("the answerer never opened the carrier stream") from None
+                carrier = await self._attached_carrier(offer, chosen, answer.b32)
         finally:
             self._drop_offer(offer)
         return await self._stream_for(carrier, answer, offerer=True).start(self.config.setup_timeout)
+
+    async def _attached_carrier(self, offer: Offer, chosen: str, peer_b32: str) -> Carrier:
+        """The carrier over the streams the answerer attached to `offer` (all from the answer's .b32)."""
+        try:
+            lanes = await asyncio.wait_for(asyncio.shield(offer._attached), self.config.setup_timeout)
+        except asyncio.TimeoutError:
+            raise RTCError("the answerer never opened the carrier streams") from None
+        offer._done = True
+        streams = [stream for stream, _ in lanes]
+        try:
+            for stream in streams:
+                if stream.remote != peer_b32:
+                    raise RTCError(f"carrier stream came from {stream.remote}, answer claims {peer_b32}")
+            if chosen == CARRIER_STREAM and len(lanes) != 1:
+                raise RTCError(f"sam-stream takes one stream, the answerer attached {len(lanes)}")
+        except BaseException:
+            await asyncio.gather(*(s.close() for s in streams), return_exceptions=True)
+            raise
+        if chosen == CARRIER_STREAM:
+            return StreamCarrier(*lanes[0])
+        return StripedCarrier(lanes, self.config.stripe_bytes)
+
+    async def _open_lanes(self, peer_b32: str, token: str) -> list[Lane]:
+        """Answerer, sam-stripe: connect all lanes to the offerer at once, each named by ATTACH lane/count."""
+        count = max(1, min(self.config.stripe_lanes, MAX_LANES))
+
+        async def lane(i: int) -> ByteStream:
+            stream = await self.streams.connect(peer_b32)
+            try:
+                await stream.write(RTC_MAGIC + b"ATTACH %s %d/%d\n" % (token.encode(), i, count))
+            except BaseException:
+                await stream.close()
+                raise
+            return stream
+
+        tasks = [asyncio.ensure_future(lane(i)) for i in range(count)]
+        try:
+            streams = await asyncio.wait_for(asyncio.gather(*tasks), self.config.setup_timeout)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            done = await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*(s.close() for s in done if not isinstance(s, BaseException)),
+                                 return_exceptions=True)
+            raise
+        return [(stream, b"") for stream in streams]
 
     # ---- tracker path: answerer -----------------------------------------------------------------
 
@@ -302,6 +366,8 @@ class RTCEndpoint:
                 await stream.close()
                 raise
             carrier: Carrier = StreamCarrier(stream)
+        elif chosen == CARRIER_STRIPE:
+            carrier = StripedCarrier(await self._open_lanes(offer.b32, offer.session), self.config.stripe_bytes)
         else:
             carrier = self._datagram_carrier(offer, offer.session)
         return await self._stream_for(carrier, offer, offerer=False).start(self.config.setup_timeout)
@@ -311,6 +377,18 @@ class RTCEndpoint:
     async def connect(self, peer_b32: str, carriers: Sequence[str] | None = None) -> RTCStream:
         """RTC to a peer whose .b32 we know, signaled over a SAM stream (no tracker)."""
         description = self._describe("offer", carriers or self.carriers, new_session_token())
+        lanes: Offer | None = None
+        if CARRIER_STRIPE in description.carriers:  # the answerer attaches lanes as on the tracker path
+            lanes = Offer(self, description)
+            lanes._answered = True
+            self._offers[lanes.token] = lanes
+        try:
+            return await self._connect(peer_b32, description, lanes)
+        finally:
+            if lanes is not None:
+                self._drop_offer(lanes)
+
+    async def _connect(self, peer_b32: str, description: RtcDescription, lanes: Offer | None) -> RTCStream:
         stream = await asyncio.wait_for(self.streams.connect(peer_b32), self.config.setup_timeout)
         try:
             sdp = build_sdp(description).encode()
@@ -333,7 +411,11 @@ class RTCEndpoint:
             carrier: Carrier = StreamCarrier(stream, reader.rest())
         else:
             await stream.close()
-            carrier = self._datagram_carrier(answer, description.session)
+            if answer.carriers[0] == CARRIER_STRIPE:
+                assert lanes is not None
+                carrier = await self._attached_carrier(lanes, CARRIER_STRIPE, answer.b32)
+            else:
+                carrier = self._datagram_carrier(answer, description.session)
         return await self._stream_for(carrier, answer, offerer=True).start(self.config.setup_timeout)
 
     # ---- incoming streams -----------------------------------------------------------------------
@@ -365,10 +447,14 @@ class RTCEndpoint:
             raise SignalingError("not an RTC signaling stream")
         verb, _, arg = line[len(RTC_MAGIC):].partition(b" ")
         if verb == b"ATTACH":
-            offer = self._offers.get(arg.decode("ascii", "replace"))
-            if offer is None or offer._attached.done():
-                raise SignalingError("ATTACH for an unknown or attached offer")
-            offer._attached.set_result((stream, reader.rest()))
+            token, _, lane = arg.decode("ascii", "replace").partition(" ")
+            offer = self._offers.get(token)
+            if offer is None:
+                raise SignalingError("ATTACH for an unknown offer")
+            index, _, count = lane.partition("/") if lane else ("0", "", "1")
+            if not (index.isdigit() and count.isdigit()):
+                raise SignalingError(f"bad ATTACH lane {lane[:16]!r}")
+            offer._attach(stream, reader.rest(), int(index), int(count))
             return
         if verb != b"SIGNAL":
             raise SignalingError(f"unknown verb {verb[:16]!r}")
@@ -385,20 +471,22 @@ class RTCEndpoint:
         answer = build_sdp(self._describe("answer", [chosen], offer_desc.session)).encode()
         await stream.write(b"OK %d\n" % len(answer) + answer)
         if chosen == CARRIER_STREAM:
-            carrier: Carrier = StreamCarrier(stream, reader.rest())
+            carrier: Carrier | None = StreamCarrier(stream, reader.rest())
         else:
             await stream.close()
-            carrier = self._datagram_carrier(offer_desc, offer_desc.session)
-        # DTLS runs outside the handshake slot so that slow peers cannot hold it.
-        self._spawn(self._finish_incoming(self._stream_for(carrier, offer_desc, offerer=False)),
-                    f"RTC setup with {stream.remote}")
+            carrier = None if chosen == CARRIER_STRIPE else self._datagram_carrier(offer_desc, offer_desc.session)
+        # Lanes and DTLS are set up outside the handshake slot so that slow peers cannot hold it.
+        self._spawn(self._finish_incoming(offer_desc, carrier), f"RTC setup with {stream.remote}")
 
-    async def _finish_incoming(self, rtc: RTCStream) -> None:
+    async def _finish_incoming(self, offer: RtcDescription, carrier: Carrier | None) -> None:
         try:
+            if carrier is None:
+                carrier = StripedCarrier(await self._open_lanes(offer.b32, offer.session), self.config.stripe_bytes)
+            rtc = self._stream_for(carrier, offer, offerer=False)
             await rtc.start(self.config.setup_timeout)
-        except (RTCError, ConnectionError) as exc:
+        except (RTCError, ConnectionError, asyncio.TimeoutError) as exc:
             self.refused += 1
-            log.info("RTC setup with %s failed: %s", rtc.remote, exc)
+            log.info("RTC setup with %s failed: %s", offer.b32, exc)
             return
         try:
             self._accepted.put_nowait(rtc)
