@@ -53,7 +53,10 @@ from .picker import BLOCK, BUFFER_BUDGET, PiecePicker
 
 log = logging.getLogger(__name__)
 
-QUEUE_TIME = 3.0  # seconds of the peer's delivery rate kept requested
+QUEUE_TIME = 6.0
+"""Seconds of the peer's delivery rate kept requested. It must exceed the request round trip or the queue
+never grows past MIN_QUEUE: over I2P that round trip is 1-3 s, more once a fast carrier's queues fill
+(bench/testnet.py, a striped WebRTC peer at 3 hops, 50 ms per link: srtt 1.5-3.5 s)."""
 MIN_QUEUE = 16
 MAX_QUEUE = 250  # 4 MiB in flight per peer at most
 RATE_REFRESH = 0.05
