@@ -69,7 +69,8 @@ async def test_webrtc_over_each_carrier_through_a_tracker_eepsite_touches_only_l
     assert audit.returncode == 0, audit.output[-3000:]
     result = json.loads(audit.output.strip().splitlines()[-1])
     # each leecher got its pieces only over WebRTC, on the carrier it was limited to
-    assert result == {"sam-stream": ["StreamCarrier"], "sam-datagram": ["DatagramCarrier"]}, result
+    assert result == {"sam-stream": ["StreamCarrier"], "sam-datagram": ["DatagramCarrier"],
+                      "sam-stripe": ["StripedCarrier"]}, result
     audit.check()
     # the datagram carrier's packets were seen, and went to the router's SAM UDP port
     assert any(u.call in ("sendto", "sendmsg") and (u.address, u.port) == router.sam.udp for u in audit.uses)
@@ -133,12 +134,12 @@ async def test_demo_and_its_private_router_touch_only_loopback(tmp_path) -> None
 
 
 async def run_rtc(sam_address: str, options: dict[str, str], work: Path) -> dict[str, list[str]]:
-    """A tracker eepsite, a seeder offering both carriers, and one leecher per carrier; returns the carrier
+    """A tracker eepsite, a seeder offering every carrier, and one leecher per carrier; returns the carrier
     classes each leecher's peers used (a plain SAM stream peer would show as its own class name)."""
     from i2ptorrent.client import Client, ClientConfig
     from i2ptorrent.tracker.eepsite import start_tracker
     from i2ptorrent.transport.sam import SAMAddress
-    from i2ptorrent.transport.sdp import CARRIER_DATAGRAM, CARRIER_STREAM
+    from i2ptorrent.transport.sdp import CARRIER_DATAGRAM, CARRIER_STREAM, CARRIER_STRIPE
 
     host, port = sam_address.rsplit(":", 1)
     sam = SAMAddress(host, int(port))
@@ -146,8 +147,8 @@ async def run_rtc(sam_address: str, options: dict[str, str], work: Path) -> dict
     def client(name: str, *carriers: str) -> Client:
         return Client(ClientConfig(work / name, sam, dict(options), rtc_carriers=carriers))
 
-    seeder = client("seeder", CARRIER_STREAM, CARRIER_DATAGRAM)
-    leechers = {c: client(f"leecher-{c}", c) for c in (CARRIER_STREAM, CARRIER_DATAGRAM)}
+    seeder = client("seeder", CARRIER_STREAM, CARRIER_DATAGRAM, CARRIER_STRIPE)
+    leechers = {c: client(f"leecher-{c}", c) for c in (CARRIER_STREAM, CARRIER_DATAGRAM, CARRIER_STRIPE)}
     site, *_ = await asyncio.gather(start_tracker(work / "tracker", sam, dict(options), private=False),
                                     seeder.start(), *(c.start() for c in leechers.values()))
     try:

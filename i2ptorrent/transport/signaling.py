@@ -6,10 +6,12 @@ Two ways to signal, one set of rules:
   `accept_offer(signal)` gives the answer to send back and finishes the connection; the offerer's
   `offer.accept_answer(signal)` finishes its side. The answerer opens the carrier: for `sam-stream` it
   connects to the offerer's .b32 and names the session with `I2PRTC/1 ATTACH <token>`; for
-  `sam-datagram` it sends to the offerer's datagram destination with the token's first 8 bytes as the
-  connection id.
+  `sam-stripe` it opens `stripe_lanes` such streams at once, each named `I2PRTC/1 ATTACH <token> <i>/<n>`,
+  and DTLS packets are spread over them (stripe.py); for `sam-datagram` it sends to the offerer's
+  datagram destination with the token's first 8 bytes as the connection id.
 - directly, when the .b32 is known: `connect(peer_b32)` opens a SAM stream, sends `I2PRTC/1 SIGNAL`,
-  the offer and reads the answer; with `sam-stream` that same stream then carries DTLS.
+  the offer and reads the answer; with `sam-stream` that same stream then carries DTLS; with `sam-stripe`
+  the answerer attaches its lanes as on the tracker path.
 
 Roles are fixed: the offerer is the DTLS server (answers say `a=setup:active`) and opens the data
 channel, as simple-peer's initiator does. Identities: a stream's remote .b32 is what the router reports
