@@ -203,7 +203,7 @@ async def test_offerer_refuses_answers_that_do_not_fit_its_offer() -> None:
     from i2ptorrent.transport.signaling import RTCConfig, RTCEndpoint
 
     ep = RTCEndpoint(_NoNetwork(), config=RTCConfig(setup_timeout=2))
-    assert ep.carriers == ("sam-stream",)  # no datagram session: datagram carrier not offered
+    assert ep.carriers == ("sam-stream", "sam-stripe")  # no datagram session: datagram carrier not offered
     offer = ep.make_offer()
     with pytest.raises(SdpError, match="another offer"):
         await offer.accept_answer(_answer_for(offer.signal, session="0" * 32))
