@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -190,3 +192,95 @@ async def test_reachable_is_false_for_a_closed_session(router: ManagedRouter) ->
                                          dict(router.session_options))
     await session.close()
     assert not await reachable(session, dict(router.session_options), timeout=15)
+
+
+async def daemon_list(env: dict[str, str], data: Path) -> list[dict]:  # type: ignore[type-arg]
+    from test_cli import EXIT_OK, run
+
+    rc, out, err = await run(env, "list", "--data-dir", str(data), "--json")
+    assert rc == EXIT_OK, err
+    return json.loads(out)["torrents"]
+
+
+@pytest.mark.timeout(900)
+async def test_daemon_keeps_its_torrents_across_a_router_restart(own_router: ManagedRouter,
+                                                                 tmp_path: Path) -> None:
+    """A daemon seeding one torrent and downloading another; its router is SIGKILLed mid-download and a new
+    one starts on the same port: `list` shows both torrents all along, says "I2P router lost" while the
+    router is away, the download completes with identical bytes, and the seeded torrent is still served."""
+    from test_cli import EXIT_OK, Proc, cli_env, run
+
+    assert own_router.sam is not None
+    env = cli_env(tmp_path, I2PTORRENT_SAM=f"{own_router.sam.host}:{own_router.sam.port}",
+                  I2PTORRENT_PROFILE="local")
+    data = tmp_path / "daemon"
+    share = tmp_path / "share"
+    share.mkdir()
+    big, small = share / "big.bin", share / "small.bin"
+    big.write_bytes(os.urandom(6 << 20))
+    small.write_bytes(os.urandom(300_000))
+    seeder = await Client(config(own_router, tmp_path / "seeder", upload_rate=256 * 1024)).start()
+    daemon = await Proc.start(env, "daemon", "--data-dir", str(data))
+    fetcher: Client | None = None
+    try:
+        t_big = await seeder.seed(big, piece_size=64 * 1024)
+        ready = await daemon.event(lambda e: e.get("event") == "ready")
+        rc, out, err = await run(env, "seed", str(small), "--data-dir", str(data), "--json")
+        assert rc == EXIT_OK, err
+        small_magnet = json.loads(out)["magnet"]
+        assert ready["b32"] in small_magnet
+        rc, out, err = await run(env, "add", seeder.magnet(t_big), "-o", str(tmp_path / "dl"),
+                                 "--data-dir", str(data), "--json")
+        assert rc == EXIT_OK, err
+
+        def by_name(listed: list[dict]) -> dict[str, dict]:  # type: ignore[type-arg]
+            return {t["name"]: t for t in listed}
+
+        deadline = time.monotonic() + 240
+        while True:
+            listed = by_name(await daemon_list(env, data))
+            if 0.2 <= listed["big.bin"]["progress"]:
+                break
+            assert time.monotonic() < deadline, (listed, daemon.tail())
+            await asyncio.sleep(0.5)
+        assert listed["big.bin"]["progress"] < 0.8, "too fast to interrupt mid-transfer; lower upload_rate"
+        assert listed["small.bin"]["state"] == "seeding"
+
+        own_router.kill()
+        deadline = time.monotonic() + 30
+        while True:
+            listed = by_name(await daemon_list(env, data))
+            assert set(listed) == {"big.bin", "small.bin"}
+            if all((t["warning"] or "").startswith(LOST_MESSAGE) for t in listed.values()):
+                break
+            assert time.monotonic() < deadline, (listed, daemon.tail())
+            await asyncio.sleep(0.5)
+        rc, out, err = await run(env, "status", "big.bin", "--data-dir", str(data))
+        assert rc == EXIT_OK and LOST_MESSAGE in out, (out, err)
+        await asyncio.sleep(3)
+        await own_router.restart()
+
+        deadline = time.monotonic() + 400
+        while True:
+            listed = by_name(await daemon_list(env, data))
+            assert set(listed) == {"big.bin", "small.bin"}
+            if listed["big.bin"]["state"] == "seeding":
+                break
+            assert time.monotonic() < deadline, (listed, daemon.tail())
+            await asyncio.sleep(1)
+        assert digest(tmp_path / "dl" / "big.bin") == digest(big)
+        assert listed["small.bin"]["state"] == "seeding"
+        assert not any(t["warning"] for t in listed.values()), listed
+
+        # the daemon still serves what it seeds, at the same address
+        fetcher = await Client(config(own_router, tmp_path / "fetcher")).start()
+        t_small = await fetcher.add(small_magnet, tmp_path / "dl2")
+        await asyncio.wait_for(t_small.wait_complete(), 300)
+        assert digest(tmp_path / "dl2" / "small.bin") == digest(small)
+        rc, _ = await daemon.finish(signal.SIGTERM)
+        assert rc == EXIT_OK
+    finally:
+        await daemon.kill()
+        if fetcher is not None:
+            await fetcher.close()
+        await seeder.close()

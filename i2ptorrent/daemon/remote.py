@@ -76,7 +76,8 @@ def format_row(st: dict[str, Any]) -> str:
     state = "error" if st.get("error") else st["state"]
     return (f"{st['info_hash'][:8]}  {state:<11} {st['progress'] * 100:5.1f}%  "
             f"{format_bytes(st['total_size']):>9}  down {format_rate(st['download_rate']):>10}  "
-            f"up {format_rate(st['upload_rate']):>10}  peers {st['peers']:<3} {st['name']}")
+            f"up {format_rate(st['upload_rate']):>10}  peers {st['peers']:<3} {st['name']}"
+            + (f"  ! {st['warning']}" if st.get("warning") and not st.get("error") else ""))
 
 
 def format_details(st: dict[str, Any]) -> str:
@@ -89,6 +90,8 @@ def format_details(st: dict[str, Any]) -> str:
              f"saved in:  {st['save_path']}", f"magnet:    {st['magnet']}"]
     if st.get("error"):
         lines.append(f"error:     {st['error']}")
+    if st.get("warning"):  # what keeps peers away: the router lost, trackers failing
+        lines.append(f"warning:   {st['warning']}")
     if st.get("tracker_error"):
         lines.append(f"tracker:   {st['tracker_error']}")
     return "\n".join(lines)
