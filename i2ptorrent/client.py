@@ -26,9 +26,9 @@ from i2ptorrent.engine import Engine, Metainfo, Torrent, TorrentStatus, as_metai
 from i2ptorrent.supervisor import Supervisor
 from i2ptorrent.tracker.urls import TrackerURLError, parse_tracker_url
 from i2ptorrent.transport.router import NETWORK_OPTIONS
-from i2ptorrent.transport.sam import DatagramSession, SAMAddress, StreamSession, load_or_create_destination
+from i2ptorrent.transport.sam import SAMAddress, StreamSession, load_or_create_destination
 from i2ptorrent.transport.sam_protocol import is_b32
-from i2ptorrent.transport.session_keeper import KeptStreamSession
+from i2ptorrent.transport.session_keeper import KeptDatagramSession, KeptStreamSession
 from i2ptorrent.transport.sdp import CARRIER_DATAGRAM, CARRIER_STREAM, CARRIER_STRIPE
 from i2ptorrent.transport.signaling import RTCConfig, RTCEndpoint
 from i2ptorrent.transport.stream import ByteStream, PrefixedStream
@@ -78,7 +78,7 @@ class Client:
         self._own_session = session is None
         self.engine: Engine | None = None
         self.rtc: RTCEndpoint | None = None
-        self._datagrams: DatagramSession | None = None
+        self._datagrams: KeptDatagramSession | None = None
         self._announcer: Announcer | None = None
         self._tasks = Supervisor(log)
 
@@ -110,8 +110,8 @@ class Client:
             datagrams = None
             if CARRIER_DATAGRAM in cfg.rtc_carriers:
                 carrier_dest = await load_or_create_destination(cfg.data_dir / "keys" / "datagram.key", cfg.sam)
-                datagrams = self._datagrams = await DatagramSession.create(cfg.sam, carrier_dest,
-                                                                           cfg.session_options)
+                datagrams = self._datagrams = await KeptDatagramSession.create(cfg.sam, carrier_dest,
+                                                                               cfg.session_options)
             self.rtc = RTCEndpoint(self.session, datagrams, config=RTCConfig(carriers=cfg.rtc_carriers))
             self._announcer = Announcer(self.session, self.engine, self.rtc, self._tasks, cfg)
             session = self.session
@@ -146,7 +146,8 @@ class Client:
     @property
     def router_status(self) -> str | None:
         """"I2P router lost, reconnecting ..." while our session is away, else None."""
-        return self.session.status if isinstance(self.session, KeptStreamSession) else None
+        stream = self.session.status if isinstance(self.session, KeptStreamSession) else None
+        return stream or (self._datagrams.status if self._datagrams is not None else None)
 
     def _session_replaced(self) -> None:
         """Our session is back: dial every torrent's peers now, not after the backoff the outage built."""

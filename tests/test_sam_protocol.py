@@ -15,11 +15,14 @@ from i2ptorrent.transport.sam_protocol import (
     command,
     hash_from_b32,
     i2p_b64encode,
+    is_liveness_answer,
+    liveness_command,
     option_words,
     parse_peer_line,
     parse_reply,
     public_from_private,
     split_forwarded_datagram,
+    version_tuple,
 )
 
 
@@ -109,3 +112,27 @@ def test_commands_quote_and_refuse_injection() -> None:
         command("NAMING", "LOOKUP", NAME="x\nSESSION CREATE")
     with pytest.raises(ValueError):
         option_words({"inbound.length": "0 outbound.length=9"})
+
+
+# ---- liveness: SAM 3.2 PING, or a lookup of ME before it ----------------------------------------------
+
+
+def test_ping_from_sam_3_2_on_and_a_lookup_of_me_before() -> None:
+    assert liveness_command("3.2", "k1") == b"PING k1\n"
+    assert liveness_command("3.3", "k1") == b"PING k1\n"
+    # i2pd 2.45 negotiates 3.1 and closes the session's socket on a PING
+    assert liveness_command("3.1", "k1") == b"NAMING LOOKUP NAME=ME\n"
+    assert liveness_command("garbage", "k1") == b"NAMING LOOKUP NAME=ME\n"
+    assert version_tuple("3.10") > version_tuple("3.2") > version_tuple("3.1")
+    for bad in ("", "a b", "a\nb", "a=b"):
+        with pytest.raises(ValueError):
+            liveness_command("3.2", bad)
+
+
+def test_only_the_matching_answer_counts() -> None:
+    assert is_liveness_answer(parse_reply(b"PONG k1\n"), "3.2", "k1")
+    assert not is_liveness_answer(parse_reply(b"PONG k2\n"), "3.2", "k1")  # an older ping's answer
+    assert not is_liveness_answer(parse_reply(b"NAMING REPLY RESULT=OK NAME=ME VALUE=AAAA\n"), "3.2", "k1")
+    assert is_liveness_answer(parse_reply(b"NAMING REPLY RESULT=OK NAME=ME VALUE=AAAA\n"), "3.1", "k1")
+    assert not is_liveness_answer(parse_reply(b"NAMING REPLY RESULT=KEY_NOT_FOUND NAME=ME\n"), "3.1", "k1")
+    assert not is_liveness_answer(parse_reply(b"PONG k1\n"), "3.1", "k1")

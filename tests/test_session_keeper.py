@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import time
 
 import pytest
@@ -13,7 +14,10 @@ from i2ptorrent.transport.router import ManagedRouter
 from i2ptorrent.transport.sam import SAMError, StreamSession, new_destination
 from i2ptorrent.transport.session_keeper import (
     LOST_MESSAGE,
+    PING_INTERVAL,
+    PING_TIMEOUT,
     KeeperState,
+    KeptDatagramSession,
     KeptStreamSession,
     ReconnectPolicy,
     SessionKeeper,
@@ -58,6 +62,14 @@ class FakeSession:
         self.n = n
         self._closed = asyncio.Event()
         self.error: SAMError | None = None
+        self.hung = False
+        self.pings = 0
+
+    async def ping(self, timeout: float) -> None:
+        self.pings += 1
+        if self.hung:  # a stopped router: the socket stays open, nothing answers
+            await asyncio.sleep(timeout)
+            raise SAMError(f"no reply from the SAM bridge within {timeout:.0f} s", "TIMEOUT")
 
     @property
     def closed(self) -> bool:
@@ -133,6 +145,33 @@ async def test_an_unreachable_session_is_made_again() -> None:
     await keeper.close()
 
 
+async def test_a_router_that_stops_answering_pings_is_noticed_and_the_session_made_again(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A hung router keeps the socket open (no EOF): the unanswered ping is what tells."""
+    made: list[FakeSession] = []
+
+    async def create() -> FakeSession:
+        made.append(FakeSession(len(made)))
+        return made[-1]
+
+    keeper = SessionKeeper(create, "test", policy=ReconnectPolicy(initial=0.01), ping_interval=0.05,
+                           ping_timeout=0.05)
+    first = await keeper.start()
+    async with asyncio.timeout(5):
+        while first.pings < 3:
+            await asyncio.sleep(0.01)
+    assert (await keeper.get()) is first and keeper.state is KeeperState.UP  # answered pings change nothing
+    with caplog.at_level(logging.WARNING):
+        first.hung = True
+        async with asyncio.timeout(5):
+            while len(made) < 2:
+                await asyncio.sleep(0.01)
+    assert first.closed and (await keeper.get(timeout=5)) is made[1]
+    lost = [r.getMessage() for r in caplog.records if LOST_MESSAGE in r.getMessage()]
+    assert len(lost) == 1 and "did not answer" in lost[0]
+    await keeper.close()
+
+
 # ---- on a real router ------------------------------------------------------------------------------
 
 
@@ -203,3 +242,42 @@ async def test_reachability_probe_is_answered_by_a_kept_session(own_router: Mana
     finally:
         accepting.cancel()
         await kept.close()
+
+
+async def test_a_hung_router_is_noticed_by_the_keepers_ping(own_router: ManagedRouter) -> None:
+    """SIGSTOP the router: its sockets stay open and no EOF comes, so only the keeper's unanswered liveness
+    check tells (within PING_INTERVAL + PING_TIMEOUT); after SIGCONT both sessions are made again. The
+    check is answered on i2pd 2.45 and leaves the session open (a SAM 3.2 PING would close it there)."""
+    assert own_router.sam is not None and own_router.process is not None
+    sam, opts = own_router.sam, own_router.session_options
+    stream_dest, datagram_dest = await asyncio.gather(new_destination(sam), new_destination(sam))
+    kept, dgrams = await asyncio.gather(
+        KeptStreamSession.create(sam, stream_dest, opts, what="test", probe=False),
+        KeptDatagramSession.create(sam, datagram_dest, opts, what="test datagram"))
+    try:
+        first = await kept.keeper.get()
+        for session in (first, await dgrams.keeper.get()):
+            await session.ping(5)
+            await asyncio.sleep(1)
+            assert not session.closed
+        own_router.process.send_signal(signal.SIGSTOP)
+        start = time.monotonic()
+        try:
+            async with asyncio.timeout(PING_INTERVAL + PING_TIMEOUT + 10):
+                while KeeperState.UP in (kept.keeper.state, dgrams.keeper.state):
+                    await asyncio.sleep(0.1)
+            noticed = time.monotonic() - start
+            assert kept.status is not None and kept.status.startswith(LOST_MESSAGE)
+            assert "did not answer" in kept.status and dgrams.status is not None
+        finally:
+            own_router.process.send_signal(signal.SIGCONT)
+        assert noticed <= PING_INTERVAL + PING_TIMEOUT + 2
+        async with asyncio.timeout(240):
+            again = await kept.keeper.get()
+            await (await dgrams.keeper.get()).ping(5)
+        assert again is not first and again.destination == stream_dest
+        await again.ping(5)
+    finally:
+        own_router.process.send_signal(signal.SIGCONT)
+        await kept.close()
+        await dgrams.close()

@@ -29,6 +29,8 @@ from i2ptorrent.transport.sam_protocol import (
     command,
     i2p_b64decode,
     is_b32,
+    is_liveness_answer,
+    liveness_command,
     option_words,
     parse_peer_line,
     parse_reply,
@@ -223,9 +225,10 @@ class SAMStream(AsyncioByteStream):
 class _Control:
     """A session's control socket: requests answered in order, PINGs answered, death noticed."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, version: str = "3.0") -> None:
         self.reader = reader
         self.writer = writer
+        self.version = version  # what HELLO negotiated: decides how we ping
         self.lock = asyncio.Lock()
         self.replies: deque[asyncio.Future[Reply]] = deque()
         self.closed = asyncio.Event()
@@ -271,6 +274,14 @@ class _Control:
             except TimeoutError:
                 raise SAMError(f"no reply from the SAM bridge within {timeout:.0f} s", "TIMEOUT") from None
 
+    async def ping(self, timeout: float) -> None:
+        """Ask the router to answer on this socket within `timeout` s (SAMError TIMEOUT if it does not): a
+        hung router keeps the socket open, so only an unanswered request tells."""
+        token = secrets.token_hex(4)
+        reply = await self.request(liveness_command(self.version, token), timeout=timeout)
+        if not is_liveness_answer(reply, self.version, token):
+            raise SAMProtocolError(f"unexpected answer to a liveness check: {reply.topic} {reply.kind}")
+
     async def close(self) -> None:
         if self._task:
             self._task.cancel()
@@ -285,7 +296,12 @@ async def _create_session(sam: SAMAddress, style: str, destination: Destination,
                           session_id: str | None, extra: dict[str, str | int] | None = None,
                           timeout: float = SESSION_TIMEOUT) -> tuple[_Control, str]:
     session_id = session_id or f"i2pt-{secrets.token_hex(6)}"
-    reader, writer = await _connect_hello(sam)
+    reader, writer = await _open(sam)
+    try:
+        version = await hello(reader, writer)
+    except BaseException:
+        writer.close()
+        raise
     words = [f"STYLE={style}", f"ID={session_id}", f"DESTINATION={destination.private}"]
     words += [f"{k}={v}" for k, v in (extra or {}).items()]
     words += option_words(options)
@@ -296,7 +312,7 @@ async def _create_session(sam: SAMAddress, style: str, destination: Destination,
     except BaseException:
         writer.close()
         raise
-    control = _Control(reader, writer)
+    control = _Control(reader, writer, version)
     control.start()
     return control, session_id
 
@@ -346,6 +362,10 @@ class StreamSession:
     async def wait_closed(self) -> None:
         """Return once the session's control socket is gone (the router closed it, died, or we did)."""
         await self._control.closed.wait()
+
+    async def ping(self, timeout: float = 5.0) -> None:
+        """SAMError unless the router answers on the session's socket within `timeout` s."""
+        await self._control.ping(timeout)
 
     def _check_open(self) -> None:
         if self._control.closed.is_set():
@@ -562,6 +582,10 @@ class DatagramSession:
     async def wait_closed(self) -> None:
         """Return once the session's control socket is gone (the router closed it, died, or we did)."""
         await self._control.closed.wait()
+
+    async def ping(self, timeout: float = 5.0) -> None:
+        """SAMError unless the router answers on the session's socket within `timeout` s."""
+        await self._control.ping(timeout)
 
     @property
     def dropped(self) -> int:

@@ -158,6 +158,38 @@ class Reply:
         return self
 
 
+PING_VERSION = (3, 2)
+"""SAM 3.2 added `PING <text>` -> `PONG <text>`. i2pd 2.45 negotiates at most 3.1 and closes a session's
+socket on a PING (measured: the session is gone), so before 3.2 the liveness check is a NAMING LOOKUP of
+`ME`, which a SAM 3.0 bridge answers at once from the session's own destination."""
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """'3.1' -> (3, 1); anything unparsable counts as 3.0 (the oldest we speak)."""
+    try:
+        return tuple(int(part) for part in version.split("."))
+    except ValueError:
+        return (3, 0)
+
+
+def liveness_command(version: str, token: str) -> bytes:
+    """What to send on a session's own socket to learn that the router still serves it: PING on 3.2+,
+    a lookup of our own destination before. `token` (no spaces) names this check in the PONG."""
+    if not token or any(c in token for c in ' "\n='):
+        raise ValueError(f"bad ping token {token!r}")
+    if version_tuple(version) >= PING_VERSION:
+        return f"PING {token}\n".encode("ascii")
+    return command("NAMING", "LOOKUP", NAME="ME")
+
+
+def is_liveness_answer(reply: Reply, version: str, token: str) -> bool:
+    """Whether `reply` answers `liveness_command(version, token)`: `PONG <token>` (parsed as topic PONG,
+    kind token), or a NAMING REPLY with RESULT=OK for the lookup of ME."""
+    if version_tuple(version) >= PING_VERSION:
+        return (reply.topic, reply.kind) == ("PONG", token)
+    return (reply.topic, reply.kind) == ("NAMING", "REPLY") and reply.result == "OK" and bool(reply.values.get("VALUE"))
+
+
 def parse_reply(line: bytes) -> Reply:
     """Parse one reply line (with or without its newline); quoted values may contain spaces."""
     if len(line) > MAX_REPLY_LINE:

@@ -12,6 +12,9 @@ same keys with backoff until the router answers, and hands the new session to wh
   `on_replaced(callback)` to hear of a new one.
 - `KeptStreamSession`: a StreamSession-shaped view of a keeper, so code written for one session (the
   engine's dialer, the RTC endpoint, accept loops, tracker openers) keeps working across replacements.
+- `KeptDatagramSession`: the same for the WebRTC datagram carrier's DatagramSession (the DatagramMux's
+  endpoint): sends while the router is away are dropped as UDP would drop them (DTLS and SCTP above
+  retransmit), `recv` waits through a replacement, so carriers and their connections outlive a restart.
 - `reachable`: after a session is created under keys that were in use moments before, i2pd 2.45 can
   leave it unreachable (i2pd issue 2558); a short dial to ourselves from a helper session tells.
 """
@@ -28,6 +31,7 @@ from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from i2ptorrent.transport.sam import (
+    DatagramSession,
     Destination,
     SAMAddress,
     SAMError,
@@ -39,6 +43,11 @@ from i2ptorrent.transport.sam import (
 log = logging.getLogger(__name__)
 
 LOST_MESSAGE = "I2P router lost, reconnecting"
+PING_INTERVAL = 10.0
+PING_TIMEOUT = 5.0
+"""A router that hangs (stopped, swapping, deadlocked) keeps our socket open, so no EOF tells: a session
+whose router leaves a liveness check (SAM PING, or NAMING LOOKUP on i2pd 2.45) unanswered for 5 s, checked
+every 10 s when nothing else happens, is treated as lost: noticed within 15 s."""
 PROBE_TIMEOUT = 60.0
 """How long the reachability dial may take: a fresh session's lease set reaches a local router in seconds."""
 
@@ -114,6 +123,8 @@ class KeptSession(Protocol):
 
     async def wait_closed(self) -> None: ...
 
+    async def ping(self, timeout: float) -> None: ...
+
     async def close(self) -> None: ...
 
 
@@ -130,8 +141,12 @@ class SessionKeeper(Generic[S]):
 
     def __init__(self, create: Callable[[], Awaitable[S]], what: str,
                  probe: Callable[[S], Awaitable[bool]] | None = None, *, probe_first: bool = False,
-                 policy: ReconnectPolicy | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 policy: ReconnectPolicy | None = None, clock: Callable[[], float] = time.monotonic,
+                 ping_interval: float | None = PING_INTERVAL, ping_timeout: float = PING_TIMEOUT) -> None:
+        """`ping_interval`: how often to check that the router still answers (None: rely on EOF alone)."""
         self._create = create
+        self._ping_interval = ping_interval
+        self._ping_timeout = ping_timeout
         self.what = what
         self._probe = probe
         self._probe_first = probe_first
@@ -197,18 +212,39 @@ class SessionKeeper(Generic[S]):
         while True:
             session = self._session
             assert session is not None
+            hung: str | None = None
             if probe and not await self._reachable(session):
                 await session.close()
             else:
-                await session.wait_closed()
+                hung = await self._watch(session)
             if self.closed:
                 return
             self._ready.clear()
-            reason = session.error.message if session.error else "session closed"
+            reason = hung or (session.error.message if session.error else "session closed")
             self.policy.lost(self._clock(), reason)
             log.warning("%s for the %s session %s: %s", LOST_MESSAGE, self.what, _short(session), reason)
             await self._recreate()
             probe = self._probe is not None
+
+    async def _watch(self, session: S) -> str | None:
+        """Wait until the session closes (None) or its router stops answering (then close it and say so)."""
+        if self._ping_interval is None:
+            await session.wait_closed()
+            return None
+        while True:
+            try:
+                async with asyncio.timeout(self._ping_interval):
+                    await session.wait_closed()
+                    return None
+            except TimeoutError:
+                pass
+            try:
+                await session.ping(self._ping_timeout)
+            except (SAMError, OSError) as exc:
+                if session.closed or self.closed:
+                    return None
+                await session.close()
+                return f"the router did not answer for {self._ping_timeout:.0f} s ({exc})"
 
     async def _recreate(self) -> None:
         while True:
@@ -297,15 +333,38 @@ async def reachable(session: StreamSession, options: dict[str, str] | None = Non
             await helper.close()
 
 
-class KeptStreamSession:
+class _KeptView(Generic[S]):
+    """What every kept session shows: its identity (the same across replacements) and its keeper's state."""
+
+    keeper: SessionKeeper[S]
+
+    def __init__(self, sam: SAMAddress, destination: Destination) -> None:
+        self.sam = sam
+        self.destination = destination
+
+    @property
+    def b32(self) -> str:
+        return self.destination.b32
+
+    @property
+    def closed(self) -> bool:
+        return self.keeper.closed
+
+    @property
+    def status(self) -> str | None:
+        return self.keeper.status
+
+    async def close(self) -> None:
+        await self.keeper.close()
+
+
+class KeptStreamSession(_KeptView[StreamSession]):
     """A StreamSession that survives its router: every call goes to the keeper's current session, waiting
     through a reconnect. `closed` is true only once the keeper is closed, so accept loops keep going.
     Our own reachability probes are answered inside `accept` and never reach the caller."""
 
     def __init__(self, sam: SAMAddress, destination: Destination) -> None:
-        self.sam = sam
-        self.destination = destination
-        self.keeper: SessionKeeper[StreamSession]
+        super().__init__(sam, destination)
         self._probers: set[str] = set()  # helper .b32s of probes under way
 
     @classmethod
@@ -328,18 +387,6 @@ class KeptStreamSession:
         self.keeper = SessionKeeper(make, what, check if probe else None, probe_first=probe_first)
         await self.keeper.start()
         return self
-
-    @property
-    def b32(self) -> str:
-        return self.destination.b32
-
-    @property
-    def closed(self) -> bool:
-        return self.keeper.closed
-
-    @property
-    def status(self) -> str | None:
-        return self.keeper.status
 
     async def connect(self, peer: str, timeout: float = 60.0, retry_interval: float = 1.0) -> SAMStream:
         """Dial on the current session; while the router is away, wait for it within `timeout`."""
@@ -377,5 +424,59 @@ class KeptStreamSession:
     async def lookup(self, name: str) -> str:
         return await (await self.keeper.get(timeout=60.0)).lookup(name)
 
-    async def close(self) -> None:
-        await self.keeper.close()
+
+class KeptDatagramSession(_KeptView[DatagramSession]):
+    """A DatagramSession (as DatagramMux uses it) that survives its router, under the same keys.
+
+    The peers' carriers address our destination, which a replacement keeps, so a WebRTC connection over
+    datagrams resumes where it stopped once both routers answer again (its SCTP retransmits what was
+    dropped meanwhile; the carrier's idle timeout, 90 s, bounds how long an outage it rides out)."""
+
+    def __init__(self, sam: SAMAddress, destination: Destination) -> None:
+        super().__init__(sam, destination)
+        self.dropped_while_away = 0
+
+    @classmethod
+    async def create(cls, sam: SAMAddress, destination: Destination, options: dict[str, str] | None = None,
+                     what: str = "datagram") -> "KeptDatagramSession":
+        self = cls(sam, destination)
+
+        async def make() -> DatagramSession:
+            return await DatagramSession.create(sam, destination, options)
+
+        self.keeper = SessionKeeper(make, what)  # no reachability probe: a stream dial cannot test datagrams
+        await self.keeper.start()
+        return self
+
+    def _current(self) -> DatagramSession:
+        session = self.keeper.session
+        assert session is not None  # set by create()
+        return session
+
+    def max_payload(self, dest_b64: str) -> int:
+        return self._current().max_payload(dest_b64)
+
+    async def send(self, dest_b64: str, payload: bytes) -> None:
+        """Send on the current session; while it is away the datagram is dropped (and counted)."""
+        session = self._current()
+        if self.closed:
+            raise SAMError(f"the {self.keeper.what} session is closed", "CLOSED")
+        if session.closed:
+            self.dropped_while_away += 1
+            return
+        try:
+            await session.send(dest_b64, payload)
+        except SAMError:
+            if not session.closed or self.closed:
+                raise
+            self.dropped_while_away += 1
+
+    async def recv(self) -> tuple[str | None, bytes]:
+        """The next datagram on whichever session is current, waiting through a reconnect."""
+        while True:
+            session = await self.keeper.get()
+            try:
+                return await session.recv()
+            except SAMError:
+                if not session.closed or self.closed:
+                    raise
