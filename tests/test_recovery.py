@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import pytest
 from i2ptorrent.client import Client, ClientConfig
 from i2ptorrent.engine import parse_magnet
 from i2ptorrent.transport.router import ManagedRouter
-from i2ptorrent.transport.sam import StreamSession, new_destination
+from i2ptorrent.transport.sam import SAMError, StreamSession, new_destination
 from i2ptorrent.transport.session_keeper import LOST_MESSAGE, reachable
 from i2ptorrent.tracker.eepsite import start_tracker
 
@@ -41,6 +42,17 @@ async def wait_for(condition, timeout: float, what: str) -> None:  # type: ignor
         await asyncio.sleep(0.2)
 
 
+async def kill_router_mid_transfer(router: ManagedRouter, t: object, clients: list[Client],
+                                   timeout: float = 180) -> None:
+    """Once `t` has a fifth (and less than 0.8) of its file, SIGKILL the router; wait until every client
+    says its router is lost (within seconds)."""
+    await wait_for(lambda: t.status().progress >= 0.2, timeout, "a fifth of the file")  # type: ignore[attr-defined]
+    assert t.status().progress < 0.8, "too fast to interrupt mid-transfer; lower upload_rate"  # type: ignore[attr-defined]
+    router.kill()
+    await wait_for(lambda: all(c.router_status is not None for c in clients), 10,
+                   "the clients to notice the router is gone")
+
+
 @pytest.mark.timeout(900)
 async def test_router_killed_mid_transfer_and_restarted(own_router: ManagedRouter, tmp_path: Path) -> None:
     """SIGKILL the router mid-transfer, start a new one on the same SAM port 3 s later: the leecher and the
@@ -60,12 +72,7 @@ async def test_router_killed_mid_transfer_and_restarted(own_router: ManagedRoute
         tracker_b32 = site.b32
         t_seed = await seeder.seed(share, trackers=[site.http_announce_url], piece_size=64 * 1024)
         t_leech = await leecher.add(seeder.magnet(t_seed), tmp_path / "down")
-        await wait_for(lambda: t_leech.status().progress >= 0.2, 180, "a fifth of the file")
-        assert t_leech.status().progress < 0.8, "too fast to interrupt mid-transfer; lower upload_rate"
-
-        own_router.kill()
-        await wait_for(lambda: seeder.router_status is not None and leecher.router_status is not None, 10,
-                       "both clients to notice the router is gone")
+        await kill_router_mid_transfer(own_router, t_leech, [seeder, leecher])
         warning = t_leech.status().warning
         assert warning is not None and warning.startswith(LOST_MESSAGE)
         assert (t_seed.status().warning or "").startswith(LOST_MESSAGE)
@@ -284,3 +291,135 @@ async def test_daemon_keeps_its_torrents_across_a_router_restart(own_router: Man
         if fetcher is not None:
             await fetcher.close()
         await seeder.close()
+
+
+@pytest.mark.timeout(900)
+async def test_webrtc_over_datagrams_survives_a_router_restart(own_router: ManagedRouter, tmp_path: Path) -> None:
+    """A WebRTC transfer over the datagram carrier; the router is SIGKILLed mid-transfer and restarted on the
+    same port 3 s later: both datagram sessions come back under the same keys and the same connection
+    carries the rest of the file (the leecher has no other way to the seeder: no tracker, no x.pe)."""
+    from i2ptorrent.transport.carrier_io import DatagramCarrier
+    from i2ptorrent.transport.sdp import CARRIER_DATAGRAM
+
+    assert own_router.sam is not None
+
+    def rtc_config(where: str, **kw: object) -> ClientConfig:
+        assert own_router.sam is not None
+        return ClientConfig(tmp_path / where, own_router.sam, dict(own_router.session_options), webrtc=True,
+                            rtc_carriers=(CARRIER_DATAGRAM,), **kw)  # type: ignore[arg-type]
+
+    share = tmp_path / "share" / "rtc.bin"
+    share.parent.mkdir(parents=True)
+    share.write_bytes(os.urandom(4 << 20))
+    seeder, leecher = await asyncio.gather(Client(rtc_config("seed", upload_rate=128 * 1024)).start(),
+                                           Client(rtc_config("leech")).start())
+    try:
+        t_seed = await seeder.seed(share, piece_size=64 * 1024)
+        magnet = t_seed.magnet()
+        assert parse_magnet(magnet).peers == () and not parse_magnet(magnet).trackers
+        t_leech = await leecher.add(magnet, tmp_path / "down")
+        assert leecher.rtc is not None and leecher.engine is not None
+        stream = await asyncio.wait_for(leecher.rtc.connect(seeder.b32), 120)
+        carrier = stream.carrier
+        assert isinstance(carrier, DatagramCarrier)
+        assert await leecher.engine.add_peer(t_leech, stream)
+        await kill_router_mid_transfer(own_router, t_leech, [seeder, leecher], timeout=240)
+        at_kill = t_leech.status().progress
+        await asyncio.sleep(3)
+        await own_router.restart()
+
+        await asyncio.wait_for(t_leech.wait_complete(), 400)
+        assert digest(tmp_path / "down" / "rtc.bin") == digest(share)
+        assert at_kill < 1.0
+        assert not carrier.link.closed, "the transfer finished on another connection"
+        st = t_leech.status()
+        assert st.stats.pieces_fetched == st.pieces_total and st.stats.hash_failures == 0
+        assert seeder.router_status is None and leecher.router_status is None
+    finally:
+        await leecher.close()
+        await seeder.close()
+
+
+async def start_node(sam: str, data_dir: Path, share: Path, check: bool) -> tuple[asyncio.subprocess.Process, dict]:  # type: ignore[type-arg]
+    script = Path(__file__).parent / "recovery_node.py"
+    args = [str(script), sam, str(data_dir), str(share)] + ([] if check else ["--no-check"])
+    log = open(data_dir.parent / f"{data_dir.name}.log", "ab")  # noqa: SIM115 (the child writes to it)
+    proc = await asyncio.create_subprocess_exec(sys.executable, *args, stdout=asyncio.subprocess.PIPE,
+                                                stderr=log)
+    log.close()
+    assert proc.stdout is not None
+    line = await asyncio.wait_for(proc.stdout.readline(), 240)
+    assert line, (data_dir.parent / f"{data_dir.name}.log").read_text()[-3000:]
+    return proc, json.loads(line)
+
+
+async def answers(caller: StreamSession, b32: str, info_hash: bytes, timeout: float) -> bool:
+    """Whether the node at b32 answers a BitTorrent handshake for info_hash within `timeout` s (a STREAM
+    STATUS OK alone proves nothing: i2pd gives it as soon as it knows a lease set)."""
+    from i2ptorrent.wire.handshake import Handshake, make_reserved
+
+    try:
+        async with asyncio.timeout(timeout):
+            stream = await caller.connect(b32, timeout=timeout)
+            try:
+                await stream.write(Handshake(make_reserved(extensions=True, fast=True), info_hash,
+                                             os.urandom(20)).encode())
+                got = b""
+                while len(got) < 68:
+                    chunk = await stream.read(68 - len(got))
+                    if not chunk:
+                        return False
+                    got += chunk
+                return got[28:48] == info_hash
+            finally:
+                await stream.close()
+    except (TimeoutError, SAMError, OSError):
+        return False
+
+
+@pytest.mark.timeout(900)
+async def test_a_sigkilled_node_restarted_at_once_under_its_keys_is_reachable(own_router: ManagedRouter,
+                                                                            tmp_path: Path) -> None:
+    """The README's old known problem: a node SIGKILLed while its streams are busy and started again at once
+    under the same keys, its router kept running, could stay unreachable on i2pd 2.45. The node dials
+    itself after such a start and re-creates its session when no answer comes, so a caller gets through.
+    I2PT_NO_REACHABILITY_CHECK=1 runs the node without that check (to show the test fails then)."""
+    check = os.environ.get("I2PT_NO_REACHABILITY_CHECK") != "1"
+    assert own_router.sam is not None
+    sam = f"{own_router.sam.host}:{own_router.sam.port}"
+    share = tmp_path / "share" / "busy.bin"
+    share.parent.mkdir(parents=True)
+    share.write_bytes(os.urandom(4 << 20))
+    node_dir = tmp_path / "node"
+    node_dir.mkdir()
+    proc, info = await start_node(sam, node_dir, share, check)
+    leechers = [await Client(config(own_router, tmp_path / f"leech{i}", connect_timeout=30.0)).start()
+                for i in range(2)]
+    caller = await StreamSession.create(own_router.sam, await new_destination(own_router.sam),
+                                        dict(own_router.session_options))
+    try:
+        torrents = [await c.add(info["magnet"], tmp_path / f"down{i}") for i, c in enumerate(leechers)]
+        await wait_for(lambda: all(t.status().downloaded > 0 and t.status().peers for t in torrents), 180,
+                       "both leechers to be downloading from the node")
+        info_hash = bytes.fromhex(info["info_hash"])
+        assert await answers(caller, info["b32"], info_hash, 60)  # the caller knows the node from before
+        proc.kill()  # SIGKILL with both upload streams busy, then at once the same keys again
+        await proc.wait()
+        proc, again = await start_node(sam, node_dir, share, check)
+        assert again["b32"] == info["b32"]
+        restarted = time.monotonic()
+        deadline = restarted + 240
+        reached = False
+        while not reached and time.monotonic() < deadline:
+            reached = await answers(caller, info["b32"], info_hash, min(60.0, deadline - time.monotonic()))
+            if not reached:
+                await asyncio.sleep(2)
+        took = time.monotonic() - restarted
+        print(f"check={'on' if check else 'off'} reachable={reached} after {took:.0f} s")
+        assert reached, f"the restarted node was not reachable within {took:.0f} s (check {'on' if check else 'off'})"
+    finally:
+        proc.kill()
+        await proc.wait()
+        await caller.close()
+        for c in leechers:
+            await c.close()
