@@ -4,7 +4,9 @@ that is killed with SIGKILL and restarted on the same port."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import signal
 import time
 
@@ -281,3 +283,84 @@ async def test_a_hung_router_is_noticed_by_the_keepers_ping(own_router: ManagedR
         own_router.process.send_signal(signal.SIGCONT)
         await kept.close()
         await dgrams.close()
+
+
+async def _serve_hello(session: KeptStreamSession | StreamSession) -> None:
+    """Answer `hello` with `world` on every accepted stream; other streams are held open, unread."""
+    held: list[object] = []
+    while True:
+        stream = await session.accept()
+        try:
+            if await asyncio.wait_for(stream.read(5), 30) == b"hello":
+                await stream.write(b"world")
+                await stream.close()
+            else:
+                held.append(stream)
+        except (OSError, SAMError, TimeoutError):
+            await stream.close()
+
+
+async def _answers(caller: StreamSession, b32: str, timeout: float) -> bool:
+    """An answer from the far side (i2pd says STREAM STATUS OK as soon as it knows a lease set)."""
+    try:
+        async with asyncio.timeout(timeout):
+            stream = await caller.connect(b32, timeout=timeout)
+            try:
+                await stream.write(b"hello")
+                return await read_n(stream, 5) == b"world"
+            finally:
+                await stream.close()
+    except (TimeoutError, SAMError, OSError):
+        return False
+
+
+async def test_same_keys_at_once_after_a_crash_with_busy_streams_is_made_reachable(
+        own_router: ManagedRouter) -> None:
+    """i2pd 2.45 (PurpleI2P/i2pd issue 2558): a session whose sockets all drop at once (as when its process
+    is SIGKILLed) while its outgoing streams are stuck (the far side does not read), and a new session
+    under the same keys at once, router kept running: the new one says OK but no caller, old or new, gets
+    an answer (seen for 90 s and more). KeptStreamSession(probe_first=True), as the Client makes it for
+    known keys, dials itself, gets no answer and makes the session again, which callers then reach.
+    I2PT_NO_REACHABILITY_CHECK=1 runs it with probe_first=False (the test fails then)."""
+    check = os.environ.get("I2PT_NO_REACHABILITY_CHECK") != "1"
+    assert own_router.sam is not None
+    sam, opts = own_router.sam, own_router.session_options
+    keys, caller_dest, sink_dest = await asyncio.gather(*(new_destination(sam) for _ in range(3)))
+    first, caller, sink = await asyncio.gather(*(StreamSession.create(sam, d, opts)
+                                                 for d in (keys, caller_dest, sink_dest)))
+    serving = [asyncio.ensure_future(_serve_hello(first)), asyncio.ensure_future(_serve_hello(sink))]
+    pumps: list[asyncio.Future[None]] = []
+    kept: KeptStreamSession | None = None
+    try:
+        assert await _answers(caller, keys.b32, 60)  # the caller knows the node from before
+        busy = [await first.connect(sink.b32, timeout=60) for _ in range(2)]
+
+        async def pump(stream: object) -> None:
+            with contextlib.suppress(OSError, ConnectionError):
+                while True:
+                    await stream.write(os.urandom(65536))  # type: ignore[attr-defined]
+
+        pumps += [asyncio.ensure_future(pump(s)) for s in busy]
+        await asyncio.sleep(3)
+        # the crash: every socket of the session aborted at once, no goodbye; then the same keys at once
+        for stream in busy:
+            stream._writer.transport.abort()  # type: ignore[attr-defined]
+        first._control.writer.transport.abort()
+        kept = await KeptStreamSession.create(sam, keys, opts, what="test", probe_first=check)
+        serving.append(asyncio.ensure_future(_serve_hello(kept)))
+        restarted = time.monotonic()
+        reached = False
+        while not reached and time.monotonic() - restarted < 240:
+            reached = await _answers(caller, keys.b32, 20)
+            if not reached:
+                await asyncio.sleep(2)
+        took = time.monotonic() - restarted
+        print(f"check={'on' if check else 'off'} reached={reached} after {took:.0f} s")
+        assert reached, f"no answer from the restarted session within {took:.0f} s (check {'on' if check else 'off'})"
+    finally:
+        for task in serving + pumps:
+            task.cancel()
+        if kept is not None:
+            await kept.close()
+        for s in (first, caller, sink):
+            await s.close()
