@@ -109,7 +109,7 @@ def test_in_order_delivery_reorder_and_duplicates() -> None:
 
 
 def test_gap_is_given_up_after_the_reorder_timeout() -> None:
-    a, b = _pair(rate=1e9, burst=10**9, reorder_timeout=0.1, nack_delay=5.0)
+    a, b = _pair(rate=1e9, burst=10**9, reorder_timeout=0.1, nack_delay=5.0, initial_rtt=0.0)
     ds = []
     for i in range(4):
         a.queue_packet(bytes([i]) * 10)
@@ -153,6 +153,48 @@ def test_gap_is_nacked_and_repaired_from_the_sender_store() -> None:
         b.receive_datagram(d, 0.04)
     assert _packets(b) == [bytes([i]) * 10 for i in range(5)]
     assert b.stats.gaps_skipped == 0 and b.next_deadline() is None
+
+
+def test_a_repair_one_i2p_round_trip_away_still_fills_its_gap() -> None:
+    """At 3 hops a NACK's repair comes back 1-3 s later. The 0-hop timeouts (give up after 0.5 s, ask again
+    every 0.15 s) gave every such gap up and sent each NACK ten times; SCTP then saw a loss and its window
+    collapsed for the rest of the transfer. The link waits a few round trips, measured by the repairs."""
+    a, b = _pair(rate=1e9, burst=10**9)
+    ds = []
+    for i in range(6):
+        a.queue_packet(bytes([i]) * 10)
+        a.flush()
+        ds += _drain(a, 0.0)
+    b.receive_datagram(ds[0], 0.0)
+    b.receive_datagram(ds[2], 0.0)  # 1 lost
+    b.on_timer(0.02)
+    first = _drain(b, 0.02)
+    assert len(first) == 1  # NACKed at once: a gap this old is not reordering
+    for now in (0.5, 1.0, 1.2):
+        b.on_timer(now)
+        assert _drain(b, now) == [] and b.stats.gaps_skipped == 0  # waiting: the repair cannot be back yet
+    a.receive_datagram(first[0], 0.75)
+    repair = _drain(a, 0.75)
+    b.receive_datagram(repair[0], 1.5)
+    assert _packets(b) == [bytes([i]) * 10 for i in range(3)] and b.stats.gaps_skipped == 0
+    assert b.rtt == pytest.approx(1.48)
+    # the measured round trip now paces the next gap: asked again only after 1.2 round trips
+    b.receive_datagram(ds[4], 2.0)  # 3 lost
+    b.on_timer(2.02)
+    assert len(_drain(b, 2.02)) == 1
+    assert b.next_deadline() == pytest.approx(2.02 + 1.2 * 1.48)
+    b.on_timer(2.02 + 1.2 * 1.48)
+    assert b.stats.nacks_sent == 3 and b.stats.gaps_skipped == 0
+    b.on_timer(2.0 + 3 * 1.48)  # three round trips without a repair: given up
+    assert b.stats.gaps_skipped == 1 and _packets(b) == [bytes([4]) * 10]
+
+
+def test_round_trip_estimate_falls_slowly_and_is_capped() -> None:
+    _, b = _pair(initial_rtt=1.0, max_rtt=5.0)
+    b._rtt_sample(0.2)  # a late original rather than a repair: only a slow fall
+    assert b.rtt == pytest.approx(0.9)
+    b._rtt_sample(60.0)  # a peer that sits on NACKs cannot make us hold datagrams for a minute
+    assert b.rtt == 5.0
 
 
 def test_sender_store_is_bounded() -> None:

@@ -143,11 +143,21 @@ class LinkConfig:
     SCTP's 1 MiB window is ~35 full datagrams in flight, so 128 leaves room and bounds a hostile peer
     to 128 x max_datagram (~3.8 MB) held for at most reorder_timeout."""
     reorder_timeout: float = 0.5
-    """How long an early datagram waits for a missing one (and its repair) before the gap is given up."""
+    """How long an early datagram waits for a missing one (and its repair) before the gap is given up, at
+    least; never less than `reorder_rtts` round trips, since a repair needs one."""
     nack_delay: float = 0.02
     """A gap this old is not reordering any more: ask the sender to repeat the missing datagrams."""
     nack_interval: float = 0.15
-    """Ask again this often while the gap stays open."""
+    """Ask again this often while the gap stays open, at least; never sooner than `nack_rtts` round trips
+    (asking again before the repair could be back only sends the same datagram twice)."""
+    initial_rtt: float = 1.0
+    """The round trip assumed until a repair measures it. A 3-hop I2P round trip is 1-3 s: with the 0-hop
+    figures above, every repair came too late, the gap was given up, and SCTP's window collapsed to its
+    floor for the rest of the transfer (0.4x a raw stream at 3 hops)."""
+    reorder_rtts: float = 3.0
+    nack_rtts: float = 1.2
+    max_rtt: float = 5.0
+    """A measured round trip is capped here, so a peer cannot make us hold datagrams for long."""
     retain_bytes: int = 1536 * 1024
     """Sent datagrams kept for repair (about SCTP's 1 MiB window plus batching slack)."""
     max_outbox: int = 128
@@ -180,7 +190,8 @@ class DatagramLink:
     Receiving: `receive_datagram(data, now)` -> `pop_packet()` in order; `on_timer(now)` at `next_deadline()`.
     A gap older than `nack_delay` is NACKed and the sender repeats those datagrams from a bounded store,
     so SCTP mostly sees a short delay instead of a loss (its reaction to loss, a 1 s RTO and a collapsed
-    window, is what makes lossy links crawl). A gap still open after `reorder_timeout` is given up.
+    window, is what makes lossy links crawl). A gap still open after the reorder timeout is given up. Both
+    the timeout and the NACK repeat follow the round trip that repairs measure (I2P: 1-3 s).
     """
 
     def __init__(self, conn_id: bytes, config: LinkConfig | None = None, now: float = 0.0) -> None:
@@ -206,7 +217,9 @@ class DatagramLink:
         # receive side
         self._rx_next = 0
         self._held: dict[int, tuple[float, list[bytes]]] = {}
-        self._missing: dict[int, list[float]] = {}  # seq -> [first noticed, last NACKed]
+        self._missing: dict[int, list[float]] = {}  # seq -> [first noticed, last NACKed, first NACKed]
+        self.rtt = self.config.initial_rtt
+        """Round-trip estimate from NACK to repair: rises at once with a slower sample, falls slowly."""
         self._inbox: deque[bytes] = deque()
         self._last_heard = now
 
@@ -304,7 +317,9 @@ class DatagramLink:
         if ahead >= _SEQ_MOD // 2 or header.seq in self._held:
             self.stats.duplicates += 1
             return
-        self._missing.pop(header.seq, None)
+        gap = self._missing.pop(header.seq, None)
+        if gap is not None and gap[2] >= 0:
+            self._rtt_sample(now - gap[2])
         if ahead == 0:
             self._deliver(records)
             self._rx_next = (self._rx_next + 1) % _SEQ_MOD
@@ -319,7 +334,19 @@ class DatagramLink:
         for i in range(ahead):
             seq = (self._rx_next + i) % _SEQ_MOD
             if seq not in self._held and seq not in self._missing:
-                self._missing[seq] = [now, -1.0]
+                self._missing[seq] = [now, -1.0, -1.0]
+
+    def _rtt_sample(self, sample: float) -> None:
+        """A gap filled `sample` s after its first NACK: the repair's round trip, or less when the original
+        was only late (hence the slow fall)."""
+        sample = min(sample, self.config.max_rtt)
+        self.rtt = sample if sample > self.rtt else 0.875 * self.rtt + 0.125 * sample
+
+    def _reorder_timeout(self) -> float:
+        return max(self.config.reorder_timeout, self.config.reorder_rtts * self.rtt)
+
+    def _nack_interval(self) -> float:
+        return max(self.config.nack_interval, self.config.nack_rtts * self.rtt)
 
     def _deliver(self, records: list[bytes]) -> None:
         for record in records:
@@ -348,19 +375,23 @@ class DatagramLink:
         self._release_consecutive()
 
     def on_timer(self, now: float) -> None:
-        """Give up gaps older than reorder_timeout; NACK the ones old enough to be losses."""
+        """Give up gaps older than the reorder timeout; NACK the ones old enough to be losses."""
+        timeout, interval = self._reorder_timeout(), self._nack_interval()
         while self._held:
             oldest_seq = min(self._held, key=lambda s: (s - self._rx_next) % _SEQ_MOD)
             arrived, _ = self._held[oldest_seq]
-            if now - arrived < self.config.reorder_timeout:
+            if now - arrived < timeout:
                 break
             self._skip_to(oldest_seq)
-        due = [seq for seq, (first, last) in self._missing.items()
-               if now - first >= self.config.nack_delay and now - last >= self.config.nack_interval]
+        due = [seq for seq, (first, last, _) in self._missing.items()
+               if now - first >= self.config.nack_delay and (last < 0 or now - last >= interval)]
         for i in range(0, len(due), MAX_NACK):
             part = due[i : i + MAX_NACK]
             for seq in part:
-                self._missing[seq][1] = now
+                gap = self._missing[seq]
+                gap[1] = now
+                if gap[2] < 0:
+                    gap[2] = now
             body = b"".join(seq.to_bytes(4, "big") for seq in part)
             if len(self._urgent) < self.config.max_outbox:
                 self._urgent.append(_HEADER.pack(DGRAM_VERSION, TYPE_NACK, self.conn_id, 0) + body)
@@ -368,9 +399,10 @@ class DatagramLink:
 
     def next_deadline(self) -> float | None:
         """When on_timer must run next (absolute time), or None if nothing is waiting."""
-        times = [arrived + self.config.reorder_timeout for arrived, _ in self._held.values()]
-        times += [max(first + self.config.nack_delay, last + self.config.nack_interval)
-                  for first, last in self._missing.values()]
+        timeout, interval = self._reorder_timeout(), self._nack_interval()
+        times = [arrived + timeout for arrived, _ in self._held.values()]
+        times += [first + self.config.nack_delay if last < 0 else last + interval
+                  for first, last, _ in self._missing.values()]
         return min(times) if times else None
 
     def idle_expired(self, now: float) -> bool:
