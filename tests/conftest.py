@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -124,7 +126,8 @@ async def testnet() -> AsyncIterator[Testnet]:
     why = missing_requirements()
     if why:
         pytest.skip(why)
-    net = Testnet(TestnetConfig(routers=TESTNET_ROUTERS, delay=TESTNET_DELAY))
+    keep = os.environ.get("I2PTORRENT_TESTNET_DIR")  # keep the routers' logs there (debugging)
+    net = Testnet(TestnetConfig(routers=TESTNET_ROUTERS, delay=TESTNET_DELAY), workdir=Path(keep) if keep else None)
     await net.start()
     _testnets.append(net)
     try:

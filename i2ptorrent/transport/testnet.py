@@ -76,14 +76,14 @@ def parse_delay(text: str) -> float:
     return float(t)
 
 
-def router_config(datadir: Path, address: str, floodfill: bool) -> str:
+def router_config(datadir: Path, address: str, floodfill: bool, loglevel: str = "warn") -> str:
     off = "\n".join(f"[{s}]\nenabled = false" for s in
                     ("http", "httpproxy", "socksproxy", "bob", "i2cp", "i2pcontrol", "upnp", "nettime"))
     # No `defaulturl =` line: an empty one made every router abort ~3 min after start (notes/i2p-testnet.md).
     return f"""\
 log = file
 logfile = {datadir}/i2pd.log
-loglevel = warn
+loglevel = {loglevel}
 host = {address}
 address4 = {address}
 nat = false
@@ -193,6 +193,8 @@ class TestnetRouter:
     datadir: Path
     floodfill: bool
     process: subprocess.Popen[bytes] | None = None
+    log_start: int = 0
+    """Size of i2pd.log when this process was started: what it logged since is after that offset."""
     killed: bool = False
     """Killed on purpose (Testnet.kill): not reported as a death."""
     ns_loop: NamespaceLoop | None = field(default=None, repr=False)
@@ -207,6 +209,8 @@ class TestnetRouter:
 
     def spawn(self) -> None:
         d = self.datadir
+        with contextlib.suppress(OSError):
+            self.log_start = (d / "i2pd.log").stat().st_size
         args = ["ip", "netns", "exec", self.netns, shutil.which("i2pd") or "i2pd", f"--datadir={d}",
                 f"--conf={d}/i2pd.conf", f"--tunconf={d}/tunnels.conf", f"--tunnelsdir={d}/tunnels.d",
                 f"--certsdir={d}/certificates", f"--pidfile={d}/i2pd.pid"]
@@ -265,6 +269,9 @@ class TestnetConfig:
     loss: float = 0.0
     prefix: str = DEFAULT_PREFIX
     """Namespaces are named <prefix><pid>r<i>: parallel runs never collide."""
+    loglevel: str = "info"
+    """i2pd's log level: at least `info`, which says when each tunnel is built (start() waits for the
+    exploratory ones) and when a floodfill stores a lease set ("NetDb: LeaseSet2 updated: <b32>")."""
 
 
 _live: list["Testnet"] = []
@@ -373,6 +380,7 @@ class Testnet:
                 r.spawn()
                 r.ns_loop = NamespaceLoop(r.netns).start()
             await asyncio.gather(*(self._wait_sam(r, timeout) for r in self.routers))
+            await asyncio.gather(*(self._wait_exploratory(r, timeout) for r in self.routers))
         except BaseException:
             await asyncio.to_thread(self.close_sync)
             raise
@@ -391,7 +399,7 @@ class Testnet:
             _run(*n, "link", "set", TUN, "up")
             for sub in ("tunnels.d", "certificates", "netDb"):
                 (r.datadir / sub).mkdir(parents=True, exist_ok=True)
-            (r.datadir / "i2pd.conf").write_text(router_config(r.datadir, r.address, r.floodfill))
+            (r.datadir / "i2pd.conf").write_text(router_config(r.datadir, r.address, r.floodfill, self.config.loglevel))
             (r.datadir / "tunnels.conf").write_text("")
         cfg = {"tun": TUN, "nodes": [[r.netns, r.address] for r in self.routers],
                "delay": self.config.delay, "jitter": self.config.jitter, "loss": self.config.loss}
@@ -439,6 +447,27 @@ class Testnet:
                 if loop.time() > deadline:
                     raise RouterError(f"router {r.index} did not answer SAM within {timeout:.0f} s") from None
                 await asyncio.sleep(0.1)
+
+    async def _wait_exploratory(self, r: TestnetRouter, timeout: float) -> None:
+        """Wait until the router has built an inbound and an outbound (exploratory) tunnel, as a user's
+        long-running router has. A session made before that cannot build outbound tunnels (their build
+        replies need an inbound tunnel) until its own inbound ones exist, and i2pd 2.45 drops each lease
+        set publication tried while a session has no outbound tunnel, with no retry until an inbound
+        tunnel is replaced ~10 minutes later (i2pd issue 1072): the tracker made at once was unreachable."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        log_path = r.datadir / "i2pd.log"
+        while True:
+            with contextlib.suppress(OSError):
+                text = log_path.read_bytes()[r.log_start:]
+                if b"Inbound tunnel" in text and b"Outbound tunnel" in text:
+                    return
+            if not r.alive():
+                raise RouterError(f"i2pd exited at start: {r.exit_report()}")
+            if loop.time() > deadline:
+                raise RouterError(f"router {r.index} built no exploratory tunnels within {timeout:.0f} s "
+                                  "(or its log level is below info)")
+            await asyncio.sleep(0.2)
 
     @staticmethod
     async def _hello() -> None:
