@@ -5,6 +5,7 @@ tests/test_testnet.py and bench/testnet.py."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from i2ptorrent.transport.sdp import CARRIER_STREAM
 from i2ptorrent.transport.testnet import Testnet, session_options
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -51,14 +53,36 @@ class Node:
         await self.call(self.client.close(), timeout=60)
 
 
+PUBLISH_WAIT = 40.0
+"""How long a new session's lease set may take to reach a floodfill once its session is up (seconds)."""
+STARTS = 3
+
+
 async def start_node(net: Testnet, router: int, data_dir: Path, hops: int,
                      carriers: tuple[str, ...] = (CARRIER_STREAM,), webrtc: bool = True) -> Node:
-    """A Client with its own new SAM session (~20 s on i2pd 2.45) on `router`."""
-    async def make() -> Client:
+    """A Client with its own new SAM session (~20 s on i2pd 2.45) on `router`, findable by others: one
+    whose lease sets never reached a floodfill (i2pd 2.45, Testnet.wait_published) is started again,
+    as a user would restart a seeder nobody can reach."""
+    async def make(data_dir: Path) -> Client:
         cfg = ClientConfig(data_dir, net.sam(router), session_options(hops), rtc_carriers=carriers,
                            webrtc=webrtc)
         return await Client(cfg).start()
-    return Node(net, router, await net.run(router, make(), timeout=180))
+
+    async def addresses(client: Client) -> list[str]:
+        dg = client._datagrams  # the datagram carrier's own destination, when there is one
+        return [client.b32] + ([dg.b32] if dg is not None else [])
+
+    for attempt in range(STARTS):
+        # new keys each time: i2pd 2.45 can leave keys used moments before unreachable (issue 2558)
+        fresh = data_dir if attempt == 0 else data_dir.with_name(f"{data_dir.name}-{attempt}")
+        node = Node(net, router, await net.run(router, make(fresh), timeout=180))
+        missing = await net.wait_published(await node.call(addresses(node.client)), PUBLISH_WAIT)
+        if not missing:
+            return node
+        await node.close()
+        log.warning("router %d: lease set of %s not published (i2pd issue 1072); starting the node again",
+                    router, missing)
+    raise AssertionError(f"router {router}: a new node's lease set was never published in {STARTS} starts")
 
 
 @dataclass
@@ -78,14 +102,24 @@ class Tracker:
 
 
 async def start_tracker(net: Testnet, router: int, hops: int) -> Tracker:
+    """Our tracker eepsite, findable by others (started again if its lease set was never published)."""
     async def make() -> tuple[TrackerEepsite, StreamSession]:
         sam = net.sam(router)
         session = await StreamSession.create(sam, await new_destination(sam), session_options(hops))
         site = TrackerEepsite(TrackerServer(access=AccessList(None, private=False)), session)
         await site.start()
         return site, session
-    site, session = await net.run(router, make(), timeout=180)
-    return Tracker(net, router, site, session)
+
+    for _ in range(STARTS):
+        site, session = await net.run(router, make(), timeout=180)
+        tracker = Tracker(net, router, site, session)
+        missing = await net.wait_published([session.b32], PUBLISH_WAIT)
+        if not missing:
+            return tracker
+        await tracker.close()
+        log.warning("router %d: the tracker's lease set was not published (i2pd issue 1072); starting again",
+                    router)
+    raise AssertionError(f"router {router}: the tracker's lease set was never published in {STARTS} starts")
 
 
 @dataclass
