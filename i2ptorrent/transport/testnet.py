@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -578,12 +579,12 @@ class Testnet:
     def published(self, b32: str) -> bool:
         """Whether a floodfill has stored the lease set of `b32` since its router started (its log at
         info says so): what another router's lookup of it would find."""
-        name = b32.removesuffix(".b32.i2p").encode()
+        name = re.escape(b32.removesuffix(".b32.i2p").encode())
+        stored = re.compile(rb"NetDb: LeaseSet2? (?:added|updated): " + name)
         for r in self.routers:
             if r.floodfill:
                 with contextlib.suppress(OSError):
-                    text = (r.datadir / "i2pd.log").read_bytes()[r.log_start:]
-                    if b"LeaseSet updated: " + name in text or b"LeaseSet2 updated: " + name in text:
+                    if stored.search((r.datadir / "i2pd.log").read_bytes()[r.log_start:]):
                         return True
         return False
 
