@@ -35,10 +35,11 @@ import libtorrent as lt  # noqa: E402
 from i2ptorrent.engine.metainfo import magnet_of  # noqa: E402
 from i2ptorrent.engine.settings import anonymous_settings  # noqa: E402
 from i2ptorrent.transport.sam import SAMAddress, StreamSession, new_destination  # noqa: E402
+from i2ptorrent.transport.sam_protocol import b32_address  # noqa: E402
 from i2ptorrent.transport.sdp import CARRIER_DATAGRAM, CARRIER_STREAM, CARRIER_STRIPE  # noqa: E402
 from i2ptorrent.transport.testnet import Testnet, TestnetConfig, session_options  # noqa: E402
 from sam_proxy import SessionRewritingProxy  # noqa: E402
-from testnet_nodes import Node, Progress, start_node, start_tracker, watch_download  # noqa: E402
+from testnet_nodes import PUBLISH_WAIT, Node, Progress, start_node, start_tracker, watch_download  # noqa: E402
 
 MiB = 1024 * 1024
 SEEDER_ROUTERS = [3, 5, 6, 7]
@@ -133,8 +134,13 @@ def lt_settings(sam_port: int, hops: int) -> dict[str, Any]:
     settings.update({
         "i2p_hostname": "127.0.0.1", "i2p_port": sam_port, "allow_i2p_mixed": False,
         "i2p_inbound_length": hops, "i2p_outbound_length": hops, "i2p_inbound_quantity": 3,
-        "i2p_outbound_quantity": 3, "enable_outgoing_tcp": True, "outgoing_interfaces": "127.0.0.1",
-        "anonymous_mode": False, "alert_mask": lt.alert_category.error | lt.alert_category.status,
+        "i2p_outbound_quantity": 3, "enable_outgoing_tcp": True,
+        # no outgoing_interfaces: libtorrent checks an incoming connection's local address against them
+        # and an I2P stream has none, so a seeder with "127.0.0.1" there dropped every I2P peer at once
+        # (the leecher saw EOF). Its only sockets are to the SAM bridge on 127.0.0.1 anyway.
+        "outgoing_interfaces": "",
+        "anonymous_mode": False, "alert_mask": lt.alert_category.error | lt.alert_category.status
+        | lt.alert_category.peer | lt.alert_category.connect | lt.alert_category.tracker,
     })
     return settings
 
@@ -157,6 +163,12 @@ class LtNode:
         await self.net.run(self.router, make())
         return self
 
+    @property
+    def b32(self) -> str | None:
+        """Its I2P address, once libtorrent has asked the router for its own destination."""
+        dest = self.proxy.destination if self.proxy is not None else None
+        return b32_address(dest) if dest else None
+
     async def add(self, ti: Any, save_path: Path, tracker: str) -> None:
         async def add() -> None:
             atp = lt.add_torrent_params()
@@ -171,7 +183,7 @@ class LtNode:
 
     async def status(self) -> Any:
         async def get() -> Any:
-            self.alerts = (self.alerts + [f"{type(a).__name__}: {a.message()}" for a in self.ses.pop_alerts()])[-8:]
+            self.alerts = (self.alerts + [f"{type(a).__name__}: {a.message()}" for a in self.ses.pop_alerts()])[-30:]
             return self.handle.status()
         return await self.net.run(self.router, get())
 
@@ -204,6 +216,34 @@ class LtNode:
             if self.proxy is not None:
                 await self.proxy.__aexit__(None, None, None)
         await self.net.run(self.router, stop())
+
+
+async def start_lt_seeders(net: Testnet, hops: int, torrents: dict[int, list[tuple[Any, Path]]],
+                           tracker: str) -> list[LtNode]:
+    """libtorrent seeders (router -> [(torrent_info, its directory)]), each seeding and findable: i2pd 2.45
+    leaves a new session's lease set unpublished for ~10 minutes when all its inbound tunnels are built
+    before its first outbound one (i2pd issue 1072); a seeder whose lease set no floodfill stored is
+    started again, as our own nodes are (tests/testnet_nodes.py start_node)."""
+    nodes: dict[int, LtNode] = {}
+    todo = list(torrents)
+    for attempt in range(4):
+        started = await asyncio.gather(*(LtNode(net, r, hops).start() for r in todo))
+        for node in started:
+            nodes[node.router] = node
+            for ti, path in torrents[node.router]:
+                await node.add(ti, path, tracker)
+        for node in started:
+            await node.reannounce_until(True, 120, Progress())
+        b32s = {node.router: node.b32 for node in started}
+        missing = await net.wait_published([b for b in b32s.values() if b], PUBLISH_WAIT)
+        todo = [r for r, b in b32s.items() if b is None or b in missing]
+        if not todo:
+            return list(nodes.values())
+        print(f"libtorrent seeders on routers {todo}: lease set not published after {PUBLISH_WAIT:.0f} s "
+              f"(attempt {attempt + 1}); starting them again", flush=True)
+        for r in todo:
+            await nodes.pop(r).close()
+    raise RuntimeError(f"libtorrent seeders on routers {todo} never became findable")
 
 
 async def lt_leech(net: Testnet, hops: int, work: Path, ti: Any, tracker: str, src: Path, label: str) -> Result:
@@ -278,12 +318,9 @@ async def run_row(net: Testnet, hops: int, delay: float, mib: float, work: Path,
             # a tracker of their own: ours still lists our seeders, gone now, and libtorrent would dial them
             await tracker.close()
             tracker = await start_tracker(net, TRACKER_ROUTER, hops)
-            lt_seeders = list(await asyncio.gather(*(LtNode(net, r, hops).start() for r in SEEDER_ROUTERS)))
-            await lt_seeders[0].add(ti1, one.parent, tracker.site.http_announce_url)
-            for node in lt_seeders:
-                await node.add(ti4, four.parent, tracker.site.http_announce_url)
-            for node in lt_seeders:
-                await node.reannounce_until(True, 120, Progress())
+            seeding = {r: [(ti4, four.parent)] for r in SEEDER_ROUTERS}
+            seeding[SEEDER_ROUTERS[0]].insert(0, (ti1, one.parent))
+            lt_seeders = await start_lt_seeders(net, hops, seeding, tracker.site.http_announce_url)
             for n, ti, src in (("1", ti1, one), ("4", ti4, four)):
                 try:
                     results[f"lt-{n}"] = await lt_leech(net, hops, work, ti, tracker.site.http_announce_url, src,
@@ -291,7 +328,7 @@ async def run_row(net: Testnet, hops: int, delay: float, mib: float, work: Path,
                     print(f"libtorrent I2P          {n}->1 {results[f'lt-{n}']}", flush=True)
                 except Exception as exc:
                     results[f"lt-{n}"] = None
-                    print(f"libtorrent I2P          {n}->1 FAILED: {exc!r}"[:1200], flush=True)
+                    print(f"libtorrent I2P          {n}->1 FAILED: {exc!r}"[:4000], flush=True)
     finally:
         for node in lt_seeders:
             await node.close()
@@ -316,7 +353,10 @@ async def main() -> None:
     ap.add_argument("--routers", type=int, default=8)
     ap.add_argument("--kinds", default=",".join(KINDS), help=f"a subset of {','.join(KINDS)}")
     ap.add_argument("--seeders", default="1,4", help="which of our swarms to run: 1 and/or 4 seeders")
+    ap.add_argument("--timeout", type=float, default=600.0, help="bound on each transfer, seconds")
     args = ap.parse_args()
+    global TIMEOUT
+    TIMEOUT = args.timeout
     rows = [(int(h), float(d) / 1000) for h, d in (r.split(",") for r in args.rows.split())]
     work = Path(tempfile.mkdtemp(prefix="i2pt-bench-testnet-"))
     started = time.monotonic()

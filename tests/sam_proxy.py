@@ -30,6 +30,8 @@ class SessionRewritingProxy:
         self.target = (host, port)
         self.port = 0
         self.session_ready = asyncio.Event()
+        self.destination: str | None = None
+        """The client's own public destination (base64), from the router's answer to NAMING LOOKUP NAME=ME."""
         self.commands: list[bytes] = []
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -83,6 +85,8 @@ class SessionRewritingProxy:
             while first:
                 if first.startswith(b"SESSION STATUS RESULT=OK"):
                     self.session_ready.set()
+                if first.startswith(b"NAMING REPLY RESULT=OK NAME=ME VALUE="):
+                    self.destination = first.split(b"VALUE=", 1)[1].split()[0].decode()
                 cw.write(first)
                 await cw.drain()
                 if not first.startswith((b"HELLO", b"SESSION", b"NAMING")):
