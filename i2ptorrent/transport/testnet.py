@@ -77,7 +77,7 @@ def parse_delay(text: str) -> float:
     return float(t)
 
 
-def router_config(datadir: Path, address: str, floodfill: bool, loglevel: str = "warn") -> str:
+def router_config(datadir: Path, address: str, floodfill: bool, loglevel: str = "info") -> str:
     off = "\n".join(f"[{s}]\nenabled = false" for s in
                     ("http", "httpproxy", "socksproxy", "bob", "i2cp", "i2pcontrol", "upnp", "nettime"))
     # No `defaulturl =` line: an empty one made every router abort ~3 min after start (notes/i2p-testnet.md).
@@ -415,7 +415,8 @@ class Testnet:
             _run(*n, "link", "set", TUN, "up")
             for sub in ("tunnels.d", "certificates", "netDb"):
                 (r.datadir / sub).mkdir(parents=True, exist_ok=True)
-            (r.datadir / "i2pd.conf").write_text(router_config(r.datadir, r.address, r.floodfill, self.config.loglevel))
+            conf = router_config(r.datadir, r.address, r.floodfill, self.config.loglevel)
+            (r.datadir / "i2pd.conf").write_text(conf)
             (r.datadir / "tunnels.conf").write_text("")
         cfg = {"tun": TUN, "nodes": [[r.netns, r.address] for r in self.routers],
                "delay": self.config.delay, "jitter": self.config.jitter, "loss": self.config.loss}
