@@ -329,15 +329,12 @@ class Forwarder:
             await self._writer.wait_closed()
 
 
-class StreamSession:
-    """STYLE=STREAM: connect to and accept from other destinations, forward to a local server, look up names."""
+class _Session:
+    """What every SAM session shows of its control socket: its address, whether it is open, why it closed,
+    and whether the router still answers (the SessionKeeper's view of a session)."""
 
-    def __init__(self, sam: SAMAddress, destination: Destination, session_id: str, control: _Control) -> None:
-        self.sam = sam
-        self.destination = destination
-        self.session_id = session_id
-        self._control = control
-        self._accept_lock = asyncio.Lock()
+    destination: Destination
+    _control: _Control
 
     @property
     def b32(self) -> str:
@@ -346,13 +343,6 @@ class StreamSession:
     @property
     def closed(self) -> bool:
         return self._control.closed.is_set()
-
-    @classmethod
-    async def create(cls, sam: SAMAddress, destination: Destination, options: dict[str, str] | None = None,
-                     session_id: str | None = None, timeout: float = SESSION_TIMEOUT) -> "StreamSession":
-        control, sid = await _create_session(sam, "STREAM", destination, options or {}, session_id,
-                                             timeout=timeout)
-        return cls(sam, destination, sid, control)
 
     @property
     def error(self) -> SAMError | None:
@@ -366,6 +356,24 @@ class StreamSession:
     async def ping(self, timeout: float = 5.0) -> None:
         """SAMError unless the router answers on the session's socket within `timeout` s."""
         await self._control.ping(timeout)
+
+
+class StreamSession(_Session):
+    """STYLE=STREAM: connect to and accept from other destinations, forward to a local server, look up names."""
+
+    def __init__(self, sam: SAMAddress, destination: Destination, session_id: str, control: _Control) -> None:
+        self.sam = sam
+        self.destination = destination
+        self.session_id = session_id
+        self._control = control
+        self._accept_lock = asyncio.Lock()
+
+    @classmethod
+    async def create(cls, sam: SAMAddress, destination: Destination, options: dict[str, str] | None = None,
+                     session_id: str | None = None, timeout: float = SESSION_TIMEOUT) -> "StreamSession":
+        control, sid = await _create_session(sam, "STREAM", destination, options or {}, session_id,
+                                             timeout=timeout)
+        return cls(sam, destination, sid, control)
 
     def _check_open(self) -> None:
         if self._control.closed.is_set():
@@ -552,7 +560,7 @@ class _Pacer:
         return max(self.bytes.charge(size, now), self.packets.charge(1, now))
 
 
-class DatagramSession:
+class DatagramSession(_Session):
     """STYLE=DATAGRAM (repliable, signed) or RAW: datagrams through the router's UDP port, paced."""
 
     def __init__(self, sam: SAMAddress, destination: Destination, session_id: str, control: _Control,
@@ -565,27 +573,6 @@ class DatagramSession:
         self._endpoint = endpoint
         self._pacer = pacer
         self._send_lock = asyncio.Lock()
-
-    @property
-    def b32(self) -> str:
-        return self.destination.b32
-
-    @property
-    def closed(self) -> bool:
-        return self._control.closed.is_set()
-
-    @property
-    def error(self) -> SAMError | None:
-        """Why the session closed (None while it is open, or when we closed it)."""
-        return self._control.error
-
-    async def wait_closed(self) -> None:
-        """Return once the session's control socket is gone (the router closed it, died, or we did)."""
-        await self._control.closed.wait()
-
-    async def ping(self, timeout: float = 5.0) -> None:
-        """SAMError unless the router answers on the session's socket within `timeout` s."""
-        await self._control.ping(timeout)
 
     @property
     def dropped(self) -> int:
