@@ -21,7 +21,8 @@ from i2ptorrent.transport.testnet import Testnet, TestnetConfig, missing_require
 
 
 class SessionPool:
-    """Named SAM sessions shared by the whole test session; created concurrently, closed at the end."""
+    """Named SAM sessions shared by the whole test session; created concurrently, closed at the end.
+    A session that closed (its router died and was started again) is made anew on the next request."""
 
     def __init__(self, router: ManagedRouter) -> None:
         self.router = router
@@ -35,21 +36,21 @@ class SessionPool:
         opts = self.router.session_options
         if kind == "STREAM":
             return await StreamSession.create(self.router.sam, dest, opts)
-        return await DatagramSession.create(self.router.sam, dest, opts, style=kind)
+        return await DatagramSession.create(self.router.sam, dest, opts)
 
     async def streams(self, *names: str) -> list[StreamSession]:
         """Stream sessions by name (new names are created together, ~20 s once)."""
         async with self._lock:
-            missing = [n for n in dict.fromkeys(names) if n not in self._streams]
+            missing = [n for n in dict.fromkeys(names) if n not in self._streams or self._streams[n].closed]
             made = await asyncio.gather(*(self._new(n, "STREAM") for n in missing))
             self._streams.update(zip(missing, made))  # type: ignore[arg-type]
         return [self._streams[n] for n in names]
 
-    async def datagrams(self, *names: str, style: str = "DATAGRAM") -> list[DatagramSession]:
+    async def datagrams(self, *names: str) -> list[DatagramSession]:
         async with self._lock:
-            keys = [f"{style}:{n}" for n in names]
-            missing = [k for k in dict.fromkeys(keys) if k not in self._datagrams]
-            made = await asyncio.gather(*(self._new(k, style) for k in missing))
+            keys = [f"DATAGRAM:{n}" for n in names]
+            missing = [k for k in dict.fromkeys(keys) if k not in self._datagrams or self._datagrams[k].closed]
+            made = await asyncio.gather(*(self._new(k, "DATAGRAM") for k in missing))
             self._datagrams.update(zip(missing, made))  # type: ignore[arg-type]
         return [self._datagrams[k] for k in keys]
 
@@ -60,13 +61,19 @@ class SessionPool:
 
 _watched: list[ManagedRouter] = []
 """Routers the tests started and expect to stay up; checked after every test."""
+_shared: list[ManagedRouter] = []
+"""The session's router: started again after it dies, since every later test of the session uses it."""
 
 
 @pytest_asyncio.fixture(scope="session")
 async def router() -> AsyncIterator[ManagedRouter]:
     """A private, loopback-only i2pd (0-hop tunnels), stopped by PID at the end even on failure."""
     async with watched_router() as r:
-        yield r
+        _shared.append(r)
+        try:
+            yield r
+        finally:
+            _shared.remove(r)
 
 
 @pytest_asyncio.fixture
@@ -95,15 +102,20 @@ async def watched_router() -> AsyncIterator[ManagedRouter]:
         pytest.fail(f"i2pd died under the test: {report}", pytrace=False)
 
 
-@pytest.fixture(autouse=True)
-def _routers_outlive_the_test() -> Iterator[None]:
-    """Name the test during which a router died, with its exit status and log, instead of letting every
-    later test fail with 'no SAM bridge answers'."""
+@pytest_asyncio.fixture(autouse=True)
+async def _routers_outlive_the_test() -> AsyncIterator[None]:
+    """Name the test during which a router died, with its exit status and log. The session's router is
+    then started again (same ports and keys), so one i2pd crash fails one test, not every later one."""
     yield
-    for r in list(_watched):
-        if r.process is not None and r.process.poll() is not None:
-            _watched.remove(r)  # reported once, here; later tests fail on their own
-            pytest.fail(f"i2pd died during this test: {r.exit_report()}", pytrace=False)
+    died = [r for r in _watched if r.process is not None and r.process.poll() is not None]
+    reports = [r.exit_report() for r in died]
+    for r in died:
+        _watched.remove(r)  # reported once, here
+        if r in _shared:
+            await r.restart()
+            _watched.append(r)
+    if reports:
+        pytest.fail("i2pd died during this test: " + "\n".join(reports), pytrace=False)
     for net in _testnets:
         dead = [r for r in net.dead() if r.index not in _reported_dead]
         if dead:

@@ -191,21 +191,6 @@ async def test_largest_datagram_intact_and_oversize_refused(sam_pool: SessionPoo
         await a.send(b.b32, b"hello")
 
 
-async def test_raw_datagrams(sam_pool: SessionPool) -> None:
-    a, b = await sam_pool.datagrams("raw-a", "raw-b", style="RAW")
-    await warm_up(a, b)
-    for i in range(50):
-        await a.send(b.destination.public, b"raw-%03d" % i)
-    got = set()
-    while len(got) < 50:
-        sender, payload = await asyncio.wait_for(b.recv(), 30)
-        assert sender is None
-        got.add(payload)
-    assert got == {b"raw-%03d" % i for i in range(50)}
-    with pytest.raises(ValueError, match="under 3 bytes"):
-        await a.send(b.destination.public, b"ab")
-
-
 async def test_sam_port_closed_is_a_clear_error() -> None:
     import socket
     with socket.socket() as s:

@@ -95,9 +95,10 @@ def test_peer_line_with_ports_and_payload_split() -> None:
     dest = i2p_b64encode(fake_destination())
     got, opts = parse_peer_line(f"{dest} FROM_PORT=0 TO_PORT=0\n".encode())
     assert got == dest and opts == {"FROM_PORT": "0", "TO_PORT": "0"}
-    sender, payload = split_forwarded_datagram(dest.encode() + b"\nhello\nworld", repliable=True)
+    sender, payload = split_forwarded_datagram(dest.encode() + b"\nhello\nworld")
     assert sender == dest and payload == b"hello\nworld"
-    assert split_forwarded_datagram(b"raw bytes", repliable=False) == (None, b"raw bytes")
+    with pytest.raises(SAMProtocolError, match="no destination line"):
+        split_forwarded_datagram(b"raw bytes")
 
 
 @pytest.mark.parametrize("line", [b"not-base64!\n", b"STREAM STATUS RESULT=I2P_ERROR\n", b"\n"])

@@ -129,7 +129,8 @@ elgamal = false
 
 
 _LOG_NOISE = ("Duplicate message", "Can't select next hop", "no peers available", "Another remote lease",
-              "Another outbound tunnel")
+              "Another outbound tunnel", "Publish confirmation was not received", "no more floodfills found",
+              "No outbound tunnels for DatabaseStore reply")
 """i2pd log lines a private router prints all the time; left out of a dead router's report."""
 
 

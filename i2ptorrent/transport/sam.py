@@ -561,14 +561,15 @@ class _Pacer:
 
 
 class DatagramSession(_Session):
-    """STYLE=DATAGRAM (repliable, signed) or RAW: datagrams through the router's UDP port, paced."""
+    """STYLE=DATAGRAM (repliable, signed): datagrams through the router's UDP port, paced. RAW is not
+    offered: nothing here needs an unsigned, senderless datagram, and sending RAW is an open i2pd crash
+    report (PurpleI2P/i2pd#1386); our CI's session router died of SIGSEGV once during the RAW test."""
 
     def __init__(self, sam: SAMAddress, destination: Destination, session_id: str, control: _Control,
-                 endpoint: _DatagramEndpoint, style: str, pacer: _Pacer) -> None:
+                 endpoint: _DatagramEndpoint, pacer: _Pacer) -> None:
         self.sam = sam
         self.destination = destination
         self.session_id = session_id
-        self.style = style
         self._control = control
         self._endpoint = endpoint
         self._pacer = pacer
@@ -581,13 +582,11 @@ class DatagramSession(_Session):
 
     @classmethod
     async def create(cls, sam: SAMAddress, destination: Destination, options: dict[str, str] | None = None,
-                     style: str = "DATAGRAM", session_id: str | None = None, *, rate: float = 4_000_000,
+                     session_id: str | None = None, *, rate: float = 4_000_000,
                      burst: float = 65536, packet_rate: float = 600, queue_bytes: int = 8 << 20,
                      timeout: float = SESSION_TIMEOUT) -> "DatagramSession":
         """Sends are paced to `rate` bytes/s and `packet_rate` datagrams/s (with `burst` bytes of slack);
         arrivals beyond `queue_bytes` unread are dropped and counted in `dropped`."""
-        if style not in ("DATAGRAM", "RAW"):
-            raise ValueError("style must be DATAGRAM or RAW")
         loop = asyncio.get_running_loop()
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
@@ -596,12 +595,12 @@ class DatagramSession(_Session):
             lambda: _DatagramEndpoint(queue_bytes, socket.gethostbyname(sam.host)), sock=sock)
         port = sock.getsockname()[1]
         try:
-            control, sid = await _create_session(sam, style, destination, options or {}, session_id,
+            control, sid = await _create_session(sam, "DATAGRAM", destination, options or {}, session_id,
                                                  extra={"PORT": port, "HOST": "127.0.0.1"}, timeout=timeout)
         except BaseException:
             transport.close()
             raise
-        return cls(sam, destination, sid, control, endpoint, style, _Pacer(rate, burst, packet_rate))
+        return cls(sam, destination, sid, control, endpoint, _Pacer(rate, burst, packet_rate))
 
     def max_payload(self, dest_b64: str) -> int:
         """The largest payload to `dest_b64` that arrives intact (the router truncates bigger ones)."""
@@ -620,8 +619,6 @@ class DatagramSession(_Session):
         if len(payload) > limit:
             raise ValueError(f"datagram payload of {len(payload)} bytes exceeds the {limit}-byte limit "
                              "(the router would truncate it)")
-        if self.style == "RAW" and len(payload) < 3:
-            raise ValueError("RAW payloads under 3 bytes are dropped by i2pd")
         packet = self._header(dest_b64) + payload
         async with self._send_lock:
             wait = self._pacer.delay(len(packet), time.monotonic())
@@ -630,8 +627,8 @@ class DatagramSession(_Session):
             assert self._endpoint.transport is not None
             self._endpoint.transport.sendto(packet, self.sam.udp)
 
-    async def recv(self) -> tuple[str | None, bytes]:
-        """The next datagram: (sender's base64 destination, or None for RAW, payload)."""
+    async def recv(self) -> tuple[str, bytes]:
+        """The next datagram: (sender's base64 destination, payload)."""
         ep = self._endpoint
         while True:
             while not ep.queue:
@@ -645,7 +642,7 @@ class DatagramSession(_Session):
                     closed.cancel()
             packet = ep.pop()
             try:
-                return split_forwarded_datagram(packet, repliable=self.style == "DATAGRAM")
+                return split_forwarded_datagram(packet)
             except SAMError as exc:
                 log.warning("dropping a malformed forwarded datagram: %s", exc)
 

@@ -260,10 +260,8 @@ def parse_peer_line(line: bytes) -> tuple[str, dict[str, str]]:
     return dest, options
 
 
-def split_forwarded_datagram(packet: bytes, repliable: bool) -> tuple[str | None, bytes]:
-    """Split a datagram that the router forwarded to our UDP port into (sender b64 or None, payload)."""
-    if not repliable:
-        return None, packet
+def split_forwarded_datagram(packet: bytes) -> tuple[str, bytes]:
+    """Split a repliable datagram that the router forwarded to our UDP port into (sender b64, payload)."""
     nl = packet.find(b"\n", 0, MAX_REPLY_LINE)
     if nl < 0:
         raise SAMProtocolError("forwarded datagram has no destination line")
