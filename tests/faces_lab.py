@@ -56,7 +56,7 @@ async def faces_lab(router: Any, sam_pool: Any, root: Path, **http: Any) -> Asyn
         face = http_face(daemon, cfg, HttpOptions(port=0, **http), client.b32,
                          f"{router.sam.host}:{router.sam.port}")
         await face.start()
-        seed_limits = asyncio.ensure_future(daemon.run_seed_limits())  # as run_daemon does
+        seed_limits = asyncio.ensure_future(daemon.run_upkeep())  # as run_daemon does
         try:
             yield Lab(seeder, daemon, face, root)
         finally:

@@ -150,6 +150,34 @@ async def test_a_seed_stops_at_its_ratio_and_is_finished(router, sam_pool, tmp_p
         assert saved(lab).session.ratio_on and saved(lab).session.ratio_limit == 0.5
 
 
+async def test_a_running_daemon_keeps_what_it_gave_on_disk(router, sam_pool, tmp_path: Path) -> None:
+    """A daemon that is killed instead of stopped keeps its upload total: the running daemon writes the
+    totals to its torrent list (every minute; here every second), not only at stop."""
+    async with faces_lab(router, sam_pool, tmp_path) as lab:
+        lab.daemon.totals_save_interval = 1.0
+        share = tmp_path / "ours"
+        share.mkdir()
+        (share / "given.bin").write_bytes(os.urandom(300_000))
+        torrent = tmp_path / "given.torrent"
+        torrent.write_bytes(create_torrent(share / "given.bin", piece_size=16384))
+        assert "success" in await remote(lab.port, "-a", str(torrent), "-w", str(share))
+        h = (await rpc(lab, "torrent-get", fields=["hashString"]))["torrents"][0]["hashString"]
+        assert saved(lab).entries[h].prefs.uploaded_before == 0
+
+        ours = lab.daemon.client.engine.get(bytes.fromhex(h))
+        leech = await lab.seeder.add(lab.daemon.client.magnet(ours), tmp_path / "leech")
+        await asyncio.wait_for(leech.wait_complete(), 180)
+        assert (tmp_path / "leech" / "given.bin").read_bytes() == (share / "given.bin").read_bytes()
+
+        async def on_disk() -> bool:
+            return saved(lab).entries[h].prefs.uploaded_before >= 300_000
+
+        await until(on_disk, "the upload total in the saved torrent list while the daemon runs")
+        ever = (await one(lab, h, "uploadedEver"))["uploadedEver"]
+        assert ever >= saved(lab).entries[h].prefs.uploaded_before  # written once, not counted twice
+        assert ever < 2 * 300_000
+
+
 async def test_labels_and_moving_or_finding_the_data(router, sam_pool, tmp_path: Path) -> None:
     async with faces_lab(router, sam_pool, tmp_path) as lab:
         port = lab.port

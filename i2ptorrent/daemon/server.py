@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 MAX_CLIENTS = 64
 SEED_CHECK_INTERVAL = 1.0
+TOTALS_SAVE_INTERVAL = 60.0
+"""How often a running daemon writes its up/down totals: a crash or power loss loses at most this much."""
 
 
 class Daemon:
@@ -53,6 +55,7 @@ class Daemon:
         self.seed_watch = SeedWatch()
         self._loose: dict[str, TorrentPrefs] = {}  # prefs of torrents not in the registry (none saved)
         self._counted: dict[str, tuple[int, int]] = {}  # this run's (up, down) already in *_before
+        self.totals_save_interval = TOTALS_SAVE_INTERVAL
 
     async def restore(self) -> int:
         """Re-add every saved torrent (the engine resumes each from its resume data) with its settings."""
@@ -161,14 +164,29 @@ class Daemon:
             self.save_totals()
         return stopped
 
-    async def run_seed_limits(self) -> None:
-        """The seed-limit check, once a second, until cancelled; a failed check is logged, not fatal."""
+    async def run_upkeep(self) -> None:
+        """Until cancelled: the seed-limit check once a second, and the up/down totals written every
+        `totals_save_interval` s when they moved (stop writes them too; a killed daemon would lose the
+        run's counts otherwise). A failed round is logged, not fatal."""
+        saved_at = time.monotonic()
         while True:
             await asyncio.sleep(SEED_CHECK_INTERVAL)
+            now = time.monotonic()
             try:
-                self.check_seed_limits(time.monotonic())
+                self.check_seed_limits(now)
+                if now - saved_at >= self.totals_save_interval:
+                    saved_at = now
+                    if self._totals_moved():
+                        self.save_totals()
             except Exception:
-                log.exception("seed limit check failed")
+                log.exception("daemon upkeep failed")
+
+    def _totals_moved(self) -> bool:
+        engine = self.client.engine
+        if engine is None:
+            return False
+        return any((st.uploaded, st.downloaded) != self._counted.get(t.info_hash.hex(), (0, 0))
+                   for t in engine.torrents for st in (t.status(),))
 
     def _torrent(self, ident: str) -> Any:
         engine = self.client.engine
@@ -468,7 +486,7 @@ async def run_daemon(cfg: Config, out: Output, *, private: bool = False, invite:
                            + (f", web {shown['web']}, Transmission RPC {shown['rpc']}" if shown["rpc"] else ""),
                            event="ready", socket=str(sock), b32=client.b32, torrents=restored, pid=os.getpid(),
                            bridge=url, rpc=shown["rpc"], web=shown["web"])
-                seeding = asyncio.ensure_future(daemon.run_seed_limits())
+                seeding = asyncio.ensure_future(daemon.run_upkeep())
                 waits = [asyncio.ensure_future(stop.event.wait()), asyncio.ensure_future(daemon.stop.wait())]
                 await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
                 for w in (*waits, seeding):
