@@ -1,6 +1,7 @@
 """The daemon's web page in real headless Chromium, on the session's router: it loads with no console
 error, shows our address, adds a magnet through its form and shows the download's progress until it
-completes; limits, pause/resume, file choice and remove work from its buttons; a screenshot is kept."""
+completes; limits, pause/resume, file choice and remove work from its buttons; a screenshot is kept; a
+torrent's own limits and labels are set from its Settings panel and shown (as text) on its row."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from i2ptorrent.tracker.access import AccessList
 from i2ptorrent.transport.sam import new_destination
 from faces_browser import chromium_page
 from faces_lab import faces_lab
+from test_rpc_limits import one
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium missing")]
@@ -143,6 +145,72 @@ async def test_the_page_adds_a_magnet_and_shows_its_progress(router, sam_pool, t
             node = await page.send("DOM.querySelector", nodeId=doc["root"]["nodeId"], selector="#torrent-file")
             await page.send("DOM.setFileInputFiles", nodeId=node["nodeId"], files=[str(torrent)])
             await page.wait_for(f"!!{row} && {row}.dataset.progress === '1'")
+            assert page.errors == []
+
+
+HOSTILE = '<img src=x onerror="window.pwned=1">'  # a label is user text: shown as text, never as markup
+
+
+async def test_the_page_sets_a_torrents_limits_and_labels(router, sam_pool, tmp_path: Path) -> None:
+    """Per-torrent settings from the page's Settings panel: what the user applies reaches the daemon (the
+    RPC reports it), shows on the torrent's row and after a reload; a refused value shows the daemon's
+    error, keeps what the user typed and changes nothing."""
+    async with faces_lab(router, sam_pool, tmp_path) as lab:
+        _, magnet = await lab.share("prefs.bin", 300_000, piece_size=16384)
+        h = magnet.split("btih:")[1][:40]
+        async with chromium_page(lab.face.base_url + "/") as page:
+            await page.wait_for("document.getElementById('b32').textContent.endsWith('.b32.i2p')")
+            await page.eval(f"document.getElementById('magnet').value = {magnet!r};"
+                            "document.getElementById('add').click()")
+            row = f"document.querySelector('tr[data-hash=\"{h}\"]')"
+            await page.wait_for(f"!!{row}")
+            assert "limits ↓ off ↑ off, seed ratio off (the session's)" in await page.eval(f"{row}.textContent")
+
+            settings = f"[...{row}.querySelectorAll('button')].find(b => b.textContent === 'Settings').click()"
+            await page.eval(settings)
+            await page.wait_for("!document.getElementById('prefs').hidden")
+            await page.eval("document.getElementById('prefs-down').value = '25';"
+                            "document.getElementById('prefs-ratio-mode').value = '1';"
+                            "document.getElementById('prefs-ratio').value = '1.5';"
+                            f"document.getElementById('prefs-labels').value = {'films, ' + HOSTILE!r};"
+                            "document.getElementById('prefs-apply').click()")
+            await page.wait_for("document.getElementById('message').textContent === 'settings applied'")
+            want = {"downloadLimit": 25, "downloadLimited": True, "uploadLimited": False,
+                    "seedRatioLimit": 1.5, "seedRatioMode": 1, "labels": ["films", HOSTILE]}
+            assert await one(lab, h, *want) == want
+            assert lab.daemon.client.engine.get(bytes.fromhex(h)).limits.download.rate == 25_000
+
+            async def shows_them() -> None:
+                text = await page.wait_for(f"{row}.textContent.includes('limits ↓ 25 kB/s ↑ off, seed ratio 1.5') "
+                                           f"&& {row}.textContent")
+                labels = await page.eval(f"[...{row}.querySelectorAll('.label')].map(l => l.textContent)")
+                assert labels == ["films", HOSTILE] and HOSTILE in text
+                assert await page.eval(f"{row}.querySelector('img') === null && window.pwned === undefined")
+
+            await shows_them()
+            await page.eval("window.before = true")
+            await page.send("Page.reload")
+            await page.wait_for(f"window.before === undefined && !!{row}")
+            await shows_them()
+
+            # refused: a negative limit. The daemon's error shows, the form keeps what was typed, and the
+            # torrent keeps its settings (on the daemon and on the page's next refresh)
+            await page.eval(settings)
+            await page.wait_for("!document.getElementById('prefs').hidden && "
+                                "document.getElementById('prefs-down').value === '25'")
+            await page.eval("document.getElementById('prefs-down').value = '-5';"
+                            "document.getElementById('prefs-labels').value = 'other';"
+                            "document.getElementById('prefs-apply').click()")
+            error = await page.wait_for("document.getElementById('message').className === 'error' && "
+                                        "document.getElementById('message').textContent")
+            assert "downloadLimit" in error and "kB/s" in error, error
+            assert await page.eval("[document.getElementById('prefs-down').value, "
+                                   "document.getElementById('prefs-labels').value]") == ["-5", "other"]
+            assert await one(lab, h, *want) == want
+            await page.eval(f"{row}.dataset.seen = '1'")
+            await page.wait_for(f"!!{row} && !{row}.dataset.seen")  # the row drawn again since
+            await shows_them()
+            assert await page.eval("document.getElementById('prefs-down').value") == "-5"
             assert page.errors == []
 
 
