@@ -13,7 +13,8 @@ from aiortc import RTCCertificate
 from i2ptorrent.transport.carrier import Impairment, LinkConfig
 from i2ptorrent.transport.carrier_io import Carrier, DatagramMux, MemoryCarrier, MemoryDatagramEndpoint
 from i2ptorrent.transport.datachannel import DataChannelStream
-from i2ptorrent.transport.rtc import FingerprintMismatch, RTCError, RTCStream, local_fingerprints
+from i2ptorrent.transport.rtc import (MAX_RECEIVE_WINDOW, RECEIVE_WINDOW, FingerprintMismatch, RTCError, RTCStream,
+                                       local_fingerprints)
 from i2ptorrent.transport.stream import ByteStream
 
 CERT_A = RTCCertificate.generateCertificate()
@@ -234,3 +235,24 @@ async def test_answerer_refuses_offers_it_cannot_take_and_offers_are_bounded() -
         ep.make_offer()
     await ep.close()
     await other.close()
+
+
+async def test_the_receive_window_we_set_is_what_the_peer_sends_against() -> None:
+    """aiortc's sender takes the peer's advertised window as its slow-start threshold: a window set on one
+    side must reach the other side's SCTP (set too late, after start, it would silently stay 1 MiB)."""
+    ca, cb = MemoryCarrier.pair()
+    a = RTCStream(ca, remote="peer-b", certificate=CERT_A, remote_fingerprints=local_fingerprints(CERT_B),
+                  dtls_server=True, initiator=True)
+    b = RTCStream(cb, remote="peer-a", certificate=CERT_B, remote_fingerprints=local_fingerprints(CERT_A),
+                  dtls_server=False, initiator=False, receive_window=4 * 1024 * 1024)
+    await asyncio.gather(a.start(10), b.start(10))
+    sa, sb = a.sctp_state(), b.sctp_state()
+    assert sa is not None and sb is not None
+    assert sa["ssthresh"] == 4 * 1024 * 1024  # a sends against b's window
+    assert sb["ssthresh"] == RECEIVE_WINDOW  # and b against a's default one
+    await _exchange(a, b, 1024 * 1024)
+    await a.close()
+    await b.close()
+    with pytest.raises(ValueError):
+        RTCStream(ca, remote="x", certificate=CERT_A, remote_fingerprints=local_fingerprints(CERT_B),
+                  dtls_server=True, initiator=True, receive_window=MAX_RECEIVE_WINDOW + 1)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from i2ptorrent.transport.carrier import CarrierError, StreamFramer
 from i2ptorrent.transport.carrier_io import StripedCarrier
-from i2ptorrent.transport.rtc import RTCStream, local_fingerprints
+from i2ptorrent.transport.rtc import RECEIVE_WINDOW, RTCStream, local_fingerprints
 from i2ptorrent.transport.stripe import MAX_LANES, Resequencer, Striper, split_frame
 
 
@@ -103,12 +103,22 @@ class _LaneEnd:
                  outbox: asyncio.Queue[tuple[float, bytes]], delay: float) -> None:
         self.remote, self._inbox, self._outbox, self._delay = remote, inbox, outbox, delay
         self.written = 0
+        self._rest = b""
+        self.flowing = asyncio.Event()
+        """Cleared: this end delivers nothing (a lane whose I2P stream waits on a retransmission)."""
+        self.flowing.set()
 
     async def read(self, n: int = 65536) -> bytes:
-        due, data = await self._inbox.get()
-        wait = due - asyncio.get_running_loop().time()
-        if wait > 0:
-            await asyncio.sleep(wait)
+        await self.flowing.wait()
+        if not self._rest:
+            due, data = await self._inbox.get()
+            wait = due - asyncio.get_running_loop().time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if not data:
+                return b""
+            self._rest = data
+        data, self._rest = self._rest[:n], self._rest[n:]
         return data
 
     async def write(self, data: bytes) -> None:
@@ -133,16 +143,23 @@ CERT_A = RTCCertificate.generateCertificate()
 CERT_B = RTCCertificate.generateCertificate()
 
 
-async def test_rtc_over_racing_lanes_is_bytes_identical_and_sctp_sees_no_loss() -> None:
-    """Lanes 0-40 ms apart: packets arrive out of order all the time, yet DTLS/SCTP get them in order."""
-    ends_a, ends_b = _lanes([0.0, 0.04, 0.01, 0.03])
+async def _striped_pair(delays: list[float], receive_window: int = RECEIVE_WINDOW) -> tuple[
+        list[_LaneEnd], list[_LaneEnd], StripedCarrier, StripedCarrier, RTCStream, RTCStream]:
+    """Two connected RTCStreams over striped carriers on in-memory lanes; b advertises `receive_window`."""
+    ends_a, ends_b = _lanes(delays)
     ca = StripedCarrier([(e, b"") for e in ends_a], stripe_bytes=4096)
     cb = StripedCarrier([(e, b"") for e in ends_b], stripe_bytes=4096)
     a = RTCStream(ca, remote="peer-b", certificate=CERT_A, remote_fingerprints=local_fingerprints(CERT_B),
                   dtls_server=True, initiator=True)
     b = RTCStream(cb, remote="peer-a", certificate=CERT_B, remote_fingerprints=local_fingerprints(CERT_A),
-                  dtls_server=False, initiator=False)
+                  dtls_server=False, initiator=False, receive_window=receive_window)
     await asyncio.gather(a.start(20), b.start(20))
+    return ends_a, ends_b, ca, cb, a, b
+
+
+async def test_rtc_over_racing_lanes_is_bytes_identical_and_sctp_sees_no_loss() -> None:
+    """Lanes 0-40 ms apart: packets arrive out of order all the time, yet DTLS/SCTP get them in order."""
+    ends_a, ends_b, ca, cb, a, b = await _striped_pair([0.0, 0.04, 0.01, 0.03])
     data = os.urandom(3 * 1024 * 1024)
     writer = asyncio.ensure_future(a.write(data))
     got = bytearray()
@@ -160,6 +177,38 @@ async def test_rtc_over_racing_lanes_is_bytes_identical_and_sctp_sees_no_loss() 
     assert sctp._ssthresh >= 1024 * 1024, "SCTP took reordering for loss and halved its window"
     await a.close()
     assert await asyncio.wait_for(b.read(), 10) == b""
+    await b.close()
+
+
+async def test_a_stalled_lane_is_waited_for_not_taken_for_loss() -> None:
+    """A lane that delivers nothing for longer than SCTP's retransmission timeout: SCTP resends nothing and
+    keeps its window (aiortc alone would resend the whole flight and restart from one packet), and the bytes
+    arrive identical once the lane flows again."""
+    ends_a, ends_b, ca, cb, a, b = await _striped_pair([0.0, 0.01, 0.0, 0.01], receive_window=4 * 1024 * 1024)
+    data = os.urandom(6 * 1024 * 1024)
+    writer = asyncio.ensure_future(a.write(data))
+    got = bytearray()
+    stalled = False
+    async with asyncio.timeout(120):
+        while len(got) < len(data):
+            chunk = await b.read()
+            assert chunk, "stream ended early"
+            got += chunk
+            if not stalled and len(got) > len(data) // 3:
+                stalled = True
+                ends_b[1].flowing.clear()
+                await asyncio.sleep(4.0)  # the RTO is 1 s here (its floor): several timeouts pass
+                state = a.sctp_state()
+                assert state is not None and state["stalls"] >= 1, "the lane never stalled SCTP"
+                ends_b[1].flowing.set()
+        await writer
+    assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+    state = a.sctp_state()
+    assert state is not None
+    assert state["ssthresh"] == 4 * 1024 * 1024, "SCTP took the stall for loss and cut its window"
+    assert state["cwnd"] > 64 * 1024
+    assert ca.dropped == 0
+    await a.close()
     await b.close()
 
 

@@ -221,6 +221,8 @@ class StripedCarrier:
     MAX_PENDING = 1024 * 1024
     """Per lane, unsent: reached only if that lane's stream stalls (then packets are dropped unnumbered)."""
     MAX_READY = 1024
+    lossless = True
+    """Every packet sent but those `dropped` arrives: SCTP's timeouts here are stalls (rtc.py)."""
 
     def __init__(self, lanes: list[tuple[ByteStream, bytes]], stripe_bytes: int = 16384) -> None:
         if not lanes:

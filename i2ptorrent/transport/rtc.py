@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from aiortc import (
     RTCCertificate,
@@ -28,6 +28,7 @@ from aiortc import (
     RTCSctpCapabilities,
     RTCSctpTransport,
 )
+from aiortc.rtcsctptransport import SCTP_RTO_MAX
 
 from .carrier_io import Carrier
 from .datachannel import DataChannelStream
@@ -37,6 +38,12 @@ log = logging.getLogger(__name__)
 
 SCTP_PORT = 5000
 MAX_MESSAGE_SIZE = 262144
+RECEIVE_WINDOW = 1024 * 1024
+"""The SCTP receive window we advertise unless told otherwise (aiortc's own). aiortc's sender takes the
+peer's window as its slow-start threshold and ignores it otherwise, so it caps the flight only loosely.
+It is memory we promise: a peer may keep this much in flight to us, which piles up in the carrier and
+SCTP's reassembly while our reader is slow, per connection."""
+MAX_RECEIVE_WINDOW = 16 * 1024 * 1024
 
 
 class RTCError(ConnectionError):
@@ -64,6 +71,43 @@ class _CarrierIce:
         await self._carrier.send(data)
 
 
+class _LosslessCarrierSctp(RTCSctpTransport):
+    """aiortc's SCTP over a carrier that loses nothing it took (a striped carrier's lanes are reliable).
+
+    There a T3 timeout means a lane stalled (an I2P stream waiting on its own retransmission) while the
+    others' packets wait behind it in order, not loss: aiortc would send the whole flight again into the same
+    lanes and restart from one packet with ssthresh at its floor (4 packets), from where the window grows one
+    packet per round trip (measured at 3 hops: ssthresh 5 KB 20 s into a transfer, ~1 KB/s of growth). So a
+    timeout while the carrier dropped nothing only backs the timer off; a drop (a lane's bounded queue was
+    full: congestion) takes aiortc's full back-off and resend. Each lane still backs off on loss itself.
+
+    It also starts with `initial_window` in flight instead of aiortc's 3 packets: each lane's I2P stream does
+    its own slow start under it, and SCTP's own took ~25 s of a 3-hop transfer (round trips of 1-3 s) to
+    reach 1 MiB. 128 KiB over 8 lanes is 16 KiB a lane, below one stream's window over one round trip.
+    """
+
+    initial_window = 128 * 1024
+
+    def __init__(self, transport: RTCDtlsTransport, port: int, carrier_drops: Callable[[], int]) -> None:
+        super().__init__(transport, port)
+        self._carrier_drops = carrier_drops
+        self._drops_seen = carrier_drops()
+        self._cwnd = max(self._cwnd, self.initial_window)
+        self.stalls = 0
+        """T3 timeouts taken for a stall (nothing resent)."""
+
+    def _t3_expired(self) -> None:
+        drops = self._carrier_drops()
+        if drops != self._drops_seen:
+            self._drops_seen = drops
+            super()._t3_expired()
+            return
+        self.stalls += 1
+        self._t3_handle = None
+        self._rto = min(self._rto * 2, SCTP_RTO_MAX)  # RFC 9260 6.3.3 E2, as a resend would
+        self._t3_start()
+
+
 def local_fingerprints(certificate: RTCCertificate) -> tuple[Fingerprint, ...]:
     """The sha-256 fingerprint to put in our SDP (what browsers send too)."""
     return tuple(Fingerprint(f.algorithm, f.value) for f in certificate.getFingerprints() if f.algorithm == "sha-256")
@@ -75,9 +119,12 @@ class RTCStream:
     def __init__(self, carrier: Carrier, *, remote: str, certificate: RTCCertificate,
                  remote_fingerprints: Sequence[Fingerprint], dtls_server: bool, initiator: bool,
                  remote_sctp_port: int = SCTP_PORT, remote_max_message_size: int = MAX_MESSAGE_SIZE,
-                 label: str | None = None) -> None:
+                 label: str | None = None, receive_window: int = RECEIVE_WINDOW) -> None:
         if not remote_fingerprints:
             raise ValueError("the peer's DTLS fingerprint is required")
+        if not 65536 <= receive_window <= MAX_RECEIVE_WINDOW:
+            raise ValueError(f"receive window of {receive_window} bytes (64 KiB..{MAX_RECEIVE_WINDOW})")
+        self._receive_window = receive_window
         self._remote = remote
         self._carrier = carrier
         self._gate = asyncio.Event()
@@ -148,6 +195,15 @@ class RTCStream:
         while sctp is not None and getattr(sctp, "_sent_queue", None) and sctp.state == "connected" and loop.time() < deadline:
             await asyncio.sleep(0.02)
 
+    def sctp_state(self) -> dict[str, float] | None:
+        """SCTP's sending state (bytes in flight, window, threshold, smoothed round trip in s), for benchmarks:
+        what bounds a transfer. aiortc keeps these private; None before the association exists."""
+        sctp = self._sctp
+        if sctp is None:
+            return None
+        return {"flight": sctp._flight_size, "cwnd": sctp._cwnd, "ssthresh": getattr(sctp, "_ssthresh", 0),
+                "srtt": sctp._srtt or 0.0, "rwnd": sctp._advertised_rwnd, "stalls": getattr(sctp, "stalls", 0)}
+
     # ---- setup ----------------------------------------------------------------------------------
 
     async def start(self, timeout: float = 30.0) -> "RTCStream":
@@ -171,7 +227,13 @@ class RTCStream:
                 raise FingerprintMismatch(
                     f"{self._remote}: DTLS certificate does not match the SDP fingerprint; refused")
             raise RTCError(f"DTLS handshake with {self._remote} failed ({self._dtls.state})")
-        self._sctp = RTCSctpTransport(self._dtls, SCTP_PORT)
+        if getattr(self._carrier, "lossless", False):
+            self._sctp = _LosslessCarrierSctp(self._dtls, SCTP_PORT, lambda: getattr(self._carrier, "dropped", 0))
+        else:
+            self._sctp = RTCSctpTransport(self._dtls, SCTP_PORT)
+        # aiortc has no setting for it: the attribute is what its INIT/INIT ACK and SACKs advertise, read
+        # from start() on, so it is set before start() like every other aiortc setting.
+        self._sctp._advertised_rwnd = self._receive_window
         # Our listeners go on the channel inside aiortc's own callback, never after an await: aiortc
         # hands up every message of a packet (and of a carrier read) without yielding, so the peer's
         # first message can come right behind the channel's open or ack, and a channel with no

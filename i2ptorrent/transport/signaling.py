@@ -38,7 +38,7 @@ from ..supervisor import Supervisor
 from .accepting import accept_forever
 from .carrier import Impairment, LinkConfig
 from .carrier_io import Carrier, DatagramEndpoint, DatagramMux, StreamCarrier, StripedCarrier
-from .rtc import MAX_MESSAGE_SIZE, SCTP_PORT, RTCError, RTCStream, local_fingerprints
+from .rtc import MAX_MESSAGE_SIZE, RECEIVE_WINDOW, SCTP_PORT, RTCError, RTCStream, local_fingerprints
 from .sdp import (
     CARRIER_DATAGRAM,
     CARRIER_STREAM,
@@ -88,6 +88,10 @@ class RTCConfig:
     stripe_lanes: int = 8
     """SAM streams an answerer opens for sam-stripe (each adds one streaming window per round trip)."""
     stripe_bytes: int = 16384
+    stripe_window: int = 4 * 1024 * 1024
+    """SCTP receive window we advertise on a sam-stripe connection (the others keep aiortc's 1 MiB): the
+    peer's SCTP uses it as its slow-start threshold, and at 1 MiB its flight stayed ~1 MiB over 8 lanes.
+    Bounded by rtc.MAX_RECEIVE_WINDOW; it is memory we promise per connection."""
     link: LinkConfig = field(default_factory=LinkConfig)
     impairment: Callable[[], Impairment] | None = None
     """Tests and benchmarks only: loss/duplication/reordering injected into each datagram carrier."""
@@ -237,7 +241,9 @@ class RTCEndpoint:
     def _stream_for(self, carrier: Carrier, peer: RtcDescription, *, offerer: bool) -> RTCStream:
         return RTCStream(carrier, remote=peer.b32, certificate=self.certificate,
                          remote_fingerprints=peer.fingerprints, dtls_server=offerer, initiator=offerer,
-                         remote_sctp_port=peer.sctp_port, remote_max_message_size=peer.max_message_size)
+                         remote_sctp_port=peer.sctp_port, remote_max_message_size=peer.max_message_size,
+                         receive_window=self.config.stripe_window if isinstance(carrier, StripedCarrier)
+                         else RECEIVE_WINDOW)
 
     def _datagram_carrier(self, peer: RtcDescription, token: str) -> Carrier:
         assert self.mux is not None and peer.datagram_dest is not None
