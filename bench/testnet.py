@@ -10,6 +10,8 @@ WebSocket announce alone (offers and answers, no address). MB/s = size / (comple
 
     python3 bench/testnet.py                                # every row: 1,0  3,50  3,150
     python3 bench/testnet.py --rows 3,50 --mib 2            # one row
+    python3 bench/testnet.py --rows 3,50 --mib 8 --seeders 1 --kinds raw,webrtc-stripe --stripe-variants 1:8:plain,4:8
+                    # sam-stripe once per SCTP window (MiB) : lanes [: plain aiortc timeouts], side by side
 Needs root (namespaces). Seeders: routers 3,5,6,7; leechers: router 4; tracker: router 2.
 """
 
@@ -25,7 +27,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Coroutine
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
@@ -34,6 +36,8 @@ import libtorrent as lt  # noqa: E402
 
 from i2ptorrent.engine.metainfo import magnet_of  # noqa: E402
 from i2ptorrent.engine.settings import anonymous_settings  # noqa: E402
+from i2ptorrent.transport.carrier_io import StripedCarrier  # noqa: E402
+from i2ptorrent.transport.rtc import _LosslessCarrierSctp  # noqa: E402
 from i2ptorrent.transport.sam import SAMAddress, StreamSession, new_destination  # noqa: E402
 from i2ptorrent.transport.sam_protocol import b32_address  # noqa: E402
 from i2ptorrent.transport.sdp import CARRIER_DATAGRAM, CARRIER_STREAM, CARRIER_STRIPE  # noqa: E402
@@ -47,6 +51,7 @@ LEECHER_ROUTER = 4
 TRACKER_ROUTER = 2
 TIMEOUT = 600.0
 """Bound on each transfer: a stuck kind is reported as FAILED and the others still run."""
+DEFAULT_INITIAL = _LosslessCarrierSctp.initial_window
 KINDS = ("raw", "classic", "webrtc-stream", "webrtc-datagram", "webrtc-stripe", "libtorrent")
 
 
@@ -112,10 +117,68 @@ async def raw_stream(net: Testnet, hops: int, size: int) -> Result:
 
 # ---- ours ---------------------------------------------------------------------------------------------
 
+@dataclass
+class Variant:
+    """RTC settings for one webrtc run: the leecher's SCTP window (what the seeder's SCTP may keep in flight)
+    and the lanes both sides open for sam-stripe (the answerer's count is the one used); `plain`: SCTP takes
+    a stalled lane's timeout for loss, as aiortc does alone (StripedCarrier.lossless off, process-wide)."""
+    window: int
+    lanes: int
+    plain: bool = False
+    initial: int | None = None
+    """SCTP's initial window on a lossless carrier in bytes (None: rtc.py's default; 0: aiortc's 3 packets)."""
+
+    @classmethod
+    def parse(cls, spec: str) -> "Variant":
+        """'WINDOW_MIB:LANES[:plain][:iwKIB]'"""
+        window, lanes, *flags = spec.split(":")
+        iw = [int(f[2:]) * 1024 for f in flags if f.startswith("iw")]
+        return cls(int(float(window) * MiB), int(lanes), "plain" in flags, iw[0] if iw else None)
+
+    @property
+    def label(self) -> str:
+        return (f"w{self.window // MiB}l{self.lanes}" + ("-plain" if self.plain else "")
+                + (f"-iw{self.initial // 1024}" if self.initial is not None else ""))
+
+
+def apply_variant(node: Node, variant: Variant | None) -> Coroutine[Any, Any, None]:
+    async def apply() -> None:
+        if variant is not None and node.client.rtc is not None:
+            node.client.rtc.config.stripe_window = variant.window
+            node.client.rtc.config.stripe_lanes = variant.lanes
+            StripedCarrier.lossless = not variant.plain
+            _LosslessCarrierSctp.initial_window = DEFAULT_INITIAL if variant.initial is None else variant.initial
+    return apply()
+
+
+async def sample_sctp(node: Node, torrent: Any, label: str, every: float = 5.0) -> None:
+    """Print the sending side's SCTP state every `every` s (flight, window, threshold, srtt): what bounds it."""
+    async def read() -> list[str]:
+        out = []
+        for p in torrent.swarm.peers:
+            state = getattr(p.stream, "sctp_state", lambda: None)()
+            if state:
+                out.append(f"flight {state['flight'] / 1e3:.0f} KB cwnd {state['cwnd'] / 1e3:.0f} KB "
+                           f"ssthresh {state['ssthresh'] / 1e3:.0f} KB srtt {state['srtt']:.2f} s "
+                           f"stalls {state['stalls']}")
+        return out
+    start = time.monotonic()
+    while True:
+        await asyncio.sleep(every)
+        for line in await node.call(read()):
+            print(f"  sctp {label} t={time.monotonic() - start:5.0f}s {line}", flush=True)
+
+
 async def ours_leech(net: Testnet, hops: int, work: Path, magnet: str, carriers: tuple[str, ...],
-                     webrtc: bool, src: Path, label: str) -> Result:
+                     webrtc: bool, src: Path, label: str, variant: Variant | None = None,
+                     sender: tuple[Node, Any] | None = None) -> Result:
     leecher = await start_node(net, LEECHER_ROUTER, work / f"leech-{label}", hops, carriers, webrtc=webrtc)
+    sampler = None
     try:
+        await leecher.call(apply_variant(leecher, variant))
+        if sender is not None:
+            await sender[0].call(apply_variant(sender[0], variant))
+            sampler = asyncio.ensure_future(sample_sctp(sender[0], sender[1], label))
         progress = Progress()
         t = await leecher.call(leecher.client.add(magnet, work / f"dl-{label}"))
         await watch_download(leecher, t, TIMEOUT, progress)
@@ -124,6 +187,8 @@ async def ours_leech(net: Testnet, hops: int, work: Path, magnet: str, carriers:
         assert progress.first_piece is not None and progress.complete is not None
         return Result(progress.first_piece, progress.complete, src.stat().st_size)
     finally:
+        if sampler is not None:
+            sampler.cancel()
         await leecher.close()
 
 
@@ -268,7 +333,7 @@ def ratio(a: Result | None, b: Result | None) -> str:
 
 
 async def run_row(net: Testnet, hops: int, delay: float, mib: float, work: Path, kinds: set[str],
-                  swarms: tuple[str, ...] = ("1", "4")) -> None:
+                  swarms: tuple[str, ...] = ("1", "4"), variants: list[Variant] | None = None) -> None:
     net.set_links(delay)
     print(f"\n== {hops} hops, {delay * 1000:.0f} ms per link, {mib:g} MiB ==", flush=True)
     work.mkdir(parents=True)
@@ -304,13 +369,19 @@ async def run_row(net: Testnet, hops: int, delay: float, mib: float, work: Path,
                 if kind not in kinds:
                     continue
                 magnet = magnet_of(t.metainfo, trackers=[announce], peers=())
-                try:
-                    results[f"{kind}-{n}"] = await ours_leech(net, hops, work, magnet, cs, webrtc, src,
-                                                              f"{kind}-{n}")
-                    print(f"ours {kind:15s} {n}->1 {results[f'{kind}-{n}']}", flush=True)
-                except Exception as exc:  # one failed kind must not lose the others' figures
-                    results[f"{kind}-{n}"] = None
-                    print(f"ours {kind:15s} {n}->1 FAILED: {exc!r}"[:400], flush=True)
+                runs: list[Variant | None] = list(variants or [None]) if kind == "webrtc-stripe" else [None]
+                for variant in runs:
+                    name = kind if variant is None else f"{kind}-{variant.label}"
+                    sender = (seeders[0], t) if webrtc else None
+                    try:
+                        results[f"{name}-{n}"] = await ours_leech(net, hops, work, magnet, cs, webrtc, src,
+                                                                  f"{name}-{n}", variant, sender)
+                        print(f"ours {name:15s} {n}->1 {results[f'{name}-{n}']}", flush=True)
+                    except Exception as exc:  # one failed kind must not lose the others' figures
+                        results[f"{name}-{n}"] = None
+                        print(f"ours {name:15s} {n}->1 FAILED: {exc!r}"[:400], flush=True)
+                    if variant is not None and f"{kind}-{n}" not in results:
+                        results[f"{kind}-{n}"] = results[f"{name}-{n}"]  # the first variant stands for the kind
         ti1, ti4 = t1.metainfo.torrent_info(), t4.metainfo.torrent_info()
         await asyncio.gather(*(s.close() for s in seeders), return_exceptions=True)
         seeders = []  # libtorrent's leecher must find libtorrent's seeders only
@@ -343,6 +414,11 @@ async def run_row(net: Testnet, hops: int, delay: float, mib: float, work: Path,
               f"{ratio(results.get(f'webrtc-stripe-{n}'), c)} (stripe)  "
               f"ours/raw = {ratio(c, results.get('raw'))}  "
               f"stripe/raw = {ratio(results.get(f'webrtc-stripe-{n}'), results.get('raw'))}")
+    for v in variants or []:
+        for n in ("1", "4"):
+            if f"webrtc-stripe-{v.label}-{n}" in results:
+                print(f"{n}->1  stripe {v.label}: stripe/raw = "
+                      f"{ratio(results.get(f'webrtc-stripe-{v.label}-{n}'), results.get('raw'))}")
     print(f"four/one seeders (classic) = {ratio(results.get('classic-4'), results.get('classic-1'))}", flush=True)
 
 
@@ -353,11 +429,15 @@ async def main() -> None:
     ap.add_argument("--routers", type=int, default=8)
     ap.add_argument("--kinds", default=",".join(KINDS), help=f"a subset of {','.join(KINDS)}")
     ap.add_argument("--seeders", default="1,4", help="which of our swarms to run: 1 and/or 4 seeders")
+    ap.add_argument("--stripe-variants", default="",
+                    help="run webrtc-stripe once per 'WINDOW_MIB:LANES[:plain][:iwKIB]' (comma separated), side by "
+                    "side; plain: aiortc's own timeouts; iw: SCTP's initial window (iw0: aiortc's)")
     ap.add_argument("--timeout", type=float, default=600.0, help="bound on each transfer, seconds")
     args = ap.parse_args()
     global TIMEOUT
     TIMEOUT = args.timeout
     rows = [(int(h), float(d) / 1000) for h, d in (r.split(",") for r in args.rows.split())]
+    variants = [Variant.parse(v) for v in args.stripe_variants.split(",") if v]
     work = Path(tempfile.mkdtemp(prefix="i2pt-bench-testnet-"))
     started = time.monotonic()
     try:
@@ -365,7 +445,7 @@ async def main() -> None:
             print(f"testnet: {args.routers} routers up in {time.monotonic() - started:.0f} s", flush=True)
             for i, (hops, delay) in enumerate(rows):
                 await run_row(net, hops, delay, args.mib, work / f"row{i}", set(args.kinds.split(",")),
-                              tuple(args.seeders.split(",")))
+                              tuple(args.seeders.split(",")), variants)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"\ntotal {time.monotonic() - started:.0f} s")
