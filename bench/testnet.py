@@ -37,7 +37,6 @@ import libtorrent as lt  # noqa: E402
 from i2ptorrent.engine.metainfo import magnet_of  # noqa: E402
 from i2ptorrent.engine.settings import anonymous_settings  # noqa: E402
 from i2ptorrent.transport.carrier_io import StripedCarrier  # noqa: E402
-from i2ptorrent.transport.rtc import _LosslessCarrierSctp  # noqa: E402
 from i2ptorrent.transport.sam import SAMAddress, StreamSession, new_destination  # noqa: E402
 from i2ptorrent.transport.sam_protocol import b32_address  # noqa: E402
 from i2ptorrent.transport.sdp import CARRIER_DATAGRAM, CARRIER_STREAM, CARRIER_STRIPE  # noqa: E402
@@ -51,7 +50,6 @@ LEECHER_ROUTER = 4
 TRACKER_ROUTER = 2
 TIMEOUT = 600.0
 """Bound on each transfer: a stuck kind is reported as FAILED and the others still run."""
-DEFAULT_INITIAL = _LosslessCarrierSctp.initial_window
 KINDS = ("raw", "classic", "webrtc-stream", "webrtc-datagram", "webrtc-stripe", "libtorrent")
 
 
@@ -125,20 +123,16 @@ class Variant:
     window: int
     lanes: int
     plain: bool = False
-    initial: int | None = None
-    """SCTP's initial window on a lossless carrier in bytes (None: rtc.py's default; 0: aiortc's 3 packets)."""
 
     @classmethod
     def parse(cls, spec: str) -> "Variant":
-        """'WINDOW_MIB:LANES[:plain][:iwKIB]'"""
+        """'WINDOW_MIB:LANES[:plain]'"""
         window, lanes, *flags = spec.split(":")
-        iw = [int(f[2:]) * 1024 for f in flags if f.startswith("iw")]
-        return cls(int(float(window) * MiB), int(lanes), "plain" in flags, iw[0] if iw else None)
+        return cls(int(float(window) * MiB), int(lanes), "plain" in flags)
 
     @property
     def label(self) -> str:
-        return (f"w{self.window // MiB}l{self.lanes}" + ("-plain" if self.plain else "")
-                + (f"-iw{self.initial // 1024}" if self.initial is not None else ""))
+        return f"w{self.window // MiB}l{self.lanes}" + ("-plain" if self.plain else "")
 
 
 def apply_variant(node: Node, variant: Variant | None) -> Coroutine[Any, Any, None]:
@@ -147,7 +141,6 @@ def apply_variant(node: Node, variant: Variant | None) -> Coroutine[Any, Any, No
             node.client.rtc.config.stripe_window = variant.window
             node.client.rtc.config.stripe_lanes = variant.lanes
             StripedCarrier.lossless = not variant.plain
-            _LosslessCarrierSctp.initial_window = DEFAULT_INITIAL if variant.initial is None else variant.initial
     return apply()
 
 
@@ -430,8 +423,8 @@ async def main() -> None:
     ap.add_argument("--kinds", default=",".join(KINDS), help=f"a subset of {','.join(KINDS)}")
     ap.add_argument("--seeders", default="1,4", help="which of our swarms to run: 1 and/or 4 seeders")
     ap.add_argument("--stripe-variants", default="",
-                    help="run webrtc-stripe once per 'WINDOW_MIB:LANES[:plain][:iwKIB]' (comma separated), side by "
-                    "side; plain: aiortc's own timeouts; iw: SCTP's initial window (iw0: aiortc's)")
+                    help="run webrtc-stripe once per 'WINDOW_MIB:LANES[:plain]' (comma separated), side by side; "
+                    "plain: aiortc's own timeouts")
     ap.add_argument("--timeout", type=float, default=600.0, help="bound on each transfer, seconds")
     args = ap.parse_args()
     global TIMEOUT

@@ -43,7 +43,8 @@ RECEIVE_WINDOW = 1024 * 1024
 peer's window as its slow-start threshold and ignores it otherwise, so it caps the flight only loosely.
 It is memory we promise: a peer may keep this much in flight to us, which piles up in the carrier and
 SCTP's reassembly while our reader is slow, per connection."""
-MAX_RECEIVE_WINDOW = 16 * 1024 * 1024
+MAX_RECEIVE_WINDOW = 4 * 1024 * 1024
+"""The most a caller may promise (stripe.Resequencer's hold is sized for it)."""
 
 
 class RTCError(ConnectionError):
@@ -77,22 +78,16 @@ class _LosslessCarrierSctp(RTCSctpTransport):
     There a T3 timeout means a lane stalled (an I2P stream waiting on its own retransmission) while the
     others' packets wait behind it in order, not loss: aiortc would send the whole flight again into the same
     lanes and restart from one packet with ssthresh at its floor (4 packets), from where the window grows one
-    packet per round trip (measured at 3 hops: ssthresh 5 KB 20 s into a transfer, ~1 KB/s of growth). So a
+    packet per round trip (measured at 3 hops: ssthresh 5 KB 20 s into a transfer, ~1 KB/s of growth, 0.87x a
+    raw stream where the same pair without a timeout made 2.5-2.7x). So a
     timeout while the carrier dropped nothing only backs the timer off; a drop (a lane's bounded queue was
     full: congestion) takes aiortc's full back-off and resend. Each lane still backs off on loss itself.
-
-    It also starts with `initial_window` in flight instead of aiortc's 3 packets: each lane's I2P stream does
-    its own slow start under it, and SCTP's own took ~25 s of a 3-hop transfer (round trips of 1-3 s) to
-    reach 1 MiB. 128 KiB over 8 lanes is 16 KiB a lane, below one stream's window over one round trip.
     """
-
-    initial_window = 128 * 1024
 
     def __init__(self, transport: RTCDtlsTransport, port: int, carrier_drops: Callable[[], int]) -> None:
         super().__init__(transport, port)
         self._carrier_drops = carrier_drops
         self._drops_seen = carrier_drops()
-        self._cwnd = max(self._cwnd, self.initial_window)
         self.stalls = 0
         """T3 timeouts taken for a stall (nothing resent)."""
 
@@ -123,7 +118,7 @@ class RTCStream:
         if not remote_fingerprints:
             raise ValueError("the peer's DTLS fingerprint is required")
         if not 65536 <= receive_window <= MAX_RECEIVE_WINDOW:
-            raise ValueError(f"receive window of {receive_window} bytes (64 KiB..{MAX_RECEIVE_WINDOW})")
+            raise ValueError(f"receive window of {receive_window} bytes (64 KiB..4 MiB)")
         self._receive_window = receive_window
         self._remote = remote
         self._carrier = carrier

@@ -68,9 +68,9 @@ def split_frame(frame: bytes) -> tuple[int, bytes]:
 class Resequencer:
     """Receiving side: packets from all lanes back into sending order, with a bounded hold for early ones.
 
-    `max_held` bounds what waits for a gap: more than SCTP ever has in flight (our striped connections
-    advertise a 4 MiB window, ~3,600 packets), so only a peer that skips numbers reaches it, and it is then
-    refused rather than buffered without end (~10 MB at most).
+    `max_held` bounds what waits for a gap: more than SCTP ever has in flight (we advertise at most a 4 MiB
+    window, rtc.MAX_RECEIVE_WINDOW: ~3,600 packets), so only a peer that skips numbers reaches it, and it is
+    then refused rather than buffered without end (~10 MB at most).
     """
 
     def __init__(self, max_held: int = 8192) -> None:
