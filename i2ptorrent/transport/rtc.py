@@ -79,9 +79,9 @@ class _LosslessCarrierSctp(RTCSctpTransport):
     others' packets wait behind it in order, not loss: aiortc would send the whole flight again into the same
     lanes and restart from one packet with ssthresh at its floor (4 packets), from where the window grows one
     packet per round trip (measured at 3 hops: ssthresh 5 KB 20 s into a transfer, ~1 KB/s of growth, 0.87x a
-    raw stream where the same pair without a timeout made 2.5-2.7x). So a
-    timeout while the carrier dropped nothing only backs the timer off; a drop (a lane's bounded queue was
-    full: congestion) takes aiortc's full back-off and resend. Each lane still backs off on loss itself.
+    raw stream where the same pair without a timeout made 2.5-2.7x). So a timeout while the carrier dropped
+    nothing only backs the timer off; a drop (a lane's bounded queue was full: congestion) takes aiortc's
+    full back-off and resend. Each lane still backs off on loss itself.
     """
 
     def __init__(self, transport: RTCDtlsTransport, port: int, carrier_drops: Callable[[], int]) -> None:
