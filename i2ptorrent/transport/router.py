@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import ctypes
 import logging
+import os
 import shutil
 import signal
 import socket
@@ -42,6 +43,10 @@ NETWORK_OPTIONS: dict[str, str] = {
 """SESSION CREATE options for a router on the real I2P network."""
 
 INSTALL_HINT = "install it with `apt-get install i2pd` (Debian/Ubuntu), or start an I2P router with SAM enabled"
+
+I2PD_ENV = "I2PTORRENT_I2PD"
+"""Names another i2pd executable to run instead of the one on PATH: e.g. a wrapper that runs a newer i2pd
+with its own loader and libraries beside the system's (docs/INTERFACES.md, "Another i2pd")."""
 
 
 class RouterError(SAMError):
@@ -134,11 +139,29 @@ _LOG_NOISE = ("Duplicate message", "Can't select next hop", "no peers available"
 """i2pd log lines a private router prints all the time; left out of a dead router's report."""
 
 
+def i2pd_executable() -> str:
+    """The i2pd a managed router or testnet runs: $I2PTORRENT_I2PD when set, else `i2pd` on PATH.
+
+    An override that is not an executable file is an error, never a silent fall back to the system i2pd:
+    whoever set it means to test that router."""
+    override = os.environ.get(I2PD_ENV)
+    if override:
+        found = shutil.which(override)
+        if found is None:
+            raise RouterError(f"{I2PD_ENV}={override} is not an executable file (unset it to run the system i2pd)")
+        return found
+    found = shutil.which("i2pd")
+    if found is None:
+        raise RouterError(f"i2pd is not installed: {INSTALL_HINT}")
+    return found
+
+
 class ManagedRouter:
     """A private i2pd that we start, own (by PID) and stop."""
 
     def __init__(self, datadir: Path | None = None, executable: str | None = None) -> None:
-        self.executable = executable or shutil.which("i2pd")
+        self.executable = executable
+        """None: i2pd_executable() decides at start."""
         self._own_dir = datadir is None
         self.datadir = Path(datadir) if datadir else Path(tempfile.mkdtemp(prefix="i2ptorrent-router-"))
         self.process: subprocess.Popen[bytes] | None = None
@@ -152,7 +175,7 @@ class ManagedRouter:
 
     async def start(self, timeout: float = 30.0) -> SAMAddress:
         if not self.executable:
-            raise RouterError(f"i2pd is not installed: {INSTALL_HINT}")
+            self.executable = i2pd_executable()
         d = self.datadir
         for sub in ("tunnels.d", "certificates", "netDb"):
             (d / sub).mkdir(parents=True, exist_ok=True)
@@ -174,7 +197,7 @@ class ManagedRouter:
             if self.process.poll() is not None:
                 tail = self._log_tail()
                 await self.stop()
-                raise RouterError(f"i2pd exited at start (code {self.process.returncode}): {tail}")
+                raise RouterError(f"{self.executable} exited at start (code {self.process.returncode}): {tail}")
             if await sam_answers(sam):
                 break
             if loop.time() > deadline:

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from i2ptorrent.transport.router import _LOG_NOISE, NETWORK_OPTIONS, RouterError
+from i2ptorrent.transport.router import _LOG_NOISE, I2PD_ENV, NETWORK_OPTIONS, RouterError, i2pd_executable
 from i2ptorrent.transport.sam import SAMAddress, SAMError, _connect_hello
 from i2ptorrent.transport.testnet_hub import setns
 
@@ -208,6 +208,8 @@ class TestnetRouter:
     netns: str
     datadir: Path
     floodfill: bool
+    executable: str = "i2pd"
+    """Set by Testnet.start from i2pd_executable() ($I2PTORRENT_I2PD or the system i2pd)."""
     process: subprocess.Popen[bytes] | None = None
     log_start: int = 0
     """Size of i2pd.log when this process was started: what it logged since is after that offset."""
@@ -227,7 +229,7 @@ class TestnetRouter:
         d = self.datadir
         with contextlib.suppress(OSError):
             self.log_start = (d / "i2pd.log").stat().st_size
-        args = ["ip", "netns", "exec", self.netns, shutil.which("i2pd") or "i2pd", f"--datadir={d}",
+        args = ["ip", "netns", "exec", self.netns, self.executable, f"--datadir={d}",
                 f"--conf={d}/i2pd.conf", f"--tunconf={d}/tunnels.conf", f"--tunnelsdir={d}/tunnels.d",
                 f"--certsdir={d}/certificates", f"--pidfile={d}/i2pd.pid"]
         # `ip netns exec` execs i2pd in place: the PID we hold is the router's.
@@ -321,8 +323,8 @@ def missing_requirements() -> str | None:
         return "the testnet needs root (network namespaces and TUN devices)"
     if shutil.which("ip") is None:
         return "iproute2 (ip) is not installed"
-    if shutil.which("i2pd") is None:
-        return "i2pd is not installed"
+    if not os.environ.get(I2PD_ENV) and shutil.which("i2pd") is None:
+        return "i2pd is not installed"  # an unusable I2PTORRENT_I2PD is an error at start, not a skip
     if not os.path.exists("/dev/net/tun"):
         return "/dev/net/tun is missing"
     return None
@@ -382,6 +384,9 @@ class Testnet:
         why = missing_requirements()
         if why:
             raise RouterError(why)
+        executable = i2pd_executable()
+        for r in self.routers:
+            r.executable = executable
         _install_exit_hooks()
         _live.append(self)
         try:
