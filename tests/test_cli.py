@@ -423,7 +423,8 @@ def exposed_to_others(root: Path) -> list[str]:
 
 
 def i2pd_processes_under(path: Path) -> list[int]:
-    """PIDs of i2pd processes whose data directory is under `path` (to prove the demo stopped its router)."""
+    """PIDs of i2pd processes whose data directory is under `path` (to prove the demo stopped its router).
+    Found by the --datadir we pass, not the program name: I2PTORRENT_I2PD may run i2pd through its loader."""
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -432,7 +433,7 @@ def i2pd_processes_under(path: Path) -> list[int]:
             cmdline = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if cmdline and cmdline[0].endswith(b"i2pd") and any(str(path).encode() in a for a in cmdline):
+        if any(a.startswith(b"--datadir=" + str(path).encode()) for a in cmdline):
             pids.append(int(entry.name))
     return pids
 
