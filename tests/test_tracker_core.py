@@ -10,7 +10,8 @@ import orjson
 import pytest
 
 from i2ptorrent.tracker import classic
-from i2ptorrent.tracker.access import AccessList
+from i2ptorrent.cli import build_parser
+from i2ptorrent.tracker.access import AccessList, new_invite_token
 from i2ptorrent.tracker.core import NOT_ALLOWED, TrackerCore
 from i2ptorrent.tracker.identity import PeerIdentity, b32_to_hash, hash_to_b32
 from i2ptorrent.tracker.limits import TrackerLimits
@@ -165,6 +166,18 @@ def test_private_tracker_refuses_unknown_and_admits_invited(tmp_path) -> None:
     assert ident(2).name in json.loads((tmp_path / "access.json").read_text())["allowed"]
     [(_, again)] = join(core, 3, invite=token)
     assert again["failure reason"] == NOT_ALLOWED
+
+
+def test_every_invite_token_can_be_given_on_the_command_line(tmp_path) -> None:
+    """`i2ptorrent seed FILE --invite TOKEN` must take any token the tracker prints: one starting with '-'
+    was taken for an option and refused (1 token in 64; it failed the CLI life test in a full run)."""
+    parser = build_parser()
+    acl = AccessList.load(tmp_path / "access.json")
+    tokens = [new_invite_token() for _ in range(3000)] + [acl.invite() for _ in range(5)]
+    assert not [t for t in tokens if t.startswith("-")]  # 3000 draws of the old rule: ~47 would
+    for token in tokens:
+        assert parser.parse_args(["seed", "file.bin", "--invite", token]).invite == token
+    assert len(set(tokens)) == len(tokens)
 
 
 def test_invite_expiry_is_wall_clock_whatever_the_cores_monotonic_now(tmp_path) -> None:

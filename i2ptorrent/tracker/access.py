@@ -34,6 +34,14 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+def new_invite_token() -> str:
+    """A one-time invite token (144 random bits, URL-safe) that never starts with '-': users pass it as
+    `--invite TOKEN`, and argparse takes a value starting with '-' for an option (1 token in 64 was)."""
+    while (token := secrets.token_urlsafe(18)).startswith("-"):
+        pass
+    return token
+
+
 def normalize_destination(name: str) -> str:
     """Accept 'xxx.b32.i2p' or the bare 52 characters; return the lowercase '.b32.i2p' form."""
     name = name.strip().lower()
@@ -68,7 +76,7 @@ class AccessList:
 
     def invite(self, ttl: float | None = None) -> str:
         """A new one-time token; the peer presents it as `invite` (message field or URL query)."""
-        token = secrets.token_urlsafe(18)
+        token = new_invite_token()
         expires = None if ttl is None else self.wall_clock() + ttl
         with self._editing():
             self.invites[_digest(token)] = expires

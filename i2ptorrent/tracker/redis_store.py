@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import uuid
 import zlib
 from collections import defaultdict
@@ -40,7 +39,7 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from .. import clocks
 from ..loopback import is_loopback
-from .access import _digest, normalize_destination
+from .access import _digest, new_invite_token, normalize_destination
 from .identity import b32_to_hash
 from .shared import PeerChange, Redeem, RemoteAnswer, RemoteOffer
 
@@ -234,7 +233,7 @@ class SharedAccess:
     # -- the CLI's edits (`i2ptorrent tracker invite|allow|revoke|show --redis URL`) --------------
 
     async def invite(self, ttl: float | None = None) -> str:
-        token = secrets.token_urlsafe(18)
+        token = new_invite_token()
         expires = "" if ttl is None else repr(clocks.wall() + ttl)
         await self.redis.hset(self.prefix + "invites", _digest(token), expires)
         return token
