@@ -157,7 +157,8 @@ async def _read_line(reader: asyncio.StreamReader, timeout: float = REPLY_TIMEOU
 
 
 async def hello(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> str:
-    """HELLO with MIN=3.0 MAX=3.3 (i2pd 2.45 answers 3.1; MIN=3.2 gets NOVERSION). Returns the version."""
+    """HELLO with MIN=3.0 MAX=3.3; returns the version. i2pd 2.45 and 2.56 answer 3.0 to that (3.1 to
+    MAX=3.1, NOVERSION to MIN=3.2)."""
     writer.write(command("HELLO", "VERSION", MIN="3.0", MAX="3.3"))
     reply = (await _read_reply(reader)).check("HELLO", "REPLY")
     return reply.values.get("VERSION", "3.0")
