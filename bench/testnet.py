@@ -4,12 +4,17 @@ carrier, and libtorrent 2.1.1's own I2P client (qBittorrent's engine, through te
 with one seeder -> one leecher and four seeders -> one leecher, on the same files and routers.
 
 Every leecher is a new client with a new SAM session (cold); times run from `add` to the first verified
-piece and to completion, and every download's bytes are compared. Peers find each other through our
-tracker eepsite: classic peers and libtorrent through its HTTP announce, WebRTC peers through its
-WebSocket announce alone (offers and answers, no address). MB/s = size / (completion - first piece).
+piece and to completion, and every download's bytes are compared. Each kind finds its peers one way only:
+`xpe` (classic peers) from the magnet's x.pe of the seeders, no tracker; `classic` and libtorrent through
+our tracker eepsite's HTTP announce; WebRTC peers through its WebSocket announce alone (offers and
+answers, no address). MB/s = size / (completion - first piece). "after session up" counts the first
+piece from the moment the leecher's own SAM session is up: for ours that is `add` (a Client starts its
+session before), for libtorrent the SAM proxy's SESSION STATUS OK (its session is made after `add`).
+Progress is sampled every 50 ms on the leecher's own loop; completion is the completion event itself.
 
     python3 bench/testnet.py                                # every row: 1,0  3,50  3,150
     python3 bench/testnet.py --rows 3,50 --mib 2            # one row
+    python3 bench/testnet.py --rows "1,0:32 3,50:8 3,150:2" # a size per row (MiB), the plain form takes --mib
     python3 bench/testnet.py --rows 3,50 --mib 8 --seeders 1 --kinds raw,webrtc-stripe --stripe-variants 1:8:plain,4:8
                     # sam-stripe once per SCTP window (MiB) : lanes [: plain aiortc timeouts], side by side
 Needs root (namespaces). Seeders: routers 3,5,6,7; leechers: router 4; tracker: router 2.
@@ -34,6 +39,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import libtorrent as lt  # noqa: E402
 
+from i2ptorrent.engine import Torrent  # noqa: E402
 from i2ptorrent.engine.metainfo import magnet_of  # noqa: E402
 from i2ptorrent.engine.settings import anonymous_settings  # noqa: E402
 from i2ptorrent.transport.carrier_io import StripedCarrier  # noqa: E402
@@ -42,7 +48,7 @@ from i2ptorrent.transport.sam_protocol import b32_address  # noqa: E402
 from i2ptorrent.transport.sdp import CARRIER_DATAGRAM, CARRIER_STREAM, CARRIER_STRIPE  # noqa: E402
 from i2ptorrent.transport.testnet import Testnet, TestnetConfig, session_options  # noqa: E402
 from sam_proxy import SessionRewritingProxy  # noqa: E402
-from testnet_nodes import PUBLISH_WAIT, Node, Progress, start_node, start_tracker, watch_download  # noqa: E402
+from testnet_nodes import PUBLISH_WAIT, Node, Progress, start_node, start_tracker  # noqa: E402
 
 MiB = 1024 * 1024
 SEEDER_ROUTERS = [3, 5, 6, 7]
@@ -51,7 +57,9 @@ TRACKER_ROUTER = 2
 TIMEOUT = 600.0
 """Bound on each transfer: a stuck kind is reported as FAILED and the others still run."""
 LOSSLESS = StripedCarrier.lossless
-KINDS = ("raw", "classic", "webrtc-stream", "webrtc-datagram", "webrtc-stripe", "libtorrent")
+POLL = 0.05
+"""Seconds between progress samples: a 2 MiB transfer at (1 hop, 0 ms) takes ~0.5-1 s."""
+KINDS = ("raw", "xpe", "classic", "webrtc-stream", "webrtc-datagram", "webrtc-stripe", "libtorrent")
 
 
 @dataclass
@@ -59,13 +67,19 @@ class Result:
     first: float
     done: float
     size: int
+    session_first: float | None = None
+    """First piece, seconds after the leecher's SAM session was up."""
+    path: str = ""
+    """How the leecher found its peers: x.pe, HTTP tracker, WebSocket tracker."""
 
     @property
     def rate(self) -> float:
         return self.size / max(1e-6, self.done - self.first) / 1e6
 
     def __str__(self) -> str:
-        return f"first piece {self.first:6.1f} s  done {self.done:6.1f} s  {self.rate:6.3f} MB/s"
+        up = f"  first piece {self.session_first:6.2f} s after session up ({self.path})" \
+            if self.session_first is not None else ""
+        return f"first piece {self.first:6.2f} s  done {self.done:6.2f} s  {self.rate:6.3f} MB/s{up}"
 
 
 def sha(path: Path) -> bytes:
@@ -166,8 +180,28 @@ async def sample_sctp(node: Node, torrent: Any, label: str, every: float = 5.0) 
         print(f"  sctp {label}: sampling failed: {exc!r}", flush=True)
 
 
+async def timeline(t: Torrent, start: float, timeout: float) -> tuple[float, float]:
+    """(first verified piece, completion), seconds after `start`: sampled every POLL on the torrent's own
+    loop (no cross-loop call per sample), completion from the event itself."""
+    done = asyncio.ensure_future(t.wait_complete())
+    first: float | None = None
+    try:
+        async with asyncio.timeout(timeout):
+            while not done.done():
+                if first is None and t.status().pieces_done:
+                    first = time.monotonic() - start
+                await asyncio.wait({done}, timeout=POLL)
+            await done
+    except TimeoutError:
+        raise RuntimeError(f"download not complete after {timeout:.0f} s: {t.status()}") from None
+    finally:
+        done.cancel()
+    complete = time.monotonic() - start
+    return (complete if first is None else first), complete
+
+
 async def ours_leech(net: Testnet, hops: int, work: Path, magnet: str, carriers: tuple[str, ...],
-                     webrtc: bool, src: Path, label: str, variant: Variant | None = None,
+                     webrtc: bool, src: Path, label: str, path: str, variant: Variant | None = None,
                      sender: tuple[Node, Any] | None = None) -> Result:
     leecher = await start_node(net, LEECHER_ROUTER, work / f"leech-{label}", hops, carriers, webrtc=webrtc)
     sampler = None
@@ -176,13 +210,15 @@ async def ours_leech(net: Testnet, hops: int, work: Path, magnet: str, carriers:
         if sender is not None:
             await sender[0].call(apply_variant(sender[0], variant))
             sampler = asyncio.ensure_future(sample_sctp(sender[0], sender[1], label))
-        progress = Progress()
-        t = await leecher.call(leecher.client.add(magnet, work / f"dl-{label}"))
-        await watch_download(leecher, t, TIMEOUT, progress)
+        async def download() -> tuple[float, float]:
+            start = time.monotonic()
+            t = await leecher.client.add(magnet, work / f"dl-{label}")
+            return await timeline(t, start, TIMEOUT)
+        first, done = await leecher.call(download())
         if sha(work / f"dl-{label}" / src.name) != sha(src):
             raise RuntimeError(f"{label}: the downloaded bytes differ")
-        assert progress.first_piece is not None and progress.complete is not None
-        return Result(progress.first_piece, progress.complete, src.stat().st_size)
+        # our leecher's session is up before `add`: its first piece after session up is after `add`
+        return Result(first, done, src.stat().st_size, first, path)
     finally:
         if sampler is not None:
             sampler.cancel()
@@ -218,6 +254,8 @@ class LtNode:
         self.handle: Any = None
         self.alerts: list[str] = []
         """The last alerts, for a report when it gets stuck."""
+        self.session_up: float | None = None
+        """time.monotonic() when its SAM session was up (the proxy saw SESSION STATUS OK)."""
 
     async def start(self) -> "LtNode":
         async def make() -> None:
@@ -241,6 +279,7 @@ class LtNode:
             self.handle = self.ses.add_torrent(atp)
             assert self.proxy is not None
             await asyncio.wait_for(self.proxy.session_ready.wait(), 180)
+            self.session_up = time.monotonic()
             self.handle.force_reannounce(0, -1, lt.reannounce_flags_t.ignore_min_interval)
         await self.net.run(self.router, add())
 
@@ -267,7 +306,7 @@ class LtNode:
             if not seeding and st.num_peers == 0 and time.monotonic() - last_announce > 15:
                 last_announce = time.monotonic()
                 await self.net.run(self.router, self._reannounce())
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(0.25 if seeding else POLL)
 
     async def _reannounce(self) -> None:
         self.handle.force_reannounce(0, -1, lt.reannounce_flags_t.ignore_min_interval)
@@ -318,8 +357,9 @@ async def lt_leech(net: Testnet, hops: int, work: Path, ti: Any, tracker: str, s
         progress.complete = time.monotonic() - progress.start
         if sha(work / f"dl-{label}" / src.name) != sha(src):
             raise RuntimeError(f"{label}: the downloaded bytes differ")
-        assert progress.first_piece is not None
-        return Result(progress.first_piece, progress.complete, src.stat().st_size)
+        assert progress.first_piece is not None and node.session_up is not None
+        session_first = progress.start + progress.first_piece - node.session_up
+        return Result(progress.first_piece, progress.complete, src.stat().st_size, session_first, "HTTP tracker")
     finally:
         await node.close()
 
@@ -333,7 +373,8 @@ def ratio(a: Result | None, b: Result | None) -> str:
 async def run_row(net: Testnet, hops: int, delay: float, mib: float, work: Path, kinds: set[str],
                   swarms: tuple[str, ...] = ("1", "4"), variants: list[Variant] | None = None) -> None:
     net.set_links(delay)
-    print(f"\n== {hops} hops, {delay * 1000:.0f} ms per link, {mib:g} MiB ==", flush=True)
+    print(f"\n== {hops} hops, {delay * 1000:.0f} ms per link, {mib:g} MiB "
+          f"(load {os.getloadavg()[0]:.2f}) ==", flush=True)
     work.mkdir(parents=True)
     size = int(mib * MiB)
     one, four = work / "share1" / "one-seeder.bin", work / "share4" / "four-seeders.bin"
@@ -355,25 +396,32 @@ async def run_row(net: Testnet, hops: int, delay: float, mib: float, work: Path,
         if "raw" in kinds:
             raw = results["raw"] = await raw_stream(net, hops, size)
             print(f"raw SAM stream          {raw}", flush=True)
-        ours = [("classic", (CARRIER_STREAM,), False, tracker.site.http_announce_url),
-                 ("webrtc-stream", (CARRIER_STREAM,), True, tracker.site.announce_url),
-                 ("webrtc-datagram", (CARRIER_DATAGRAM,), True, tracker.site.announce_url),
-                 ("webrtc-stripe", (CARRIER_STRIPE,), True, tracker.site.announce_url)]
+        http, ws = tracker.site.http_announce_url, tracker.site.announce_url
+        # (kind, carriers, webrtc, the magnet's one way to the seeders, its name)
+        ours = [("xpe", (CARRIER_STREAM,), False, None, "x.pe"),
+                ("classic", (CARRIER_STREAM,), False, http, "HTTP tracker"),
+                ("webrtc-stream", (CARRIER_STREAM,), True, ws, "WebSocket tracker"),
+                ("webrtc-datagram", (CARRIER_DATAGRAM,), True, ws, "WebSocket tracker"),
+                ("webrtc-stripe", (CARRIER_STRIPE,), True, ws, "WebSocket tracker")]
         for n, t in (("1", t1), ("4", t4)):
             if n not in swarms:
                 continue
             src = one if n == "1" else four
-            for kind, cs, webrtc, announce in ours:
+            peers = [s.client.b32 for s in (seeders[:1] if n == "1" else seeders)]
+            for kind, cs, webrtc, announce, path in ours:
                 if kind not in kinds:
                     continue
-                magnet = magnet_of(t.metainfo, trackers=[announce], peers=())
+                if announce is None:
+                    magnet = magnet_of(t.metainfo, trackers=[], peers=peers)
+                else:
+                    magnet = magnet_of(t.metainfo, trackers=[announce], peers=())
                 runs: list[Variant | None] = list(variants or [None]) if kind == "webrtc-stripe" else [None]
                 for variant in runs:
                     name = kind if variant is None else f"{kind}-{variant.label}"
                     sender = (seeders[0], t) if webrtc else None
                     try:
                         results[f"{name}-{n}"] = await ours_leech(net, hops, work, magnet, cs, webrtc, src,
-                                                                  f"{name}-{n}", variant, sender)
+                                                                  f"{name}-{n}", path, variant, sender)
                         print(f"ours {name:15s} {n}->1 {results[f'{name}-{n}']}", flush=True)
                     except Exception as exc:  # one failed kind must not lose the others' figures
                         results[f"{name}-{n}"] = None
@@ -411,18 +459,37 @@ async def run_row(net: Testnet, hops: int, delay: float, mib: float, work: Path,
               f"{ratio(results.get(f'webrtc-datagram-{n}'), c)} (datagram), "
               f"{ratio(results.get(f'webrtc-stripe-{n}'), c)} (stripe)  "
               f"ours/raw = {ratio(c, results.get('raw'))}  "
-              f"stripe/raw = {ratio(results.get(f'webrtc-stripe-{n}'), results.get('raw'))}")
+              f"stripe/raw = {ratio(results.get(f'webrtc-stripe-{n}'), results.get('raw'))}  "
+              f"xpe/raw = {ratio(results.get(f'xpe-{n}'), results.get('raw'))}")
     for v in variants or []:
         for n in ("1", "4"):
             if f"webrtc-stripe-{v.label}-{n}" in results:
                 print(f"{n}->1  stripe {v.label}: stripe/raw = "
                       f"{ratio(results.get(f'webrtc-stripe-{v.label}-{n}'), results.get('raw'))}")
-    print(f"four/one seeders (classic) = {ratio(results.get('classic-4'), results.get('classic-1'))}", flush=True)
+    print(f"four/one seeders (classic) = {ratio(results.get('classic-4'), results.get('classic-1'))}  "
+          f"(stripe) = {ratio(results.get('webrtc-stripe-4'), results.get('webrtc-stripe-1'))}", flush=True)
+    print("first piece after the leecher's session is up (goal: <= 5 s with x.pe, <= 10 s by WebSocket "
+          "tracker alone):")
+    for key, r in results.items():
+        if r is not None and r.session_first is not None:
+            print(f"  {key:19s} {r.session_first:6.2f} s  ({r.path})")
+    print("", flush=True)
+
+
+def parse_rows(text: str, mib: float) -> list[tuple[int, float, float]]:
+    """'1,0:32 3,50' -> [(1, 0.0, 32.0), (3, 0.05, mib)]: (hops, one-way delay in s, MiB per transfer)."""
+    rows = []
+    for row in text.split():
+        spec, _, size = row.partition(":")
+        hops, delay = spec.split(",")
+        rows.append((int(hops), float(delay) / 1000, float(size) if size else mib))
+    return rows
 
 
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rows", default="1,0 3,50 3,150", help="'HOPS,DELAY_MS ...' (default: all three)")
+    ap.add_argument("--rows", default="1,0 3,50 3,150",
+                    help="'HOPS,DELAY_MS[:MIB] ...' (default: all three); MIB overrides --mib for that row")
     ap.add_argument("--mib", type=float, default=2.0, help="file size per transfer (default 2 MiB)")
     ap.add_argument("--routers", type=int, default=8)
     ap.add_argument("--kinds", default=",".join(KINDS), help=f"a subset of {','.join(KINDS)}")
@@ -434,19 +501,20 @@ async def main() -> None:
     args = ap.parse_args()
     global TIMEOUT
     TIMEOUT = args.timeout
-    rows = [(int(h), float(d) / 1000) for h, d in (r.split(",") for r in args.rows.split())]
+    rows = parse_rows(args.rows, args.mib)
     variants = [Variant.parse(v) for v in args.stripe_variants.split(",") if v]
     work = Path(tempfile.mkdtemp(prefix="i2pt-bench-testnet-"))
     started = time.monotonic()
     try:
         async with Testnet(TestnetConfig(routers=args.routers, delay=rows[0][1])) as net:
             print(f"testnet: {args.routers} routers up in {time.monotonic() - started:.0f} s", flush=True)
-            for i, (hops, delay) in enumerate(rows):
-                await run_row(net, hops, delay, args.mib, work / f"row{i}", set(args.kinds.split(",")),
+            print(f"load: {os.getloadavg()}", flush=True)
+            for i, (hops, delay, mib) in enumerate(rows):
+                await run_row(net, hops, delay, mib, work / f"row{i}", set(args.kinds.split(",")),
                               tuple(args.seeders.split(",")), variants)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\ntotal {time.monotonic() - started:.0f} s")
+    print(f"\ntotal {time.monotonic() - started:.0f} s, load: {os.getloadavg()}")
 
 
 if __name__ == "__main__":
