@@ -64,6 +64,16 @@ def _pair(**kw: object) -> tuple[DatagramLink, DatagramLink]:
     return DatagramLink(CID, cfg), DatagramLink(CID, LinkConfig(**kw))  # type: ignore[arg-type]
 
 
+def _sent_one_by_one(a: DatagramLink, count: int) -> list[bytes]:
+    """`count` small packets, each flushed into a datagram of its own (so each can be lost alone)."""
+    ds: list[bytes] = []
+    for i in range(count):
+        a.queue_packet(bytes([i]) * 10)
+        a.flush()
+        ds += _drain(a, 0.0)
+    return ds
+
+
 def _drain(link: DatagramLink, now: float) -> list[bytes]:
     out = []
     while True:
@@ -110,11 +120,7 @@ def test_in_order_delivery_reorder_and_duplicates() -> None:
 
 def test_gap_is_given_up_after_the_reorder_timeout() -> None:
     a, b = _pair(rate=1e9, burst=10**9, reorder_timeout=0.1, nack_delay=5.0, initial_rtt=0.0)
-    ds = []
-    for i in range(4):
-        a.queue_packet(bytes([i]) * 10)
-        a.flush()
-        ds += _drain(a, 0.0)
+    ds = _sent_one_by_one(a, 4)
     b.receive_datagram(ds[0], 0.0)
     b.receive_datagram(ds[2], 1.0)
     b.receive_datagram(ds[3], 1.01)
@@ -131,11 +137,7 @@ def test_gap_is_given_up_after_the_reorder_timeout() -> None:
 
 def test_gap_is_nacked_and_repaired_from_the_sender_store() -> None:
     a, b = _pair(rate=1e9, burst=10**9, nack_delay=0.02, nack_interval=0.1, reorder_timeout=1.0)
-    ds = []
-    for i in range(5):
-        a.queue_packet(bytes([i]) * 10)
-        a.flush()
-        ds += _drain(a, 0.0)
+    ds = _sent_one_by_one(a, 5)
     for i in (0, 3, 4):  # 1 and 2 lost
         b.receive_datagram(ds[i], 0.0)
     b.on_timer(0.01)
@@ -160,11 +162,7 @@ def test_a_repair_one_i2p_round_trip_away_still_fills_its_gap() -> None:
     every 0.15 s) gave every such gap up and sent each NACK ten times; SCTP then saw a loss and its window
     collapsed for the rest of the transfer. The link waits a few round trips, measured by the repairs."""
     a, b = _pair(rate=1e9, burst=10**9)
-    ds = []
-    for i in range(6):
-        a.queue_packet(bytes([i]) * 10)
-        a.flush()
-        ds += _drain(a, 0.0)
+    ds = _sent_one_by_one(a, 6)
     b.receive_datagram(ds[0], 0.0)
     b.receive_datagram(ds[2], 0.0)  # 1 lost
     b.on_timer(0.02)
