@@ -278,6 +278,32 @@ def test_a_magnet_fetches_the_info_dict_installs_it_then_downloads() -> None:
     assert s.of(Interested) and s.of(BlockRequested)
 
 
+def test_a_magnet_is_interested_in_a_seed_before_its_metadata_so_requests_need_no_extra_round_trip() -> None:
+    """Over I2P each round trip is 1-3 s: the unchoke must come back with the metadata, not after it."""
+    meta, _ = torrent(8, BLOCK)
+    info = meta.info_bytes
+    magnet = Metainfo(meta.info_hash, "magnet")
+    core = SwarmCore(magnet, b"-IT0001-" + bytes(12), rng=random.Random(1))
+    net = Net(core)
+    s = Remote("s", meta, info=info)
+    empty = Remote("e", meta, seed=False, info=info)
+    net.connect(s, 0.0)
+    net.connect(empty, 0.0)
+    assert s.of(Interested) and not empty.of(Interested)  # a peer with nothing is not bothered
+    assert [a for a in net.actions if isinstance(a, InstallMetadata)]
+    assert not s.of(BlockRequested)
+    core.set_pieces([], None, 1.0)
+    s.events.clear()
+    empty.events.clear()
+    for a in core.take_actions():  # what the core sends once storage has the pieces, before any peer answers
+        if isinstance(a, Send):
+            r = net.remotes[a.peer]  # type: ignore[index]
+            r.events += r.wire.receive_data(a.data)
+    assert s.of(BlockRequested), "already unchoked: the requests go out with no answer awaited"
+    assert len(s.of(Interested)) == 0  # said once, before the metadata
+    assert not empty.of(Interested) and not empty.of(BlockRequested)
+
+
 @pytest.mark.parametrize("piece_mib, budget_mib, num", [(16, 8, 4), (2, 8, 12)])
 def test_piece_buffers_stay_within_the_byte_budget_whatever_the_piece_length(piece_mib: int, budget_mib: int,
                                                                              num: int) -> None:

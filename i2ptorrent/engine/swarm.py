@@ -404,6 +404,8 @@ class SwarmCore:
         if self.picker is not None:
             self.picker.peer_bitfield(ps.key, ps.bits)
             self._update_interest(ps)
+        elif ps.bits:
+            self._interested_before_metadata(ps)
 
     def _on_have(self, ps: PeerState, ev: HaveReceived, now: float) -> None:
         ps.bits |= 1 << ev.index
@@ -413,12 +415,16 @@ class SwarmCore:
                 self._update_interest(ps)
             if self.all_verified and self._peer_is_seed(ps):
                 self._drop(ps, "both seeds", now)
+        else:
+            self._interested_before_metadata(ps)
 
     def _on_have_all(self, ps: PeerState, ev: HaveAll, now: float) -> None:
         ps.have_all = True
         if self.picker is not None:
             self.picker.peer_bitfield(ps.key, (1 << self.picker.num_pieces) - 1)
             self._update_interest(ps)
+        else:
+            self._interested_before_metadata(ps)
 
     def _on_interested(self, ps: PeerState, ev: Interested, now: float) -> None:
         self._apply(self.choker.set_interested(ps.key, True, now), now)
@@ -520,6 +526,14 @@ class SwarmCore:
         return picker is not None and picker.peer_is_seed(ps.key) and picker.num_have == picker.num_pieces
 
     # -- requesting ------------------------------------------------------------------------------
+
+    def _interested_before_metadata(self, ps: PeerState) -> None:
+        """A magnet's peer that has pieces is worth asking before its metadata arrives: its unchoke then
+        comes back with the metadata instead of a round trip later (at 1-3 s per I2P round trip, that is
+        the difference between ~4 and ~5 s to the first piece). `set_pieces` withdraws the interest if the
+        peer turns out to hold nothing we want."""
+        if ps.wire.peer_handshake is not None and not ps.wire.am_interested and not self.paused:
+            ps.wire.send_interested()
 
     def _update_interest(self, ps: PeerState) -> None:
         if self.picker is None or ps.wire.peer_handshake is None:
