@@ -11,7 +11,7 @@ import pytest
 from aiortc import RTCCertificate
 
 from i2ptorrent.transport.carrier import Impairment, LinkConfig
-from i2ptorrent.transport.carrier_io import Carrier, DatagramMux, MemoryCarrier, MemoryDatagramEndpoint
+from i2ptorrent.transport.carrier_io import Carrier, DatagramMux, DelayedCarrier, MemoryCarrier, MemoryDatagramEndpoint
 from i2ptorrent.transport.datachannel import DataChannelStream
 from i2ptorrent.transport.rtc import (MAX_RECEIVE_WINDOW, RECEIVE_WINDOW, FingerprintMismatch, RTCError, RTCStream,
                                        local_fingerprints)
@@ -256,3 +256,54 @@ async def test_the_receive_window_we_set_is_what_the_peer_sends_against() -> Non
     with pytest.raises(ValueError):
         RTCStream(ca, remote="x", certificate=CERT_A, remote_fingerprints=local_fingerprints(CERT_B),
                   dtls_server=True, initiator=True, receive_window=MAX_RECEIVE_WINDOW + 1)
+
+
+class _LosslessDelayed(DelayedCarrier):
+    """A delayed carrier that, like a striped one, never drops what it took."""
+
+    lossless = True
+    dropped = 0
+
+
+def _delayed_pair(delay: float) -> tuple[RTCStream, RTCStream]:
+    ca, cb = MemoryCarrier.pair()
+    return _pair(_LosslessDelayed(ca, delay), _LosslessDelayed(cb, delay))
+
+
+async def test_the_channel_opener_writes_behind_its_open_without_waiting_a_round_trip_for_the_ack() -> None:
+    """Over I2P a round trip is 1-3 s: the opener's BitTorrent handshake goes out right behind the
+    DATA_CHANNEL_OPEN (RFC 8832 section 6), arrives first and intact, and the ACK comes later."""
+    a, b = _delayed_pair(0.3)
+    await asyncio.gather(a.start(20), b.start(20))
+    assert a._data is not None
+    # a's start returned when the association was up; b's ACK is still 0.3 s away
+    assert a._data.channel.readyState == "connecting"
+    await a.write(b"first")
+    await a.write(b" second")
+    got = bytearray()
+    while len(got) < len(b"first second"):
+        got += await asyncio.wait_for(b.read(), 10)
+    assert bytes(got) == b"first second"
+    await b.write(b"reply")
+    assert await asyncio.wait_for(a.read(), 10) == b"reply"
+    assert a._data.channel.readyState == "open"  # the ACK came and changed nothing
+    await a.close()
+    await b.close()
+
+
+async def test_over_a_lossless_carrier_a_new_association_sends_a_whole_block_in_its_first_flight() -> None:
+    """aiortc starts at 3 packets, so a new peer's first 16 KiB block waited 3 round trips (5.3 s at
+    3 hops); over lanes that bound themselves the first flight carries 64 KiB."""
+    a, b = _delayed_pair(0.3)
+    await asyncio.gather(a.start(20), b.start(20))
+    sent = os.urandom(48 * 1024)
+    await b.write(sent)
+    await asyncio.sleep(0.05)  # well inside the 0.6 s before any acknowledgement can come back
+    state = b.sctp_state()
+    assert state is not None and state["flight"] >= len(sent), state
+    got = bytearray()
+    while len(got) < len(sent):
+        got += await asyncio.wait_for(a.read(), 10)
+    assert bytes(got) == sent
+    await a.close()
+    await b.close()

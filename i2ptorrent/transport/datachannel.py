@@ -42,8 +42,10 @@ class DataChannelStream:
     DRAIN_TIMEOUT = 5.0
 
     def __init__(self, channel: RTCDataChannel, remote: str, *, max_message: int = CHUNK,
-                 gate: asyncio.Event | None = None) -> None:
+                 gate: asyncio.Event | None = None, send_before_ack: bool = False) -> None:
         self._channel = channel
+        self._send_before_ack = send_before_ack
+        """We opened the channel: writes may follow our OPEN before the peer's ACK (RFC 8832 section 6)."""
         self._remote = remote
         self._chunk = min(CHUNK, max_message) if max_message else CHUNK
         self._gate = gate
@@ -87,14 +89,18 @@ class DataChannelStream:
         channel = self._channel
         for pos in range(0, len(view), self._chunk):
             while True:
-                if self._eof or channel.readyState != "open":
+                state = channel.readyState
+                if self._eof or not (state == "open" or state == "connecting" and self._send_before_ack):
                     raise ConnectionResetError(f"data channel to {self._remote} closed")
                 if channel.bufferedAmount <= self.HIGH_WATER:
                     break
                 self._writable.clear()
                 await self._writable.wait()
             piece = bytes(view[pos:pos + self._chunk])
-            channel.send(piece)
+            if state == "open":
+                channel.send(piece)
+            else:  # aiortc's send() refuses before the ACK; its queue keeps our OPEN first (aiortc 1.16)
+                channel.transport._data_channel_send(channel, piece)
             self.bytes_sent += len(piece)
 
     async def close(self) -> None:
