@@ -26,7 +26,9 @@ sys.path[:0] = [str(ROOT)]
 
 import testnet as bench  # noqa: E402  (bench/testnet.py: sets up the project's import path)
 
+from i2ptorrent import announce  # noqa: E402
 from i2ptorrent.client import Client  # noqa: E402
+from i2ptorrent.engine.engine import Torrent  # noqa: E402
 from i2ptorrent.engine import swarm  # noqa: E402
 from i2ptorrent.transport import rtc, sam  # noqa: E402
 from i2ptorrent.wire.connection import PeerWire  # noqa: E402
@@ -68,6 +70,24 @@ def install() -> None:
                lambda s, peer, *a: f"connect -> {peer[:8]} ok")
     wrap_async(rtc.RTCStream, "start", lambda s, *a: f"rtc setup with {s.remote[:8]} begins",
                lambda s, *a: f"rtc setup with {s.remote[:8]} done")
+
+    http_announce = announce.http_announce
+
+    async def traced_announce(opener: Any, url: str, *args: Any, **kwargs: Any) -> Any:
+        started = time.monotonic()
+        trace(f"http announce to {url[7:19]} ({kwargs.get('event')})")
+        result = await http_announce(opener, url, *args, **kwargs)
+        trace(f"http announce answered after {time.monotonic() - started:.2f} s: {len(result.peers)} peers")
+        return result
+    announce.http_announce = traced_announce  # type: ignore[assignment]
+
+    candidates = Torrent.add_candidates
+
+    def traced_candidates(self: Torrent, b32s: Any) -> None:
+        b32s = list(b32s)
+        trace(f"candidates {[b[:8] for b in b32s]}")
+        candidates(self, b32s)
+    Torrent.add_candidates = traced_candidates  # type: ignore[method-assign]
 
     batches: dict[int, int] = {}
     handle = swarm.SwarmCore._handle

@@ -46,6 +46,7 @@ from i2ptorrent.transport.carrier_io import StripedCarrier  # noqa: E402
 from i2ptorrent.transport.sam import SAMAddress, StreamSession, new_destination  # noqa: E402
 from i2ptorrent.transport.sam_protocol import b32_address  # noqa: E402
 from i2ptorrent.transport.sdp import CARRIER_DATAGRAM, CARRIER_STREAM, CARRIER_STRIPE  # noqa: E402
+from i2ptorrent.transport.signaling import RTCConfig  # noqa: E402
 from i2ptorrent.transport.testnet import Testnet, TestnetConfig, session_options  # noqa: E402
 from sam_proxy import SessionRewritingProxy  # noqa: E402
 from testnet_nodes import PUBLISH_WAIT, Node, Progress, start_node, start_tracker  # noqa: E402
@@ -134,20 +135,24 @@ async def raw_stream(net: Testnet, hops: int, size: int) -> Result:
 class Variant:
     """RTC settings for one webrtc run: the leecher's SCTP window (what the seeder's SCTP may keep in flight)
     and the lanes both sides open for sam-stripe (the answerer's count is the one used); `plain`: SCTP takes
-    a stalled lane's timeout for loss, as aiortc does alone (StripedCarrier.lossless off, process-wide)."""
+    a stalled lane's timeout for loss, as aiortc does alone (StripedCarrier.lossless off, process-wide);
+    `stripe_bytes`: bytes sent on one lane before the next takes over (RTCConfig.stripe_bytes)."""
     window: int
     lanes: int
     plain: bool = False
+    stripe_bytes: int | None = None
 
     @classmethod
     def parse(cls, spec: str) -> "Variant":
-        """'WINDOW_MIB:LANES[:plain]'"""
+        """'WINDOW_MIB:LANES[:plain][:bBYTES]'"""
         window, lanes, *flags = spec.split(":")
-        return cls(int(float(window) * MiB), int(lanes), "plain" in flags)
+        stripe = [int(f[1:]) for f in flags if f.startswith("b")]
+        return cls(int(float(window) * MiB), int(lanes), "plain" in flags, stripe[0] if stripe else None)
 
     @property
     def label(self) -> str:
-        return f"w{self.window // MiB}l{self.lanes}" + ("-plain" if self.plain else "")
+        return (f"w{self.window // MiB}l{self.lanes}" + ("-plain" if self.plain else "")
+                + (f"-b{self.stripe_bytes}" if self.stripe_bytes else ""))
 
 
 def apply_variant(node: Node, variant: Variant | None) -> Coroutine[Any, Any, None]:
@@ -155,6 +160,7 @@ def apply_variant(node: Node, variant: Variant | None) -> Coroutine[Any, Any, No
         if variant is not None and node.client.rtc is not None:
             node.client.rtc.config.stripe_window = variant.window
             node.client.rtc.config.stripe_lanes = variant.lanes
+            node.client.rtc.config.stripe_bytes = variant.stripe_bytes or RTCConfig.stripe_bytes
             StripedCarrier.lossless = not variant.plain
     return apply()
 
@@ -495,8 +501,8 @@ async def main() -> None:
     ap.add_argument("--kinds", default=",".join(KINDS), help=f"a subset of {','.join(KINDS)}")
     ap.add_argument("--seeders", default="1,4", help="which of our swarms to run: 1 and/or 4 seeders")
     ap.add_argument("--stripe-variants", default="",
-                    help="run webrtc-stripe once per 'WINDOW_MIB:LANES[:plain]' (comma separated), side by side; "
-                    "plain: aiortc's own timeouts")
+                    help="run webrtc-stripe once per 'WINDOW_MIB:LANES[:plain][:bBYTES]' (comma separated), side by "
+                    "side; plain: aiortc's own timeouts; bBYTES: bytes per lane before the next (default 16384)")
     ap.add_argument("--timeout", type=float, default=600.0, help="bound on each transfer, seconds")
     args = ap.parse_args()
     global TIMEOUT
