@@ -516,8 +516,13 @@ async def main() -> None:
             print(f"testnet: {args.routers} routers up in {time.monotonic() - started:.0f} s", flush=True)
             print(f"load: {os.getloadavg()}", flush=True)
             for i, (hops, delay, mib) in enumerate(rows):
-                await run_row(net, hops, delay, mib, work / f"row{i}", set(args.kinds.split(",")),
-                              tuple(args.seeders.split(",")), variants)
+                try:
+                    await run_row(net, hops, delay, mib, work / f"row{i}", set(args.kinds.split(",")),
+                                  tuple(args.seeders.split(",")), variants)
+                except Exception:  # a crashed i2pd shows only as "no SAM bridge answers": say which and how
+                    for router in net.dead():
+                        print(router.exit_report(), flush=True)
+                    raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"\ntotal {time.monotonic() - started:.0f} s, load: {os.getloadavg()}")
