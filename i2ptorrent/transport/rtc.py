@@ -81,12 +81,12 @@ class _Sctp(RTCSctpTransport):
 
     def __init__(self, transport: RTCDtlsTransport, port: int) -> None:
         super().__init__(transport, port)
-        self.established = asyncio.Event()
+        self.established: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def _set_state(self, state: "RTCSctpTransport.State") -> None:
         super()._set_state(state)
-        if state == self.State.ESTABLISHED:
-            self.established.set()
+        if state == self.State.ESTABLISHED and not self.established.done():
+            self.established.set_result(None)
 
 
 class _LosslessCarrierSctp(_Sctp):
@@ -285,7 +285,7 @@ class RTCStream:
             self._attach(channel, send_before_ack=True)
             # Open for us once the association is: our OPEN is first in aiortc's queue, what we write
             # follows it (see _Sctp). The peer's ACK still comes; nothing waits for it.
-            opened = asyncio.ensure_future(self._sctp.established.wait())
+            opened = self._sctp.established
         dead = asyncio.ensure_future(self._dead.wait())
         try:
             done, _ = await asyncio.wait({opened, dead}, return_when=asyncio.FIRST_COMPLETED)
