@@ -422,8 +422,10 @@ async def run_row(net: Testnet, hops: int, delay: float, mib: float, work: Path,
                 else:
                     magnet = magnet_of(t.metainfo, trackers=[announce], peers=())
                 runs: list[Variant | None] = list(variants or [None]) if kind == "webrtc-stripe" else [None]
-                for variant in runs:
+                for i, variant in enumerate(runs):
                     name = kind if variant is None else f"{kind}-{variant.label}"
+                    if variant is not None and runs.index(variant) != i:
+                        name += f"-{i}"  # a repeated variant is a new leecher with a new download
                     sender = (seeders[0], t) if webrtc else None
                     try:
                         results[f"{name}-{n}"] = await ours_leech(net, hops, work, magnet, cs, webrtc, src,
