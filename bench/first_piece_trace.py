@@ -30,7 +30,7 @@ from i2ptorrent import announce  # noqa: E402
 from i2ptorrent.client import Client  # noqa: E402
 from i2ptorrent.engine.engine import Torrent  # noqa: E402
 from i2ptorrent.engine import swarm  # noqa: E402
-from i2ptorrent.transport import rtc, sam  # noqa: E402
+from i2ptorrent.transport import rtc, sam, signaling  # noqa: E402
 from i2ptorrent.wire.connection import PeerWire  # noqa: E402
 
 _t0 = time.monotonic()
@@ -70,6 +70,13 @@ def install() -> None:
                lambda s, peer, *a: f"connect -> {peer[:8]} ok")
     wrap_async(rtc.RTCStream, "start", lambda s, *a: f"rtc setup with {s.remote[:8]} begins",
                lambda s, *a: f"rtc setup with {s.remote[:8]} done")
+
+    attach = signaling.Offer._attach
+
+    def traced_attach(self: signaling.Offer, stream: Any, rest: bytes, lane: int, count: int) -> None:
+        trace(f"lane {lane}/{count} from {stream.remote[:8]} accepted")
+        attach(self, stream, rest, lane, count)
+    signaling.Offer._attach = traced_attach  # type: ignore[method-assign]
 
     http_announce = announce.http_announce
 
