@@ -235,3 +235,112 @@ async def test_garbage_on_a_lane_closes_the_carrier() -> None:
     with pytest.raises(ConnectionError, match="arrived twice"):
         await asyncio.wait_for(cb.recv(), 5)
     await cb.close()
+
+
+async def test_lanes_that_join_later_carry_their_share_and_nothing_is_lost() -> None:
+    """b starts on one lane of three (the side accepting lanes starts on the first to arrive): what a
+    striped over the others waits, in order, until they join; b's own packets go over what it has."""
+    ends_a, ends_b = _lanes([0.0, 0.01, 0.0])
+    ca = StripedCarrier([(e, b"") for e in ends_a], stripe_bytes=64)
+    cb = StripedCarrier([(ends_b[0], b"")], stripe_bytes=64)
+    packets = [os.urandom(40) for _ in range(30)]  # ~2 packets a lane before the next
+    for p in packets:
+        await ca.send(p)
+    assert await asyncio.wait_for(cb.recv(), 5) == packets[0]
+    assert await asyncio.wait_for(cb.recv(), 5) == packets[1]
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(cb.recv(), 0.3)  # packet 2 is on lane 1, not joined yet
+    for p in packets[:5]:
+        await cb.send(p)  # one lane: all of it on lane 0
+    assert [await asyncio.wait_for(ca.recv(), 5) for _ in range(5)] == packets[:5]
+    assert cb.add_lane(ends_b[2]) and cb.add_lane(ends_b[1])  # in any order
+    assert [await asyncio.wait_for(cb.recv(), 5) for _ in range(28)] == packets[2:]
+    for p in packets:
+        await cb.send(p)  # now over three lanes
+    assert [await asyncio.wait_for(ca.recv(), 5) for _ in range(30)] == packets
+    assert all(e.written for e in ends_b), "a joined lane carried nothing"
+    await ca.close()
+    await cb.close()
+    assert not cb.add_lane(ends_b[1]), "a closed carrier took a lane"
+
+
+class _HeldNet:
+    """In-memory SAM streams between endpoints by .b32: a connect hands the far end to that endpoint's
+    listener, except that the far ends of the connects numbered in `held` wait for `release` (lanes whose
+    first packet is slow to cross I2P)."""
+
+    def __init__(self) -> None:
+        self.endpoints: dict[str, object] = {}
+        self.release = asyncio.Event()
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def connector(self, b32: str, held: frozenset[int] = frozenset()) -> object:
+        net = self
+
+        class Connector:
+            def __init__(self) -> None:
+                self.b32 = b32
+                self.connects = 0
+
+            async def connect(self, peer: str) -> _LaneEnd:
+                q1: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue(4096)
+                q2: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue(4096)
+                near, far = _LaneEnd(peer, q1, q2, 0.0), _LaneEnd(b32, q2, q1, 0.0)
+                hold = self.connects in held
+                self.connects += 1
+
+                async def deliver() -> None:
+                    if hold:
+                        await net.release.wait()
+                    await net.endpoints[peer]._dispatch(far, None)  # type: ignore[attr-defined]
+                net.tasks.append(asyncio.ensure_future(deliver()))
+                return near
+        return Connector()
+
+
+async def test_an_offerer_starts_on_the_first_lane_and_the_rest_join_as_they_come() -> None:
+    """Direct signaling over sam-stripe where only one of the answerer's lanes arrives: the connection is up
+    and moves bytes on that lane; the other seven join when they come, the bytes arrive identical, and
+    the offer leaves the endpoint's table once every lane is in."""
+    from i2ptorrent.transport.sdp import CARRIER_STRIPE
+    from i2ptorrent.transport.signaling import RTCConfig, RTCEndpoint
+
+    net = _HeldNet()
+    a_b32, b_b32 = "a" * 52 + ".b32.i2p", "b" * 52 + ".b32.i2p"
+    config = RTCConfig(carriers=(CARRIER_STRIPE,), stripe_lanes=8, setup_timeout=20)
+    a = RTCEndpoint(net.connector(a_b32), config=config, certificate=CERT_A)  # type: ignore[arg-type]
+    b = RTCEndpoint(net.connector(b_b32, held=frozenset(range(1, 8))), config=config,  # type: ignore[arg-type]
+                    certificate=CERT_B)
+    net.endpoints = {a_b32: a, b_b32: b}
+    try:
+        async with asyncio.timeout(60):
+            # a dials b with its offer (SIGNAL); b dials its 8 lanes back: lane 0 (the DTLS handshake's)
+            # arrives, lanes 1-7 wait
+            ra = await a.connect(b_b32)
+            rb = await b.accept()
+            carrier = ra.carrier
+            assert isinstance(carrier, StripedCarrier) and carrier.lanes < 8, "the offerer waited for every lane"
+            await rb.write(b"first")
+            assert await ra.read() == b"first"
+            data = os.urandom(512 * 1024)  # over every lane of b's: stuck behind lane 1 until it comes
+            writer = asyncio.ensure_future(rb.write(data))
+            await ra.write(b"up")
+            assert await rb.read() == b"up"
+            net.release.set()
+            got = bytearray()
+            while len(got) < len(data):
+                chunk = await ra.read()
+                assert chunk, "stream ended early"
+                got += chunk
+            await writer
+        assert bytes(got) == data
+        assert carrier.lanes == 8
+        assert not a._offers, "the offer stayed in the table after its last lane came"
+        await ra.close()
+        await rb.close()
+    finally:
+        net.release.set()
+        await a.close()
+        await b.close()
+        for t in net.tasks:
+            t.cancel()

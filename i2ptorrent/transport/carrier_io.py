@@ -216,6 +216,9 @@ class StripedCarrier:
 
     Each lane has its own writer (coalescing per event-loop tick, like StreamCarrier) and its own reader;
     readers stop while `MAX_READY` packets wait for DTLS, so a slow reader still closes SCTP's window.
+    Lanes may join after the start (`add_lane`): the side that accepts them starts on the first one to
+    arrive instead of waiting for the slowest (a new I2P stream's first packet takes 1-2 s to arrive, and
+    the last of 8 lanes arrived up to 1 s after the first at 3 hops).
     """
 
     MAX_PENDING = 1024 * 1024
@@ -227,23 +230,46 @@ class StripedCarrier:
     def __init__(self, lanes: list[tuple[ByteStream, bytes]], stripe_bytes: int = 16384) -> None:
         if not lanes:
             raise ValueError("a striped carrier needs at least one lane")
-        self._streams = [stream for stream, _ in lanes]
-        self.remote = self._streams[0].remote
-        self._striper = Striper(len(lanes), stripe_bytes)
+        self.remote = lanes[0][0].remote
+        self._streams: list[ByteStream] = []
+        self._striper = Striper(1, stripe_bytes)
         self._reseq = Resequencer()
-        self._framers = [StreamFramer() for _ in lanes]
-        for framer, (_, initial) in zip(self._framers, lanes):
-            framer.feed(initial)  # bytes a signaling reader took past its own message
-        self._pending = [bytearray() for _ in lanes]
-        self._wake = [asyncio.Event() for _ in lanes]
+        self._framers: list[StreamFramer] = []
+        self._pending: list[bytearray] = []
+        self._wake: list[asyncio.Event] = []
+        self._writers: list[asyncio.Future[None]] = []
+        self._readers: list[asyncio.Future[None]] = []
         self._readable = asyncio.Event()
         self._drained = asyncio.Event()
         self._closed = False
         self._error: BaseException | None = None
         self.writes = 0
         self.dropped = 0
-        self._tasks = [asyncio.ensure_future(self._write_loop(i)) for i in range(len(lanes))]
-        self._tasks += [asyncio.ensure_future(self._read_loop(i)) for i in range(len(lanes))]
+        for i, (stream, initial) in enumerate(lanes):
+            if i:
+                self._striper.add_lane()
+            self._start_lane(stream, initial)
+
+    def _start_lane(self, stream: ByteStream, initial: bytes) -> None:
+        lane = len(self._streams)
+        self._streams.append(stream)
+        framer = StreamFramer()
+        framer.feed(initial)  # bytes a signaling reader took past its own message
+        self._framers.append(framer)
+        self._pending.append(bytearray())
+        self._wake.append(asyncio.Event())
+        self._writers.append(asyncio.ensure_future(self._write_loop(lane)))
+        self._readers.append(asyncio.ensure_future(self._read_loop(lane)))
+
+    def add_lane(self, stream: ByteStream, initial: bytes = b"") -> bool:
+        """Take one more lane from the same peer; False (the caller closes it) once this carrier is closed."""
+        if self._closed:
+            return False
+        if stream.remote != self.remote:
+            raise ValueError(f"a lane from {stream.remote} joins a carrier to {self.remote}")
+        self._striper.add_lane()
+        self._start_lane(stream, initial)
+        return True
 
     @property
     def lanes(self) -> int:
@@ -335,14 +361,15 @@ class StripedCarrier:
             for wake in self._wake:
                 wake.set()
             self._drained.set()
-            writers = [t for t in self._tasks[: self.lanes] if not t.done()]
+            writers = [t for t in self._writers if not t.done()]
             if writers:  # DTLS's close_notify is in there
                 with contextlib.suppress(Exception):
                     await asyncio.wait(writers, timeout=2.0)
             self._readable.set()
-        for task in self._tasks:
+        tasks = self._writers + self._readers
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await asyncio.gather(*(s.close() for s in self._streams), return_exceptions=True)

@@ -7,7 +7,8 @@ Two ways to signal, one set of rules:
   `offer.accept_answer(signal)` finishes its side. The answerer opens the carrier: for `sam-stream` it
   connects to the offerer's .b32 and names the session with `I2PRTC/1 ATTACH <token>`; for
   `sam-stripe` it opens `stripe_lanes` such streams at once, each named `I2PRTC/1 ATTACH <token> <i>/<n>`,
-  and DTLS packets are spread over them (stripe.py); for `sam-datagram` it sends to the offerer's
+  and DTLS packets are spread over them (stripe.py; the offerer starts on the first lane to arrive and
+  the others join as they come); for `sam-datagram` it sends to the offerer's
   datagram destination with the token's first 8 bytes as the connection id.
 - directly, when the .b32 is known: `connect(peer_b32)` opens a SAM stream, sends `I2PRTC/1 SIGNAL`,
   the offer and reads the answer; with `sam-stream` that same stream then carries DTLS; with `sam-stripe`
@@ -147,7 +148,9 @@ Lane = tuple[ByteStream, bytes]
 
 class Offer:
     """An offer we made; finished by the answer (tracker path) and, for the stream carriers, by the
-    ATTACH streams: one for sam-stream, `lane/count` numbered ones for sam-stripe.
+    ATTACH streams: one for sam-stream, `lane/count` numbered ones for sam-stripe. The carrier starts on
+    the first stream to arrive; later lanes join it (StripedCarrier.add_lane), and the offer stays in the
+    endpoint's table until the last one has (or the offer expires).
 
     `offer_id` is its id in a tracker's `offers` list and `tag` what the caller made it for (an info
     hash): the endpoint's table is the one record of pending offers, found by token or by offer_id."""
@@ -159,21 +162,38 @@ class Offer:
         self.offer_id = secrets.token_bytes(20)
         self.tag = tag
         self.created = time.monotonic()
-        self._attached: asyncio.Future[list[Lane]] = asyncio.get_running_loop().create_future()
+        self._attached: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        """Done when the first stream has come."""
         self._lanes: dict[int, Lane] = {}
         self._lane_count: int | None = None
+        self._carrier: StripedCarrier | None = None
+        """Set once the carrier runs: lanes that come later join it."""
         self._done = False
         self._answered = False
 
     def _attach(self, stream: ByteStream, rest: bytes, lane: int, count: int) -> None:
-        if self._attached.done():
-            raise SignalingError("ATTACH for an attached offer")
         if not 0 <= lane < count <= MAX_LANES or self._lane_count not in (None, count) or lane in self._lanes:
             raise SignalingError(f"bad ATTACH lane {lane}/{count}")
+        if self._done and self._carrier is None:
+            raise SignalingError("ATTACH for an attached offer")
         self._lane_count = count
         self._lanes[lane] = (stream, rest)
-        if len(self._lanes) == count:
-            self._attached.set_result([self._lanes[i] for i in range(count)])
+        if self._carrier is not None:
+            try:
+                joined = self._carrier.add_lane(stream, rest)
+            except ValueError as exc:
+                raise SignalingError(str(exc)) from None
+            if not joined:  # the connection is gone already
+                self._endpoint._spawn(stream.close(), "close a lane of a closed carrier")
+            if not joined or not self.awaiting_lanes:
+                self._endpoint._drop_offer(self)
+        elif not self._attached.done():
+            self._attached.set_result(None)
+
+    @property
+    def awaiting_lanes(self) -> bool:
+        """The carrier runs and some of its lanes have not come yet."""
+        return self._carrier is not None and len(self._lanes) < (self._lane_count or 0)
 
     def _streams(self) -> list[ByteStream]:
         return [stream for stream, _ in self._lanes.values()]
@@ -304,29 +324,33 @@ class RTCEndpoint:
             else:
                 carrier = await self._attached_carrier(offer, chosen, answer.b32)
         finally:
-            self._drop_offer(offer)
+            if not offer.awaiting_lanes:
+                self._drop_offer(offer)
         return await self._stream_for(carrier, answer, offerer=True).start(self.config.setup_timeout)
 
     async def _attached_carrier(self, offer: Offer, chosen: str, peer_b32: str) -> Carrier:
-        """The carrier over the streams the answerer attached to `offer` (all from the answer's .b32)."""
+        """The carrier over the streams the answerer attached to `offer` (all from the answer's .b32), as
+        soon as the first has come; the rest of a striped carrier's lanes join it as they come."""
         try:
-            lanes = await asyncio.wait_for(asyncio.shield(offer._attached), self.config.setup_timeout)
+            await asyncio.wait_for(asyncio.shield(offer._attached), self.config.setup_timeout)
         except asyncio.TimeoutError:
             raise RTCError("the answerer never opened the carrier streams") from None
         offer._done = True
+        lanes = [offer._lanes[i] for i in sorted(offer._lanes)]
         streams = [stream for stream, _ in lanes]
         try:
             for stream in streams:
                 if stream.remote != peer_b32:
                     raise RTCError(f"carrier stream came from {stream.remote}, answer claims {peer_b32}")
-            if chosen == CARRIER_STREAM and len(lanes) != 1:
-                raise RTCError(f"sam-stream takes one stream, the answerer attached {len(lanes)}")
+            if chosen == CARRIER_STREAM and offer._lane_count != 1:
+                raise RTCError(f"sam-stream takes one stream, the answerer attached {offer._lane_count}")
         except BaseException:
             await asyncio.gather(*(s.close() for s in streams), return_exceptions=True)
             raise
         if chosen == CARRIER_STREAM:
             return StreamCarrier(*lanes[0])
-        return StripedCarrier(lanes, self.config.stripe_bytes)
+        offer._carrier = StripedCarrier(lanes, self.config.stripe_bytes)
+        return offer._carrier
 
     async def _open_lanes(self, peer_b32: str, token: str) -> list[Lane]:
         """Answerer, sam-stripe: connect all lanes to the offerer at once, each named by ATTACH lane/count."""
@@ -393,7 +417,7 @@ class RTCEndpoint:
         try:
             return await self._connect(peer_b32, description, lanes)
         finally:
-            if lanes is not None:
+            if lanes is not None and not lanes.awaiting_lanes:
                 self._drop_offer(lanes)
 
     async def _connect(self, peer_b32: str, description: RtcDescription, lanes: Offer | None) -> RTCStream:

@@ -40,6 +40,12 @@ class Striper:
         self._lane = 0
         self._used = 0
 
+    def add_lane(self) -> None:
+        """One more lane to spread over (a lane whose stream arrived after the carrier started)."""
+        if self.lanes >= MAX_LANES:
+            raise ValueError(f"at most {MAX_LANES} lanes")
+        self.lanes += 1
+
     def next_lane(self) -> int:
         """The lane the next packet goes to (the caller may still drop it: see `frame`)."""
         if self._used >= self.stripe_bytes:
