@@ -58,6 +58,12 @@ class SessionRewritingProxy:
         if task is not None:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        # Cancelled only when the proxy closes. It must end quietly: Python 3.11's start_server asks a
+        # cancelled handler task for its exception and logs the CancelledError as a failed callback.
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._serve(cr, cw)
+
+    async def _serve(self, cr: asyncio.StreamReader, cw: asyncio.StreamWriter) -> None:
         try:
             rr, rw = await asyncio.open_connection(*self.target, limit=MAX_LINE)
         except OSError:
