@@ -504,7 +504,7 @@ async def main() -> None:
     ap.add_argument("--seeders", default="1,4", help="which of our swarms to run: 1 and/or 4 seeders")
     ap.add_argument("--stripe-variants", default="",
                     help="run webrtc-stripe once per 'WINDOW_MIB:LANES[:plain][:bBYTES]' (comma separated), side by "
-                    "side; plain: aiortc's own timeouts; bBYTES: bytes per lane before the next (default 16384)")
+                    "side; plain: aiortc's own timeouts; bBYTES: bytes per lane before the next (default stripe.STRIPE_BYTES, 4096)")
     ap.add_argument("--timeout", type=float, default=600.0, help="bound on each transfer, seconds")
     args = ap.parse_args()
     global TIMEOUT

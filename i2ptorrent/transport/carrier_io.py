@@ -27,7 +27,7 @@ from .carrier import (
     parse_header,
 )
 from .stream import ByteStream
-from .stripe import Resequencer, Striper, split_frame
+from .stripe import STRIPE_BYTES, Resequencer, Striper, split_frame
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +227,7 @@ class StripedCarrier:
     lossless = True
     """Every packet sent but those `dropped` arrives: SCTP's timeouts here are stalls (rtc.py)."""
 
-    def __init__(self, lanes: list[tuple[ByteStream, bytes]], stripe_bytes: int = 16384) -> None:
+    def __init__(self, lanes: list[tuple[ByteStream, bytes]], stripe_bytes: int = STRIPE_BYTES) -> None:
         if not lanes:
             raise ValueError("a striped carrier needs at least one lane")
         self.remote = lanes[0][0].remote

@@ -54,7 +54,7 @@ from .sdp import (
     to_signal,
 )
 from .stream import ByteStream
-from .stripe import MAX_LANES
+from .stripe import MAX_LANES, STRIPE_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,8 @@ class RTCConfig:
     """Incoming signaling streams handled at once; more wait (a flood cannot start unbounded tasks)."""
     stripe_lanes: int = 8
     """SAM streams an answerer opens for sam-stripe (each adds one streaming window per round trip)."""
-    stripe_bytes: int = 16384
+    stripe_bytes: int = STRIPE_BYTES
+    """Bytes sent on one lane before the next (stripe.STRIPE_BYTES)."""
     stripe_window: int = RECEIVE_WINDOW
     """SCTP receive window we advertise on a sam-stripe connection (at most rtc.MAX_RECEIVE_WINDOW): the peer's
     SCTP takes it as its slow-start threshold. 4 MiB was measured no faster at 3 hops (README): the flight
