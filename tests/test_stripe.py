@@ -253,6 +253,10 @@ async def test_lanes_that_join_later_carry_their_share_and_nothing_is_lost() -> 
     for p in packets[:5]:
         await cb.send(p)  # one lane: all of it on lane 0
     assert [await asyncio.wait_for(ca.recv(), 5) for _ in range(5)] == packets[:5]
+    stranger, _ = _lanes([0.0])
+    stranger[0].remote = "peer-x"
+    with pytest.raises(ValueError, match="peer-x"):
+        cb.add_lane(stranger[0])  # a lane from another destination never joins
     assert cb.add_lane(ends_b[2]) and cb.add_lane(ends_b[1])  # in any order
     assert [await asyncio.wait_for(cb.recv(), 5) for _ in range(28)] == packets[2:]
     for p in packets:

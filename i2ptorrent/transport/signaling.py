@@ -178,17 +178,19 @@ class Offer:
         if self._done and self._carrier is None:
             raise SignalingError("ATTACH for an attached offer")
         self._lane_count = count
-        self._lanes[lane] = (stream, rest)
         if self._carrier is not None:
             try:
                 joined = self._carrier.add_lane(stream, rest)
             except ValueError as exc:
                 raise SignalingError(str(exc)) from None
+            self._lanes[lane] = (stream, rest)
             if not joined:  # the connection is gone already
                 self._endpoint._spawn(stream.close(), "close a lane of a closed carrier")
             if not joined or not self.awaiting_lanes:
                 self._endpoint._drop_offer(self)
-        elif not self._attached.done():
+            return
+        self._lanes[lane] = (stream, rest)
+        if not self._attached.done():
             self._attached.set_result(None)
 
     @property
