@@ -232,7 +232,7 @@ class StripedCarrier:
             raise ValueError("a striped carrier needs at least one lane")
         self.remote = lanes[0][0].remote
         self._streams: list[ByteStream] = []
-        self._striper = Striper(1, stripe_bytes)
+        self._striper = Striper(len(lanes), stripe_bytes)
         self._reseq = Resequencer()
         self._framers: list[StreamFramer] = []
         self._pending: list[bytearray] = []
@@ -245,9 +245,7 @@ class StripedCarrier:
         self._error: BaseException | None = None
         self.writes = 0
         self.dropped = 0
-        for i, (stream, initial) in enumerate(lanes):
-            if i:
-                self._striper.add_lane()
+        for stream, initial in lanes:
             self._start_lane(stream, initial)
 
     def _start_lane(self, stream: ByteStream, initial: bytes) -> None:
