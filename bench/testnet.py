@@ -89,6 +89,18 @@ def sha(path: Path) -> bytes:
 
 # ---- raw SAM stream ---------------------------------------------------------------------------------
 
+async def read_bytes(stream: Any, size: int) -> tuple[float, float]:
+    """Read `size` bytes off a SAM stream: (time.monotonic() of the first byte, of the last)."""
+    got, first = 0, 0.0
+    while got < size:
+        chunk = await stream.read(1 << 20)
+        if not chunk:
+            raise RuntimeError(f"stream closed after {got} of {size} bytes")
+        first = first or time.monotonic()
+        got += len(chunk)
+    return first, time.monotonic()
+
+
 async def raw_stream(net: Testnet, hops: int, size: int) -> Result:
     """One SAM stream from a seeder router to the leecher router: connect to first byte, to last byte."""
     async def session() -> StreamSession:
@@ -99,15 +111,9 @@ async def raw_stream(net: Testnet, hops: int, size: int) -> Result:
 
     async def receive() -> tuple[float, float]:
         s = await b.accept()
-        got, first = 0, None
-        while got < size:
-            chunk = await s.read(1 << 20)
-            if not chunk:
-                raise RuntimeError("raw stream closed early")
-            first = first or time.monotonic()
-            got += len(chunk)
+        times = await read_bytes(s, size)
         await s.close()
-        return first, time.monotonic()  # type: ignore[return-value]
+        return times
 
     async def send() -> None:
         s = await a.connect(b.b32, timeout=120)
@@ -361,6 +367,9 @@ async def lt_leech(net: Testnet, hops: int, work: Path, ti: Any, tracker: str, s
         await node.add(ti, work / f"dl-{label}", tracker)
         await node.reannounce_until(False, TIMEOUT, progress)
         progress.complete = time.monotonic() - progress.start
+        assert node.proxy is not None
+        print(f"  {label}: the libtorrent leecher dialled {node.proxy.commands.count(b'STREAM CONNECT')} streams",
+              flush=True)
         if sha(work / f"dl-{label}" / src.name) != sha(src):
             raise RuntimeError(f"{label}: the downloaded bytes differ")
         assert progress.first_piece is not None and node.session_up is not None
@@ -456,6 +465,9 @@ async def run_row(net: Testnet, hops: int, delay: float, mib: float, work: Path,
                     print(f"libtorrent I2P          {n}->1 FAILED: {exc!r}"[:4000], flush=True)
     finally:
         for node in lt_seeders:
+            if node.proxy is not None:
+                print(f"  libtorrent seeder on router {node.router} dialled "
+                      f"{node.proxy.commands.count(b'STREAM CONNECT')} streams", flush=True)
             await node.close()
         await asyncio.gather(*(s.close() for s in seeders), return_exceptions=True)
         await tracker.close()
@@ -469,11 +481,9 @@ async def run_row(net: Testnet, hops: int, delay: float, mib: float, work: Path,
               f"ours/raw = {ratio(c, results.get('raw'))}  "
               f"stripe/raw = {ratio(results.get(f'webrtc-stripe-{n}'), results.get('raw'))}  "
               f"xpe/raw = {ratio(results.get(f'xpe-{n}'), results.get('raw'))}")
-    for v in variants or []:
-        for n in ("1", "4"):
-            if f"webrtc-stripe-{v.label}-{n}" in results:
-                print(f"{n}->1  stripe {v.label}: stripe/raw = "
-                      f"{ratio(results.get(f'webrtc-stripe-{v.label}-{n}'), results.get('raw'))}")
+    for key, r in results.items():  # every variant run, repeats included (their names end in -{i})
+        if variants and key.startswith("webrtc-stripe-") and key.count("-") > 2:
+            print(f"{key[-1]}->1  stripe {key[len('webrtc-stripe-'):-2]}: stripe/raw = {ratio(r, results.get('raw'))}")
     print(f"four/one seeders (classic) = {ratio(results.get('classic-4'), results.get('classic-1'))}  "
           f"(stripe) = {ratio(results.get('webrtc-stripe-4'), results.get('webrtc-stripe-1'))}", flush=True)
     print("first piece after the leecher's session is up (goal: <= 5 s with x.pe, <= 10 s by WebSocket "
