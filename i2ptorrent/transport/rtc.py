@@ -105,8 +105,8 @@ class _LosslessCarrierSctp(_Sctp):
     """Bytes SCTP may send before its first acknowledgement. aiortc starts at 3 packets (3.6 KB) and
     grows one packet per acknowledged packet, so at a 1-2 s round trip a new peer's first 16 KiB block
     waited 3 round trips (5.3 s measured at 3 hops, 50 ms per link). Over stripes it is the lanes that
-    meet the network, each an I2P stream starting at ~17 KB with its own congestion control; 64 KiB over
-    8 lanes asks each for 8 KiB, within what the lane would send anyway."""
+    meet the network, each an I2P stream with its own congestion control (i2pd 2.45: one packet at first,
+    one more per acknowledged packet up to six); 64 KiB over 16 lanes asks each for 4 KiB, 2-3 packets."""
 
     def __init__(self, transport: RTCDtlsTransport, port: int, carrier_drops: Callable[[], int]) -> None:
         super().__init__(transport, port)
