@@ -7,7 +7,12 @@ over them, side by side with N = 1 in the same run and on the same routers. Each
 byte)), the slowest and fastest stream, and the ratio to N = 1.
 
     python3 bench/parallel_streams.py --rows 3,50 --mib 8 --streams 1,8,16
-    python3 bench/parallel_streams.py --rows 3,50 --mib 8 --streams 1,8 --quantity 3,6
+    python3 bench/parallel_streams.py --rows 3,50 --mib 8 --streams 1,8:q6
+    python3 bench/parallel_streams.py --rows 1,0 --mib 32 --streams 1,1:talk,1:talk:ack20
+
+A spec is N[:qQ][:talk][:ackMS]: N streams, Q tunnels each way per session (default 3), `talk`: the
+receiver also writes a 17-byte message back every 5 ms (as a BitTorrent leecher's requests do), `ackMS`:
+i2pd's `i2p.streaming.initialAckDelay` for both sessions (its default is 200 ms).
 
 Needs root (namespaces). Sender: router 3; receiver: router 4.
 """
@@ -19,6 +24,7 @@ import asyncio
 import os
 import sys
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +40,41 @@ SENDER, RECEIVER = 3, 4
 TIMEOUT = 900.0
 
 
-async def session(hops: int, quantity: int) -> StreamSession:
+@dataclass(frozen=True)
+class Spec:
+    streams: int
+    quantity: int = 3
+    talk: bool = False
+    ack_delay: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "Spec":
+        n, *flags = text.split(":")
+        spec = cls(int(n))
+        for flag in flags:
+            if flag.startswith("q"):
+                spec = replace(spec, quantity=int(flag[1:]))
+            elif flag == "talk":
+                spec = replace(spec, talk=True)
+            elif flag.startswith("ack"):
+                spec = replace(spec, ack_delay=int(flag[3:]))
+            else:
+                raise ValueError(f"unknown flag {flag!r} in {text!r}")
+        return spec
+
+
+async def session(hops: int, spec: Spec) -> StreamSession:
     sam = SAMAddress()
-    return await StreamSession.create(sam, await new_destination(sam), session_options(hops, quantity))
+    options = session_options(hops, spec.quantity)
+    if spec.ack_delay is not None:
+        options["i2p.streaming.initialAckDelay"] = str(spec.ack_delay)
+    return await StreamSession.create(sam, await new_destination(sam), options)
 
 
-async def run(net: Testnet, hops: int, quantity: int, streams: int, size: int) -> tuple[float, list[float]]:
-    """(aggregate MB/s, per stream MB/s) for `streams` streams carrying `size` bytes between them."""
-    a, b = await asyncio.gather(net.run(SENDER, session(hops, quantity)),
-                                net.run(RECEIVER, session(hops, quantity)))
+async def run(net: Testnet, hops: int, spec: Spec, size: int) -> tuple[float, list[float]]:
+    """(aggregate MB/s, per stream MB/s) for `spec.streams` streams carrying `size` bytes between them."""
+    streams = spec.streams
+    a, b = await asyncio.gather(net.run(SENDER, session(hops, spec)), net.run(RECEIVER, session(hops, spec)))
     share = size // streams
     block = os.urandom(64 * 1024)
     firsts: list[float] = []
@@ -51,7 +83,12 @@ async def run(net: Testnet, hops: int, quantity: int, streams: int, size: int) -
 
     async def receive_all() -> None:
         async def one(s: Any) -> None:
-            first, last = await read_bytes(s, share)
+            talking = asyncio.ensure_future(talk_back(s)) if spec.talk else None
+            try:
+                first, last = await read_bytes(s, share)
+            finally:
+                if talking is not None:
+                    talking.cancel()
             firsts.append(first)
             lasts.append(last)
             rates.append(share / max(1e-6, last - first) / 1e6)
@@ -86,15 +123,23 @@ async def run(net: Testnet, hops: int, quantity: int, streams: int, size: int) -
         await net.run(RECEIVER, b.close())
 
 
+async def talk_back(s: Any) -> None:
+    """A leecher's requests, roughly: 17 bytes back to the sender every 5 ms until cancelled."""
+    request = bytes(17)
+    while True:
+        await s.write(request)
+        await asyncio.sleep(0.005)
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", default="3,50", help="'HOPS,DELAY_MS ...'")
     ap.add_argument("--mib", type=float, default=8.0)
-    ap.add_argument("--streams", default="1,8,16")
-    ap.add_argument("--quantity", default="3", help="tunnels each way per session, comma separated")
+    ap.add_argument("--streams", default="1,8,16", help="specs, comma separated (see above)")
     ap.add_argument("--repeat", type=int, default=1)
     args = ap.parse_args()
     rows = [tuple(int(x) for x in r.split(",")) for r in args.rows.split()]
+    specs = [Spec.parse(t) for t in args.streams.split(",")]
     size = int(args.mib * MiB)
     async with Testnet(TestnetConfig(routers=8, delay=rows[0][1] / 1000)) as net:
         for hops, delay in rows:
@@ -103,17 +148,15 @@ async def main() -> None:
                   flush=True)
             for rep in range(args.repeat):
                 base: float | None = None
-                for quantity in (int(q) for q in args.quantity.split(",")):
-                    for n in (int(s) for s in args.streams.split(",")):
-                        try:
-                            total, rates = await run(net, hops, quantity, n, size)
-                        except Exception as exc:
-                            print(f"quantity {quantity} streams {n:2d}: failed: {exc!r}", flush=True)
-                            continue
-                        base = base or total
-                        print(f"[{rep}] quantity {quantity} streams {n:2d}: {total:.3f} MB/s (x{total / base:.2f})"
-                              f"  per stream {rates[0]:.3f}-{rates[-1]:.3f}  load {os.getloadavg()[0]:.2f}",
-                              flush=True)
+                for spec, text in zip(specs, args.streams.split(",")):
+                    try:
+                        total, rates = await run(net, hops, spec, size)
+                    except Exception as exc:
+                        print(f"[{rep}] {text:>14s}: failed: {exc!r}", flush=True)
+                        continue
+                    base = base or total
+                    print(f"[{rep}] {text:>14s}: {total:.3f} MB/s (x{total / base:.2f})"
+                          f"  per stream {rates[0]:.3f}-{rates[-1]:.3f}  load {os.getloadavg()[0]:.2f}", flush=True)
 
 
 if __name__ == "__main__":
