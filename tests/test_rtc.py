@@ -291,6 +291,41 @@ async def test_the_channel_opener_writes_behind_its_open_without_waiting_a_round
     await b.close()
 
 
+async def test_over_a_lossless_carrier_the_openers_first_message_does_not_wait_for_the_cookie_ack(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """aiortc held the channel's OPEN and the first message until its COOKIE ECHO was answered: one more
+    round trip (1-3 s over I2P) on every new peer. Over a carrier that keeps order and loses nothing, they
+    go right behind the COOKIE ECHO: the peer has them before the opener has heard anything back for its
+    cookie (neither the peer's COOKIE ACK nor the peer's own COOKIE ECHO of the crossed INITs)."""
+    from i2ptorrent.transport import rtc
+
+    heard: list[tuple[object, str]] = []
+    receive = rtc._LosslessCarrierSctp._receive_chunk
+
+    async def recording(self: rtc._LosslessCarrierSctp, chunk: object) -> None:
+        heard.append((self, type(chunk).__name__))
+        await receive(self, chunk)
+
+    monkeypatch.setattr(rtc._LosslessCarrierSctp, "_receive_chunk", recording)
+    a, b = _delayed_pair(0.3)
+
+    async def opener() -> None:
+        await a.start(20)
+        await a.write(b"handshake")  # as soon as a may, as the engine does
+
+    async def answerer() -> list[str]:
+        await b.start(20)
+        assert await asyncio.wait_for(b.read(), 10) == b"handshake"
+        return [name for sctp, name in heard if sctp is a._sctp]  # what a had heard by then
+
+    _, heard_by_a = await asyncio.gather(opener(), answerer())
+    assert "CookieAckChunk" not in heard_by_a and "CookieEchoChunk" not in heard_by_a, heard_by_a
+    await b.write(b"reply")  # and the association goes on as usual both ways
+    assert await asyncio.wait_for(a.read(), 10) == b"reply"
+    await a.close()
+    await b.close()
+
+
 async def test_over_a_lossless_carrier_a_new_association_sends_a_whole_block_in_its_first_flight() -> None:
     """aiortc starts at 3 packets, so a new peer's first 16 KiB block waited 3 round trips (5.3 s at
     3 hops); over lanes that bound themselves the first flight carries 64 KiB."""

@@ -128,6 +128,20 @@ class _LosslessCarrierSctp(_Sctp):
                     or self._fast_recovery_exit is not None):
                 return
 
+    def _set_state(self, state: "RTCSctpTransport.State") -> None:
+        """Established once our COOKIE ECHO is out, not a round trip later when its COOKIE ACK is back.
+
+        aiortc keeps the channel's OPEN and every message until the ACK (1-3 s over I2P, on every new
+        peer). RFC 9260 section 5.1 lets DATA go with the COOKIE ECHO in one packet, so the peer has the
+        association before the data; aiortc sends one chunk per packet, and over this carrier, which loses
+        nothing and keeps the order, DATA right behind the COOKIE ECHO reaches the peer after it just the
+        same. The peer needs nothing new: it is aiortc's own receive path. With the COOKIE ECHO unable to
+        get lost, its retransmission timer goes; a COOKIE ACK arriving later changes nothing."""
+        if state == self.State.COOKIE_ECHOED:
+            self._t1_cancel()
+            state = self.State.ESTABLISHED
+        super()._set_state(state)
+
     def _t3_expired(self) -> None:
         drops = self._carrier_drops()
         if drops != self._drops_seen:
