@@ -43,6 +43,7 @@ from i2ptorrent.engine import Torrent  # noqa: E402
 from i2ptorrent.engine.metainfo import magnet_of  # noqa: E402
 from i2ptorrent.engine.settings import anonymous_settings  # noqa: E402
 from i2ptorrent.transport.carrier_io import StripedCarrier  # noqa: E402
+from i2ptorrent.transport.rtc import _LosslessCarrierSctp  # noqa: E402
 from i2ptorrent.transport.sam import SAMAddress, StreamSession, new_destination  # noqa: E402
 from i2ptorrent.transport.sam_protocol import b32_address  # noqa: E402
 from i2ptorrent.transport.sdp import CARRIER_DATAGRAM, CARRIER_STREAM, CARRIER_STRIPE  # noqa: E402
@@ -142,23 +143,26 @@ class Variant:
     """RTC settings for one webrtc run: the leecher's SCTP window (what the seeder's SCTP may keep in flight)
     and the lanes both sides open for sam-stripe (the answerer's count is the one used); `plain`: SCTP takes
     a stalled lane's timeout for loss, as aiortc does alone (StripedCarrier.lossless off, process-wide);
-    `stripe_bytes`: bytes sent on one lane before the next takes over (RTCConfig.stripe_bytes)."""
+    `stripe_bytes`: bytes sent on one lane before the next takes over (RTCConfig.stripe_bytes); `late`: SCTP
+    waits for its COOKIE ACK before the first message, as aiortc does alone (process-wide)."""
     window: int
     lanes: int
     plain: bool = False
     stripe_bytes: int | None = None
+    late: bool = False
 
     @classmethod
     def parse(cls, spec: str) -> "Variant":
-        """'WINDOW_MIB:LANES[:plain][:bBYTES]'"""
+        """'WINDOW_MIB:LANES[:plain][:late][:bBYTES]'"""
         window, lanes, *flags = spec.split(":")
         stripe = [int(f[1:]) for f in flags if f.startswith("b")]
-        return cls(int(float(window) * MiB), int(lanes), "plain" in flags, stripe[0] if stripe else None)
+        return cls(int(float(window) * MiB), int(lanes), "plain" in flags, stripe[0] if stripe else None,
+                   "late" in flags)
 
     @property
     def label(self) -> str:
         return (f"w{self.window // MiB}l{self.lanes}" + ("-plain" if self.plain else "")
-                + (f"-b{self.stripe_bytes}" if self.stripe_bytes else ""))
+                + ("-late" if self.late else "") + (f"-b{self.stripe_bytes}" if self.stripe_bytes else ""))
 
 
 def apply_variant(node: Node, variant: Variant | None) -> Coroutine[Any, Any, None]:
@@ -168,6 +172,7 @@ def apply_variant(node: Node, variant: Variant | None) -> Coroutine[Any, Any, No
             node.client.rtc.config.stripe_lanes = variant.lanes
             node.client.rtc.config.stripe_bytes = variant.stripe_bytes or RTCConfig.stripe_bytes
             StripedCarrier.lossless = not variant.plain
+            _LosslessCarrierSctp.ESTABLISH_ON_COOKIE_ECHO = not variant.late
     return apply()
 
 
@@ -513,8 +518,8 @@ async def main() -> None:
     ap.add_argument("--kinds", default=",".join(KINDS), help=f"a subset of {','.join(KINDS)}")
     ap.add_argument("--seeders", default="1,4", help="which of our swarms to run: 1 and/or 4 seeders")
     ap.add_argument("--stripe-variants", default="",
-                    help="run webrtc-stripe once per 'WINDOW_MIB:LANES[:plain][:bBYTES]' (comma separated), side by "
-                    "side; plain: aiortc's own timeouts; bBYTES: bytes per lane before the next (default stripe.STRIPE_BYTES, 4096)")
+                    help="run webrtc-stripe once per 'WINDOW_MIB:LANES[:plain][:late][:bBYTES]' (comma separated), "
+                    "side by side; plain: aiortc's own timeouts; late: SCTP waits for its COOKIE ACK; bBYTES: bytes per lane before the next (default stripe.STRIPE_BYTES, 4096)")
     ap.add_argument("--timeout", type=float, default=600.0, help="bound on each transfer, seconds")
     args = ap.parse_args()
     global TIMEOUT

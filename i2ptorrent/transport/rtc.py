@@ -108,6 +108,9 @@ class _LosslessCarrierSctp(_Sctp):
     meet the network, each an I2P stream with its own congestion control (i2pd 2.45: one packet at first,
     one more per acknowledged packet up to six); 64 KiB over 16 lanes asks each for 4 KiB, 2-3 packets."""
 
+    ESTABLISH_ON_COOKIE_ECHO = True
+    """See `_set_state` (benchmarks turn it off to measure what it saves)."""
+
     def __init__(self, transport: RTCDtlsTransport, port: int, carrier_drops: Callable[[], int]) -> None:
         super().__init__(transport, port)
         self._cwnd = self.INITIAL_WINDOW
@@ -137,7 +140,7 @@ class _LosslessCarrierSctp(_Sctp):
         nothing and keeps the order, DATA right behind the COOKIE ECHO reaches the peer after it just the
         same. The peer needs nothing new: it is aiortc's own receive path. With the COOKIE ECHO unable to
         get lost, its retransmission timer goes; a COOKIE ACK arriving later changes nothing."""
-        if state == self.State.COOKIE_ECHOED:
+        if state == self.State.COOKIE_ECHOED and self.ESTABLISH_ON_COOKIE_ECHO:
             self._t1_cancel()
             state = self.State.ESTABLISHED
         super()._set_state(state)
