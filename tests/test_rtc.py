@@ -326,6 +326,25 @@ async def test_over_a_lossless_carrier_the_openers_first_message_does_not_wait_f
     await b.close()
 
 
+async def test_a_peer_that_vanishes_mid_flight_leaves_no_sctp_timer_to_fire() -> None:
+    """The peer's process dies with our data in flight: its carrier closes, DTLS ends. aiortc kept SCTP's
+    retransmission timer running, and when it fired its resend failed in a task nobody awaited ("Task
+    exception was never retrieved", seen when WebRTC seeders went away in the testnet bench)."""
+    ca, cb = MemoryCarrier.pair()
+    a, b = _pair(DelayedCarrier(ca, 0.3), DelayedCarrier(cb, 0.3))
+    await asyncio.gather(a.start(20), b.start(20))
+    await a.write(os.urandom(32 * 1024))
+    assert a._sctp is not None and a._sctp._t3_handle is not None  # in flight: the timer runs
+    await cb.close()  # b's process is gone: nothing more from it, no ABORT
+    async with asyncio.timeout(10):
+        while a._dtls.state not in ("closed", "failed"):
+            await asyncio.sleep(0.01)
+    assert a._sctp._t3_handle is None and a._sctp._t1_handle is None and a._sctp._t2_handle is None
+    assert await a.read() == b""
+    await a.close()
+    await b.close()
+
+
 async def test_over_a_lossless_carrier_a_new_association_sends_a_whole_block_in_its_first_flight() -> None:
     """aiortc starts at 3 packets, so a new peer's first 16 KiB block waited 3 round trips (5.3 s at
     3 hops); over lanes that bound themselves the first flight carries 64 KiB."""

@@ -319,6 +319,12 @@ class RTCStream:
 
     def _on_dtls_state(self) -> None:
         if self._dtls.state in ("closed", "failed"):
+            if self._sctp is not None:
+                # The association is over with the DTLS under it. aiortc leaves SCTP's timers running, and
+                # a retransmission timer firing then fails in a task of aiortc's own that nobody awaits
+                # ("Task exception was never retrieved" when a peer went away mid-flight); closing the
+                # association stops them.
+                self._sctp._set_state(RTCSctpTransport.State.CLOSED)
             self._mark_eof()
 
     def _mark_eof(self) -> None:
