@@ -197,9 +197,11 @@ async def sample_sctp(node: Node, torrent: Any, label: str, every: float = 5.0) 
         print(f"  sctp {label}: sampling failed: {exc!r}", flush=True)
 
 
-async def timeline(t: Torrent, start: float, timeout: float) -> tuple[float, float]:
+async def timeline(t: Torrent, start: float, timeout: float,
+                   seen: dict[int, tuple[str, bool]] | None = None) -> tuple[float, float]:
     """(first verified piece, completion), seconds after `start`: sampled every POLL on the torrent's own
-    loop (no cross-loop call per sample), completion from the event itself."""
+    loop (no cross-loop call per sample), completion from the event itself. `seen` collects the peer
+    connections met on the way: id -> (remote, outgoing)."""
     done = asyncio.ensure_future(t.wait_complete())
     first: float | None = None
     try:
@@ -207,6 +209,8 @@ async def timeline(t: Torrent, start: float, timeout: float) -> tuple[float, flo
             while not done.done():
                 if first is None and t.status().pieces_done:
                     first = time.monotonic() - start
+                if seen is not None:
+                    seen.update((id(p), (p.remote, p.outgoing)) for p in t.swarm.peers)
                 await asyncio.wait({done}, timeout=POLL)
             await done
     except TimeoutError:
@@ -227,11 +231,15 @@ async def ours_leech(net: Testnet, hops: int, work: Path, magnet: str, carriers:
         if sender is not None:
             await sender[0].call(apply_variant(sender[0], variant))
             sampler = asyncio.ensure_future(sample_sctp(sender[0], sender[1], label))
+        seen: dict[int, tuple[str, bool]] = {}
+
         async def download() -> tuple[float, float]:
             start = time.monotonic()
             t = await leecher.client.add(magnet, work / f"dl-{label}")
-            return await timeline(t, start, TIMEOUT)
+            return await timeline(t, start, TIMEOUT, seen)
         first, done = await leecher.call(download())
+        print(f"  {label}: {len(seen)} peer connections to {len({r for r, _ in seen.values()})} peers, "
+              f"{sum(not out for _, out in seen.values())} of them incoming", flush=True)
         if sha(work / f"dl-{label}" / src.name) != sha(src):
             raise RuntimeError(f"{label}: the downloaded bytes differ")
         # our leecher's session is up before `add`: its first piece after session up is after `add`
@@ -239,7 +247,8 @@ async def ours_leech(net: Testnet, hops: int, work: Path, magnet: str, carriers:
     finally:
         if sampler is not None:
             sampler.cancel()
-        StripedCarrier.lossless = LOSSLESS  # a `plain` variant ends with its run
+        StripedCarrier.lossless = LOSSLESS  # a `plain` or `late` variant ends with its run
+        _LosslessCarrierSctp.ESTABLISH_ON_COOKIE_ECHO = True
         await leecher.close()
 
 
@@ -365,6 +374,13 @@ async def start_lt_seeders(net: Testnet, hops: int, torrents: dict[int, list[tup
     raise RuntimeError(f"libtorrent seeders on routers {todo} never became findable")
 
 
+def describe_dials(dialled: list[str], tracker_url: str) -> str:
+    """'N streams: T to the tracker, P to peers' (libtorrent names the tracker by host or by destination)."""
+    host = tracker_url.split("/")[2].split(":")[0].lower()
+    to_tracker = sum(1 for d in dialled if d.lower() == host or (not d.endswith(".i2p") and b32_address(d) == host))
+    return f"{len(dialled)} streams: {to_tracker} to the tracker, {len(dialled) - to_tracker} to peers"
+
+
 async def lt_leech(net: Testnet, hops: int, work: Path, ti: Any, tracker: str, src: Path, label: str) -> Result:
     node = await LtNode(net, LEECHER_ROUTER, hops).start()
     try:
@@ -373,8 +389,7 @@ async def lt_leech(net: Testnet, hops: int, work: Path, ti: Any, tracker: str, s
         await node.reannounce_until(False, TIMEOUT, progress)
         progress.complete = time.monotonic() - progress.start
         assert node.proxy is not None
-        print(f"  {label}: the libtorrent leecher dialled {node.proxy.commands.count(b'STREAM CONNECT')} streams",
-              flush=True)
+        print(f"  {label}: the libtorrent leecher dialled {describe_dials(node.proxy.dialled, tracker)}", flush=True)
         if sha(work / f"dl-{label}" / src.name) != sha(src):
             raise RuntimeError(f"{label}: the downloaded bytes differ")
         assert progress.first_piece is not None and node.session_up is not None
@@ -472,7 +487,7 @@ async def run_row(net: Testnet, hops: int, delay: float, mib: float, work: Path,
         for node in lt_seeders:
             if node.proxy is not None:
                 print(f"  libtorrent seeder on router {node.router} dialled "
-                      f"{node.proxy.commands.count(b'STREAM CONNECT')} streams", flush=True)
+                      f"{describe_dials(node.proxy.dialled, tracker.site.http_announce_url)}", flush=True)
             await node.close()
         await asyncio.gather(*(s.close() for s in seeders), return_exceptions=True)
         await tracker.close()

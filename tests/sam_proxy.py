@@ -33,6 +33,8 @@ class SessionRewritingProxy:
         self.destination: str | None = None
         """The client's own public destination (base64), from the router's answer to NAMING LOOKUP NAME=ME."""
         self.commands: list[bytes] = []
+        self.dialled: list[str] = []
+        """The DESTINATION of every STREAM CONNECT, as the client gave it (a name or a base64 destination)."""
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -74,6 +76,9 @@ class SessionRewritingProxy:
             while line := await cr.readline():
                 line = rewrite_session_create(line)
                 self.commands.append(b" ".join(line.split()[:2]))
+                if line.startswith(b"STREAM CONNECT"):
+                    self.dialled += [w[len(b"DESTINATION="):].decode("ascii", "replace")
+                                     for w in line.split() if w.startswith(b"DESTINATION=")]
                 rw.write(line)
                 await rw.drain()
                 if line.startswith((b"STREAM CONNECT", b"STREAM ACCEPT")):
