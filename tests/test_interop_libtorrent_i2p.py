@@ -69,6 +69,13 @@ async def test_libtorrent_i2p_client_downloads_from_our_seeder(router: ManagedRo
             share.parent.mkdir()
             share.write_bytes(os.urandom(3 << 20))
             torrent = await seeder.seed(share, trackers=[site.http_announce_url])
+            # libtorrent announces once its SAM session is up and then waits the tracker's interval (600 s):
+            # if our seeder's first announce had not landed yet (a retry under load), it would hear of no
+            # peer for 10 minutes. This is about libtorrent downloading from us, so start it once the
+            # tracker lists our seeder.
+            async with asyncio.timeout(120):
+                while not site.server.core.stats()["seeders"]:
+                    await asyncio.sleep(0.2)
             atp = lt.add_torrent_params()
             atp.ti = torrent.metainfo.torrent_info()
             atp.save_path = str(tmp_path / "libtorrent")
@@ -77,10 +84,17 @@ async def test_libtorrent_i2p_client_downloads_from_our_seeder(router: ManagedRo
             await asyncio.wait_for(proxy.session_ready.wait(), 120)
             handle.force_reannounce(0, -1, lt.reannounce_flags_t.ignore_min_interval)
             seen: list[str] = []
-            async with asyncio.timeout(240):
-                while not handle.status().is_seeding:
-                    seen += [f"{type(a).__name__}: {a.message()}" for a in ses.pop_alerts()]
-                    await asyncio.sleep(0.2)
+            try:
+                async with asyncio.timeout(240):
+                    while not handle.status().is_seeding:
+                        seen += [f"{type(a).__name__}: {a.message()}" for a in ses.pop_alerts()]
+                        await asyncio.sleep(0.2)
+            except TimeoutError:
+                st = handle.status()
+                raise AssertionError(
+                    f"libtorrent did not finish in 240 s: state {st.state}, progress {st.progress:.3f}, "
+                    f"peers {st.num_peers}, dialled {proxy.dialled}, our seeder uploaded "
+                    f"{torrent.status().uploaded}; last alerts: {seen[-25:]}") from None
             seen += [f"{type(a).__name__}: {a.message()}" for a in ses.pop_alerts()]
             got = tmp_path / "libtorrent" / "for-libtorrent.bin"
             assert hashlib.sha256(got.read_bytes()).digest() == hashlib.sha256(share.read_bytes()).digest()
