@@ -602,7 +602,6 @@ class Engine:
         t._fail_piece_waiters()
         t._remember_peers()
         t.swarm.close()
-        await t.swarm.wait_closed()
         if t.store is not None:
             await t.store.close()
         if self._pump is not None:
