@@ -91,8 +91,8 @@ class RTCConfig:
 
     Each adds a streaming window, and on i2pd 2.45 a window grows by one packet per round trip after its
     first six, so N lanes open N times faster. At 3 hops, 8 MiB: 16 raw streams carried 4.0x one, 8 carried
-    3.1x (bench/parallel_streams.py); striped, 16 lanes made 3.9-4.0x a raw stream against 8 lanes' 2.9-3.0x
-    (bench/testnet.py, side by side, README)."""
+    3.1x (bench/parallel_streams.py); striped, 16 lanes made 3.3-4.4x a raw stream (median 3.9, 5 runs)
+    against 8 lanes' 2.7-3.0x (bench/testnet.py, side by side, README)."""
     stripe_bytes: int = STRIPE_BYTES
     """Bytes sent on one lane before the next (stripe.STRIPE_BYTES)."""
     stripe_window: int = RECEIVE_WINDOW
