@@ -19,6 +19,9 @@ import pytest
 
 from i2ptorrent.client import Client, ClientConfig
 from i2ptorrent.engine import parse_magnet
+from i2ptorrent.transport.linger import (
+    LINGER, closed_destinations, load_close, marker_path, save_close, wait_left,
+)
 from i2ptorrent.transport.router import ManagedRouter
 from i2ptorrent.transport.sam import StreamSession, new_destination
 from i2ptorrent.transport.session_keeper import LOST_MESSAGE, reachable
@@ -157,8 +160,10 @@ async def test_restarted_leecher_finds_its_seeder_without_the_tracker(own_router
 @pytest.mark.timeout(600)
 async def test_same_key_restart_with_the_router_running_is_reachable(own_router: ManagedRouter,
                                                                      tmp_path: Path) -> None:
-    """A node stopped and started again at once under the same keys, its router kept running: i2pd 2.45
-    could leave the new session unreachable; the node checks and re-creates it, so a caller gets through."""
+    """A node stopped and started again at once under the same keys, its router kept running. i2pd drops a
+    closed session's destination 5 s after the close and hands it to a new session made meanwhile (i2pd
+    issue 2558: unreachable, and a router segfault in CI): the node waits that out (transport/linger.py),
+    so the router never reuses the old destination and a caller gets through."""
     assert own_router.sam is not None
     node = await Client(config(own_router, tmp_path / "node")).start()
     b32 = node.b32
@@ -170,9 +175,36 @@ async def test_same_key_restart_with_the_router_running_is_reachable(own_router:
         assert node.b32 == b32
         stream = await caller.connect(b32, timeout=240)
         await stream.close()
+        reused = [line for line in own_router.log_path.read_text(errors="replace").splitlines()
+                  if "Local destination" in line and "exists" in line]
+        assert not reused, reused
     finally:
         await caller.close()
         await node.close()
+
+
+async def test_a_restarted_process_waits_out_the_close_its_predecessor_left_next_to_the_keys(
+        tmp_path: Path) -> None:
+    """The daemon restarted at once is a new process: the close time it left next to its keys is what
+    tells the new one to wait (a damaged marker means no wait, never a failure)."""
+    key = tmp_path / "keys" / "destination.key"
+    now = time.time()
+    save_close(key, "127.0.0.1:7656", now - 2.0)
+    assert oct(marker_path(key).stat().st_mode & 0o777) == "0o600"
+    load_close(key, "x" * 52 + ".b32.i2p")
+    left = closed_destinations.wait_left("127.0.0.1:7656", "x" * 52 + ".b32.i2p", now)
+    assert LINGER - 2.0 - 0.01 <= left <= LINGER - 2.0 + 0.01
+    assert closed_destinations.wait_left("127.0.0.1:7657", "x" * 52 + ".b32.i2p", now) == 0.0  # another router
+    marker_path(key).write_text("garbage")
+    load_close(key, "y" * 52 + ".b32.i2p")
+    assert closed_destinations.wait_left("127.0.0.1:7656", "y" * 52 + ".b32.i2p", now) == 0.0
+
+
+def test_the_wait_is_clamped_whatever_the_clocks_say() -> None:
+    assert wait_left(None, 100.0) == 0.0
+    assert wait_left(100.0, 103.0) == LINGER - 3.0
+    assert wait_left(100.0, 100.0 + LINGER + 1) == 0.0
+    assert wait_left(1e12, 100.0) == LINGER  # a close "in the future" (the clock stepped back): one LINGER
 
 
 async def test_no_peer_source_left_is_said(router: ManagedRouter, tmp_path: Path) -> None:

@@ -88,7 +88,10 @@ def _die_with_parent() -> None:
 
 
 def router_config(datadir: Path, ntcp_port: int, sam_port: int) -> str:
-    """The i2pd.conf of a private loopback router (every option that could reach out, off)."""
+    """The i2pd.conf of a private loopback router (every option that could reach out, off). SAM keeps
+    i2pd's default `singlethread = true`, what users' routers run: only then does i2pd wait 5 s before it
+    deletes a closed session's destination; with `false` it deletes it at once, under streams still
+    closing, and a same-key restart test saw it segfault (see transport/linger.py)."""
     off = "\n".join(f"[{s}]\nenabled = false" for s in
                     ("http", "httpproxy", "socksproxy", "bob", "i2cp", "i2pcontrol", "upnp", "nettime"))
     return f"""\
@@ -124,7 +127,7 @@ threshold = 0
 enabled = true
 address = 127.0.0.1
 port = {sam_port}
-singlethread = false
+singlethread = true
 {off}
 [limits]
 transittunnels = 0

@@ -14,11 +14,13 @@ import secrets
 import socket
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from i2ptorrent.bucket import TokenBucket
 from i2ptorrent.loopback import is_loopback
+from i2ptorrent.transport.linger import closed_destinations
 from i2ptorrent.transport.sam_protocol import (
     MAX_REPLY_LINE,
     SIGNATURE_TYPE_ED25519,
@@ -226,7 +228,8 @@ class SAMStream(AsyncioByteStream):
 class _Control:
     """A session's control socket: requests answered in order, PINGs answered, death noticed."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, version: str = "3.0") -> None:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, version: str = "3.0",
+                 on_closed: Callable[[], None] | None = None) -> None:
         self.reader = reader
         self.writer = writer
         self.version = version  # what HELLO negotiated: decides how we ping
@@ -235,6 +238,7 @@ class _Control:
         self.closed = asyncio.Event()
         self.error: SAMError | None = None
         self._task: asyncio.Task[None] | None = None
+        self._on_closed = on_closed
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._read_loop())
@@ -257,6 +261,8 @@ class _Control:
             raise
         finally:
             self.closed.set()
+            if self._on_closed is not None:
+                self._on_closed()
             while self.replies:
                 fut = self.replies.popleft()
                 if not fut.done():
@@ -297,6 +303,16 @@ async def _create_session(sam: SAMAddress, style: str, destination: Destination,
                           session_id: str | None, extra: dict[str, str | int] | None = None,
                           timeout: float = SESSION_TIMEOUT) -> tuple[_Control, str]:
     session_id = session_id or f"i2pt-{secrets.token_hex(6)}"
+    router, b32 = str(sam), destination.b32
+    left = closed_destinations.wait_left(router, b32, time.time())
+    if left > 0:
+        log.info("waiting %.1f s before a new session as %s: the router drops the old one's destination "
+                 "5 s after its close (see transport/linger.py)", left, b32[:12])
+        await asyncio.sleep(left)
+
+    def note_close() -> None:
+        closed_destinations.closed(router, b32, time.time())
+
     reader, writer = await _open(sam)
     try:
         version = await hello(reader, writer)
@@ -312,8 +328,9 @@ async def _create_session(sam: SAMAddress, style: str, destination: Destination,
         reply.check("SESSION", "STATUS")
     except BaseException:
         writer.close()
+        note_close()  # the router may have made the session before we gave up on its answer
         raise
-    control = _Control(reader, writer, version)
+    control = _Control(reader, writer, version, on_closed=note_close)
     control.start()
     return control, session_id
 
