@@ -149,6 +149,19 @@ def seeder(meta: Metainfo) -> SwarmCore:
     return core
 
 
+def test_a_seed_drops_a_seed_at_its_have_all_and_remembers_its_address() -> None:
+    """A seeding engine dials the addresses it hears of (a leecher may have announced before it); the ones
+    that turn out to be seeds are dropped at once and remembered, so they are not dialled again."""
+    meta, _ = torrent(8, 4 * BLOCK)
+    net = Net(seeder(meta))
+    seed, leech = Remote("s", meta), Remote("l", meta, seed=False)
+    net.connect(seed, 0.0)
+    net.connect(leech, 0.0)
+    assert closes(net.actions) == {"s": "both seeds"}
+    assert list(net.core.known_seeds) == [seed.remote]
+    assert set(net.core.peers) == {"l"}
+
+
 def test_peer_without_handshake_is_closed_after_the_timeout() -> None:
     meta, _ = torrent(8, 4 * BLOCK)
     net = Net(seeder(meta))

@@ -43,6 +43,7 @@ INCOMING_HANDSHAKE_TIMEOUT = 60.0
 RESUME_SAVE_INTERVAL = 30.0
 DIAL_CONCURRENCY = 8
 DIAL_BACKOFF_MIN, DIAL_BACKOFF_MAX = 30.0, 600.0
+SEED_REDIAL = 120.0
 MAX_CANDIDATES = 500
 
 
@@ -86,6 +87,7 @@ class Torrent:
         self.candidates: dict[str, None] = dict.fromkeys(meta.peers)
         self._dialing: set[str] = set()
         self._backoff: dict[str, tuple[float, float]] = {}  # b32 -> (next attempt, current backoff)
+        self._seed_dials: dict[str, float] = {}  # b32 -> when we last dialled it as a seed (keys: candidates)
         self._resume_waiters: list[asyncio.Future[bytes | None]] = []
         self._checked_waiters: list[asyncio.Future[None]] = []
         self._moved_waiters: list[asyncio.Future[None]] = []
@@ -399,6 +401,7 @@ class Torrent:
         """Forget dial backoff and dial now: the way out (our SAM session) was replaced, so failures
         before it say nothing about the peers."""
         self._backoff.clear()
+        self._seed_dials.clear()
         self._engine._dial_now(self)
 
     def _remember_peers(self) -> None:
@@ -417,9 +420,14 @@ class Torrent:
                 log.warning("cannot write the peer cache of %s: %s", self.name, exc)
 
     def _dial_due(self, now: float, dial: Dialer, own: set[str]) -> None:
+        """Dial the candidates not connected, not failing, not dialled now. A seed dials too, as libtorrent
+        does: a leecher that announced before it heard of no seed and would otherwise wait out its
+        tracker's interval (600 s on ours); it skips known seeds and dials each address at most once per
+        SEED_REDIAL, so a leecher that drops it is not dialled every tick."""
         sw = self.swarm.core
-        if sw.paused or sw.closed or (sw.all_verified and self.swarm.metadata_ready.is_set()):
+        if sw.paused or sw.closed:
             return
+        seeding = sw.all_verified and self.swarm.metadata_ready.is_set()
         for b32 in list(self.candidates):
             if len(self._dialing) >= DIAL_CONCURRENCY or len(sw.peers) + len(self._dialing) >= sw.max_peers:
                 return
@@ -428,6 +436,10 @@ class Torrent:
             nxt, _ = self._backoff.get(b32, (0.0, 0.0))
             if now < nxt:
                 continue
+            if seeding:
+                if b32 in sw.known_seeds or now < self._seed_dials.get(b32, -SEED_REDIAL) + SEED_REDIAL:
+                    continue
+                self._seed_dials[b32] = now
             self._dialing.add(b32)
             asyncio.get_running_loop().create_task(self._dial(b32, dial))
 

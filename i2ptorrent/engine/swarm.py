@@ -63,6 +63,7 @@ RATE_REFRESH = 0.05
 ROUND = 1.0  # rates, choke rounds, request and metadata top-ups
 MAX_PEERS = 50
 REPLACE_AFTER = 10.0  # a second connection from a peer this much later means it restarted (see _replace_stale)
+MAX_KNOWN_SEEDS = 500  # as many as a torrent keeps candidate addresses
 BAN_STRIKES = 3  # failures shared with other peers before a peer is banned
 
 
@@ -96,6 +97,9 @@ class SwarmCore:
         self.choker = Choker(rng=self._rng)
         self.peers: dict[PeerKey, PeerState] = {}
         self.banned: set[str] = set()
+        self.known_seeds: dict[str, None] = {}
+        """Addresses that showed every piece while we had every piece too (oldest first, bounded): a seeding
+        engine does not dial them again, since two seeds have nothing to say to each other."""
         self._strikes: dict[str, int] = {}
         self._buffers: dict[int, bytearray] = {}
         self._fetch = MetadataFetch(meta.info_hash)
@@ -404,6 +408,7 @@ class SwarmCore:
         if self.picker is not None:
             self.picker.peer_bitfield(ps.key, ps.bits)
             self._update_interest(ps)
+            self._drop_if_both_seeds(ps, now)
         elif ps.bits:
             self._interested_before_metadata(ps)
 
@@ -413,8 +418,7 @@ class SwarmCore:
             self.picker.peer_have(ps.key, ev.index)
             if not ps.wire.am_interested:
                 self._update_interest(ps)
-            if self.all_verified and self._peer_is_seed(ps):
-                self._drop(ps, "both seeds", now)
+            self._drop_if_both_seeds(ps, now)
         else:
             self._interested_before_metadata(ps)
 
@@ -423,6 +427,7 @@ class SwarmCore:
         if self.picker is not None:
             self.picker.peer_bitfield(ps.key, (1 << self.picker.num_pieces) - 1)
             self._update_interest(ps)
+            self._drop_if_both_seeds(ps, now)
         else:
             self._interested_before_metadata(ps)
 
@@ -516,10 +521,19 @@ class SwarmCore:
         if self.picker is None or not self.picker.complete or self.all_verified:
             return
         self.all_verified = True
-        for ps in list(self.peers.values()):  # two seeds have nothing to say to each other
-            if self._peer_is_seed(ps):
-                self._drop(ps, "both seeds", now)
+        for ps in list(self.peers.values()):
+            self._drop_if_both_seeds(ps, now)
         self._actions.append(Completed(flush=self.stats.pieces_fetched > 0))
+
+    def _drop_if_both_seeds(self, ps: PeerState, now: float) -> None:
+        """Two seeds have nothing to say to each other: drop the peer and remember its address."""
+        if not (self.all_verified and self._peer_is_seed(ps)):
+            return
+        self.known_seeds.pop(ps.remote, None)
+        self.known_seeds[ps.remote] = None
+        while len(self.known_seeds) > MAX_KNOWN_SEEDS:
+            del self.known_seeds[next(iter(self.known_seeds))]
+        self._drop(ps, "both seeds", now)
 
     def _peer_is_seed(self, ps: PeerState) -> bool:
         picker = self.picker
