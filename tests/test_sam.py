@@ -217,8 +217,9 @@ async def test_invalid_destinations_refused(router: ManagedRouter, sam_pool: Ses
     with pytest.raises(SAMError, match="cannot reach"):
         await alice.connect(unknown, timeout=3)
     bogus = Destination(public="AAAA", private="AAAA")
-    with pytest.raises(SAMError):
+    with pytest.raises(SAMError) as err:
         await StreamSession.create(router.sam, bogus, router.session_options, timeout=30)
+    assert err.value.result == "INVALID_KEY"
 
 
 async def test_garbage_sam_reply_is_a_clear_error() -> None:

@@ -303,7 +303,10 @@ async def _create_session(sam: SAMAddress, style: str, destination: Destination,
                           session_id: str | None, extra: dict[str, str | int] | None = None,
                           timeout: float = SESSION_TIMEOUT) -> tuple[_Control, str]:
     session_id = session_id or f"i2pt-{secrets.token_hex(6)}"
-    router, b32 = str(sam), destination.b32
+    try:
+        router, b32 = str(sam), destination.b32
+    except ValueError as exc:  # keys that are no destination: say so before asking the router
+        raise SAMError(f"invalid destination keys: {exc}", "INVALID_KEY") from None
     left = closed_destinations.wait_left(router, b32, time.time())
     if left > 0:
         log.info("waiting %.1f s before a new session as %s: the router drops the old one's destination "
