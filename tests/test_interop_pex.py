@@ -89,9 +89,13 @@ async def test_i2p_pex_both_ways_with_libtorrent(router: ManagedRouter, sam_pool
             # libtorrent <- us: L dials B, named to it only by A's i2p_pex
             await wait_for(lambda: t_b.swarm.connected_to(libtorrent_b32), 180, "libtorrent to dial B")
 
-            # us <- libtorrent: C and L meet through T2 (where nobody else announces); L's i2p_pex names A, B
+            # us <- libtorrent: C and L meet through T2 (where nobody else announces); L's i2p_pex names A, B.
+            # Whoever announces to T2 second hears of the other; if that is C, C dials L, which libtorrent
+            # takes only on a listening interface: listen on loopback from now on, as qBittorrent does
+            # (before, L had to dial B itself), so the meeting does not hang on who announced first.
             # libtorrent announces to one tracker per torrent unless told to use them all
-            ses.apply_settings({"announce_to_all_trackers": True, "announce_to_all_tiers": True})
+            ses.apply_settings({"announce_to_all_trackers": True, "announce_to_all_tiers": True,
+                                "listen_interfaces": "127.0.0.1:0"})
             handle.add_tracker({"url": site2.http_announce_url, "tier": 0})
             handle.force_reannounce(0, -1, lt.reannounce_flags_t.ignore_min_interval)
             magnet_c = f"magnet:?xt=urn:btih:{t_a.info_hash.hex()}&tr={site2.http_announce_url}"
