@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,6 +65,18 @@ class Loopback:
         for s in self.servers:
             s.close()
             await s.wait_closed()
+
+
+async def leech_from_s(leech: Engine, torrent: bytes, dest: Path, net: "Loopback",
+                       until: Callable[[Any], bool]) -> None:
+    """Start `leech`, add `torrent` with seeder 's' as its one candidate, and wait (60 s at most) until its
+    status satisfies `until`."""
+    await leech.start()
+    t = await leech.add(torrent, dest)
+    t.add_candidates([net.label("s")])
+    async with asyncio.timeout(60):
+        while not until(t.status()):
+            await asyncio.sleep(0.005)
 
 
 @pytest.fixture
@@ -274,12 +287,7 @@ async def test_a_restarted_peer_replaces_its_silently_dead_connection(tmp_path: 
 
     try:
         leech = Engine(tmp_path / "leech-state", dial=black_hole_dial)
-        await leech.start()
-        t = await leech.add(torrent, tmp_path / "dl")
-        t.add_candidates([net.label("s")])
-        async with asyncio.timeout(60):
-            while t.status().pieces_done < 5:
-                await asyncio.sleep(0.005)
+        await leech_from_s(leech, torrent, tmp_path / "dl", net, lambda st: st.pieces_done >= 5)
         await leech.close(save_resume=False)
         await asyncio.sleep(1.0)
         assert st.status().peers == 1  # the seeder still believes in the dead connection
@@ -295,3 +303,40 @@ async def test_a_restarted_peer_replaces_its_silently_dead_connection(tmp_path: 
         await seed.close()
         for w in held:
             w.close()
+
+
+async def test_closing_the_engine_waits_for_its_peer_streams_to_close(tmp_path: Path, net: Loopback) -> None:
+    """A WebRTC stream over I2P takes a while to close (DTLS close_notify, SCTP shutdown). Stopping the
+    engine must see each close through: before, the closes ran in tasks nobody held or awaited, and a
+    stopping client ended its loop under them ("Task was destroyed but it is pending!"), the peer never
+    told."""
+    src = tmp_path / "src"
+    make_files(src, {"one.bin": 500_000}, seed=6)
+    torrent = create_torrent(src / "one.bin", piece_size=32768)
+    closed: list[str] = []
+
+    async def slow_closing_dial(b32: str) -> AsyncioByteStream:
+        r, w = await asyncio.open_connection("127.0.0.1", net.ports[b32])
+        w.write(net.label("l").encode())
+
+        class Stream(AsyncioByteStream):
+            async def close(self) -> None:
+                await asyncio.sleep(2.0)
+                await super().close()
+                closed.append(self.remote)
+
+        return Stream(r, w, b32)
+
+    seed = Engine(tmp_path / "seed-state")
+    leech = Engine(tmp_path / "leech-state", dial=slow_closing_dial)
+    try:
+        await seed.start()
+        await net.listen("s", seed)
+        await seed.add(torrent, src)
+        await leech_from_s(leech, torrent, tmp_path / "dl", net, lambda st: st.peers >= 1)
+        await leech.close()
+        assert closed == [net.label("s")]
+        assert not [task for task in asyncio.all_tasks() if task.get_name().startswith("closing ")]
+    finally:
+        await leech.close()
+        await seed.close()

@@ -25,6 +25,7 @@ from ..transport.stream import ByteStream
 from ..wire.errors import ProtocolError
 from ..wire.handshake import INFO_HASH_END, peek_info_hash
 from .alerts import AlertPump
+from .peer import CLOSE_TIMEOUT
 from .peer_cache import PeerCache
 from .metainfo import Metainfo, MetainfoError, as_metainfo, magnet_of
 from .settings import TORRENT_FLAGS_OFF, TORRENT_FLAGS_ON, anonymous_settings
@@ -704,8 +705,15 @@ class Engine:
             t.swarm.close()
         if save_resume:
             await self.save_all_resume()
-        for t in list(self._torrents.values()):
+        torrents = list(self._torrents.values())
+        for t in torrents:
             await self.remove(t, delete_resume=False)
+        # see every peer stream's close through (bounded by CLOSE_TIMEOUT each), so that a stopping client
+        # does not end its loop under them ("Task was destroyed but it is pending!", the peer never told);
+        # only here, at shutdown: removing one torrent does not wait
+        closing = set().union(*(t.swarm.closing for t in torrents))
+        if closing:
+            await asyncio.wait(closing, timeout=CLOSE_TIMEOUT + 1.0)
         if self._pump is not None:
             self._pump.close()
             self._pump = None

@@ -196,11 +196,12 @@ class PeerConnection:
 
     # -- closing -------------------------------------------------------------------------------
 
-    def close(self, reason: str) -> None:
-        """Stop the tasks and close the stream in the background (idempotent). Only the swarm calls this,
-        once the core has dropped the peer."""
+    def close(self, reason: str) -> "asyncio.Task[None] | None":
+        """Stop the tasks and close the stream in the background (idempotent): the task closing it, the
+        first time, for the swarm to hold (the loop keeps only weak references to tasks). Only the swarm
+        calls this, once the core has dropped the peer."""
         if self.closed:
-            return
+            return None
         self.closed = True
         self.close_reason = reason
         current = asyncio.current_task()
@@ -209,8 +210,9 @@ class PeerConnection:
                 t.cancel()
         self._written.set()
         self._out.clear()
-        task = asyncio.get_running_loop().create_task(self._close_stream())
+        task = asyncio.get_running_loop().create_task(self._close_stream(), name=f"closing {self.remote[:12]}")
         task.add_done_callback(_log_failure)
+        return task
 
     async def _close_stream(self) -> None:
         with contextlib.suppress(asyncio.TimeoutError, ConnectionError, OSError):

@@ -49,6 +49,8 @@ class AsyncSwarm:
         if meta.has_metadata:
             self.metadata_ready.set()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._closing: set[asyncio.Task[None]] = set()
+        """Peers' streams being closed: held here, since the loop keeps only weak references to tasks."""
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
 
@@ -112,6 +114,17 @@ class AsyncSwarm:
         for t in list(self._tasks):
             t.cancel()
 
+    @property
+    def closing(self) -> set[asyncio.Task[None]]:
+        """The closes of peer streams still under way (each ends within peer.CLOSE_TIMEOUT)."""
+        return set(self._closing)
+
+    def _close_peer(self, peer: PeerConnection, reason: str) -> None:
+        task = peer.close(reason)
+        if task is not None:
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
     # PeerHost: what a PeerConnection reports
 
     def received(self, peer: PeerConnection, data: bytes) -> None:
@@ -121,7 +134,7 @@ class AsyncSwarm:
     def lost(self, peer: PeerConnection, reason: str) -> None:
         self.core.close_peer(peer, reason, self._now())
         self._run()
-        peer.close(reason)  # also when the core had dropped it already
+        self._close_peer(peer, reason)  # also when the core had dropped it already
 
     def reading_paused(self, peer: PeerConnection) -> None:
         self.core.reading_paused(peer, self._now())
@@ -146,7 +159,7 @@ class AsyncSwarm:
             elif isinstance(a, ServeBlock):
                 a.peer.queue_upload(a)  # type: ignore[attr-defined]
             elif isinstance(a, ClosePeer):
-                a.peer.close(a.reason)  # type: ignore[attr-defined]
+                self._close_peer(a.peer, a.reason)  # type: ignore[arg-type]
             elif isinstance(a, Prefetch):
                 store = self._store()
                 if store is not None:
