@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,6 @@ from i2ptorrent.private_files import private_dir, write_private
 from i2ptorrent.engine import Engine, Metainfo, Torrent, TorrentStatus, as_metainfo, create_torrent
 from i2ptorrent.supervisor import Supervisor
 from i2ptorrent.tracker.urls import TrackerURLError, parse_tracker_url
-from i2ptorrent.transport.linger import load_close, save_close
 from i2ptorrent.transport.router import NETWORK_OPTIONS
 from i2ptorrent.transport.sam import SAMAddress, StreamSession, load_or_create_destination
 from i2ptorrent.transport.sam_protocol import is_b32
@@ -99,7 +97,6 @@ class Client:
             key = cfg.data_dir / "keys" / "destination.key"
             known = key.exists()  # keys perhaps in use on this router moments ago: check we are reachable
             destination = await load_or_create_destination(key, cfg.sam)
-            load_close(key, destination.b32)  # this node restarted at once: wait out the router's teardown
             kept = await KeptStreamSession.create(cfg.sam, destination, cfg.session_options, what="client",
                                                   probe_first=known)
             kept.keeper.on_replaced(lambda _session: self._session_replaced())
@@ -112,9 +109,7 @@ class Client:
             await self.engine.start()
             datagrams = None
             if CARRIER_DATAGRAM in cfg.rtc_carriers:
-                carrier_key = cfg.data_dir / "keys" / "datagram.key"
-                carrier_dest = await load_or_create_destination(carrier_key, cfg.sam)
-                load_close(carrier_key, carrier_dest.b32)
+                carrier_dest = await load_or_create_destination(cfg.data_dir / "keys" / "datagram.key", cfg.sam)
                 datagrams = self._datagrams = await KeptDatagramSession.create(cfg.sam, carrier_dest,
                                                                                cfg.session_options)
             self.rtc = RTCEndpoint(self.session, datagrams, config=RTCConfig(carriers=cfg.rtc_carriers))
@@ -139,10 +134,8 @@ class Client:
             await self.engine.close()
         if self._datagrams is not None:
             await self._datagrams.close()
-            save_close(self.config.data_dir / "keys" / "datagram.key", str(self.config.sam), time.time())
         if self.session is not None and self._own_session:
             await self.session.close()
-            save_close(self.config.data_dir / "keys" / "destination.key", str(self.config.sam), time.time())
 
     async def __aenter__(self) -> "Client":
         return await self.start()

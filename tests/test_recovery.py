@@ -183,6 +183,41 @@ async def test_same_key_restart_with_the_router_running_is_reachable(own_router:
         await node.close()
 
 
+async def test_a_daemon_restarted_at_once_does_not_get_its_old_destination_back(own_router: ManagedRouter,
+                                                                               tmp_path: Path) -> None:
+    """`systemctl restart`: the daemon stops and a new process starts at once under the same keys. The new
+    process reads the close time its predecessor left beside the keys and waits out i2pd's teardown, so
+    the router never hands it the old destination (i2pd logs "Local destination ... exists" when it does,
+    and drops it 5 s later) and a caller reaches it."""
+    from test_cli import EXIT_OK, Proc, cli_env
+
+    assert own_router.sam is not None
+    env = cli_env(tmp_path, I2PTORRENT_SAM=f"{own_router.sam.host}:{own_router.sam.port}",
+                  I2PTORRENT_PROFILE="local")
+    data = tmp_path / "daemon"
+    daemon = await Proc.start(env, "daemon", "--data-dir", str(data))
+    caller: StreamSession | None = None
+    try:
+        b32 = (await daemon.event(lambda e: e.get("event") == "ready"))["b32"]
+        rc, err = await daemon.finish(signal.SIGTERM)
+        assert rc == EXIT_OK, err
+        marker = marker_path(data / "keys" / "destination.key")
+        assert marker.stat().st_mode & 0o777 == 0o600
+        daemon = await Proc.start(env, "daemon", "--data-dir", str(data))
+        assert (await daemon.event(lambda e: e.get("event") == "ready"))["b32"] == b32
+        caller = await StreamSession.create(own_router.sam, await new_destination(own_router.sam),
+                                            dict(own_router.session_options))
+        stream = await caller.connect(b32, timeout=240)
+        await stream.close()
+        reused = [line for line in own_router.log_path.read_text(errors="replace").splitlines()
+                  if "Local destination" in line and "exists" in line]
+        assert not reused, reused
+    finally:
+        if caller is not None:
+            await caller.close()
+        await daemon.finish(signal.SIGTERM)
+
+
 async def test_a_restarted_process_waits_out_the_close_its_predecessor_left_next_to_the_keys(
         tmp_path: Path) -> None:
     """The daemon restarted at once is a new process: the close time it left next to its keys is what

@@ -8,7 +8,8 @@ can crash the router (a same-key restart test saw i2pd die of SIGSEGV). RetroSha
 
 So every session close is noted here, per router and destination, and a new session under those keys
 waits out the rest of LINGER first. A close in another process (a daemon restarted at once) reaches us
-through a marker file next to the keys. Times are wall-clock (time.time()): the only clock two processes
+through a marker file next to the keys (sam.py keeps it for every Destination loaded from a key file:
+the client's and the tracker's). Times are wall-clock (time.time()): the only clock two processes
 share; a wait is clamped to LINGER, so a clock step costs at most one LINGER.
 """
 

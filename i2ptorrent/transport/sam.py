@@ -15,12 +15,12 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from i2ptorrent.bucket import TokenBucket
 from i2ptorrent.loopback import is_loopback
-from i2ptorrent.transport.linger import closed_destinations
+from i2ptorrent.transport.linger import closed_destinations, load_close, save_close
 from i2ptorrent.transport.sam_protocol import (
     MAX_REPLY_LINE,
     SIGNATURE_TYPE_ED25519,
@@ -102,6 +102,9 @@ class Destination:
 
     public: str
     private: str
+    key_file: Path | None = field(default=None, compare=False)
+    """Where the keys are kept, if anywhere: the close of a session under them is noted beside it, for the
+    next process (transport/linger.py)."""
 
     @property
     def b32(self) -> str:
@@ -126,7 +129,7 @@ class Destination:
                 raise ValueError("it holds no private keys")
         except ValueError as exc:
             raise ValueError(f"{path} is not an I2P private key file: {exc}") from None
-        return cls.from_private(text)
+        return cls(public_from_private(text), text, key_file=path)
 
 
 async def _open(sam: SAMAddress) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -207,7 +210,7 @@ async def load_or_create_destination(path: Path, sam: SAMAddress) -> Destination
         return Destination.load(path)
     dest = await new_destination(sam)
     dest.save(path)
-    return dest
+    return replace(dest, key_file=path)
 
 
 def _consume(task: asyncio.Future[object]) -> None:
@@ -307,6 +310,8 @@ async def _create_session(sam: SAMAddress, style: str, destination: Destination,
         router, b32 = str(sam), destination.b32
     except ValueError as exc:  # keys that are no destination: say so before asking the router
         raise SAMError(f"invalid destination keys: {exc}", "INVALID_KEY") from None
+    if destination.key_file is not None:
+        load_close(destination.key_file, b32)  # a process that used these keys moments ago
     left = closed_destinations.wait_left(router, b32, time.time())
     if left > 0:
         log.info("waiting %.1f s before a new session as %s: the router drops the old one's destination "
@@ -314,7 +319,10 @@ async def _create_session(sam: SAMAddress, style: str, destination: Destination,
         await asyncio.sleep(left)
 
     def note_close() -> None:
-        closed_destinations.closed(router, b32, time.time())
+        at = time.time()
+        closed_destinations.closed(router, b32, at)
+        if destination.key_file is not None:
+            save_close(destination.key_file, router, at)
 
     reader, writer = await _open(sam)
     try:
