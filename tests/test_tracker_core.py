@@ -366,3 +366,20 @@ def test_invites_made_by_the_cli_reach_a_running_tracker_and_are_spent_once(tmp_
     on_disk = AccessList.load(path)
     assert on_disk.allowed == {ident(1).name, "b" * 52 + ".b32.i2p"} and on_disk.invites == {}
     assert not running.redeem("guess", ident(3).name)
+
+
+def test_a_seed_is_given_leechers_only() -> None:
+    """Two seeds have nothing to exchange: a seed's announce names no seed (HTTP) and its offers go to no
+    seed (WebSocket); a leecher still hears of everyone."""
+    core = new_core()
+    for n in (1, 2):
+        core.http_announce(ident(n), http_query(n, left="0"), 0.0)
+    core.http_announce(ident(3), http_query(3), 0.0)
+    seed = bencodepy.decode(core.http_announce(ident(4), http_query(4, left="0"), 0.0))
+    assert classic.parse_compact_peers(seed[b"peers"]) == [ident(3).name]
+    leech = bencodepy.decode(core.http_announce(ident(5), http_query(5), 0.0))
+    assert sorted(classic.parse_compact_peers(leech[b"peers"])) == sorted(ident(n).name for n in (1, 2, 3, 4))
+    join(core, 11, left=0)
+    join(core, 12, left=5)
+    relayed = join(core, 13, offers=5, left=0)[1:]
+    assert [conn for conn, _ in relayed] == [12]

@@ -197,7 +197,9 @@ class TrackerCore:
             msg.info_hash, self.limits.announce_interval, complete, incomplete))]
         if msg.offers and swarm is not None and msg.event != "stopped":
             tail = messages.offer_relay_tail(msg.info_hash, msg.peer_id, conn.origin)
-            targets = swarm.pick(swarm.ws, len(msg.offers), exclude=msg.peer_id)
+            asker = swarm.ws.get(msg.peer_id)
+            targets = swarm.pick(swarm.ws, len(msg.offers), exclude=msg.peer_id,
+                                 leechers_only=asker is not None and asker.complete)
             expires = now + self.limits.offer_timeout
             remote = 0
             for peer, offer in zip(targets, msg.offers):
@@ -364,7 +366,7 @@ class TrackerCore:
             if self.instance:
                 self._share(req.info_hash, peer, swarm.downloaded != downloaded, evicted, now)
             peers = swarm.pick(swarm.http, req.numwant, exclude=req.peer_id,
-                               exclude_name=identity.name if identity.is_i2p else None)
+                               exclude_name=identity.name if identity.is_i2p else None, leechers_only=peer.complete)
         complete = swarm.complete if swarm is not None else 0
         incomplete = swarm.incomplete if swarm is not None else 0
         return classic.announce_reply(self.limits.http_announce_interval, complete, incomplete,

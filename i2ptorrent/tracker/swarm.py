@@ -134,22 +134,22 @@ class Swarm:
         return gone
 
     def pick(self, table: OrderedDict[str, SwarmPeer], count: int, exclude: str,
-             exclude_name: str | None = None) -> list[SwarmPeer]:
+             exclude_name: str | None = None, leechers_only: bool = False) -> list[SwarmPeer]:
         """Up to `count` random peers of one kind, never the asking peer itself (nor, with `exclude_name`,
-        any peer at the asker's own destination)."""
+        any peer at the asker's own destination); with `leechers_only` (the asker seeds) no seeds, since
+        two seeds have nothing to exchange."""
         if count <= 0 or not table:
             return []
 
         def other(p: SwarmPeer) -> bool:
             return p.peer_id != exclude and (exclude_name is None or p.identity.name != exclude_name)
 
-        size = len(table)
-        if size <= count + 1:
-            chosen = [p for p in table.values() if other(p)]
+        pool = [p for p in table.values() if not p.complete] if leechers_only else list(table.values())
+        if len(pool) <= count + 1:
+            chosen = [p for p in pool if other(p)]
             random.shuffle(chosen)
             return chosen[:count]
-        peers = random.sample(list(table.values()), count + 1)
-        return [p for p in peers if other(p)][:count]
+        return [p for p in random.sample(pool, count + 1) if other(p)][:count]
 
     def _oldest_table(self) -> OrderedDict[str, SwarmPeer]:
         if not self.ws:
