@@ -3,8 +3,9 @@
 i2pd (2.45.1 here, up to 2.61 per i2pd issue 2558) keeps a closed SAM session's destination registered for
 5 s (`SAMBridge::CloseSession`, sam.singlethread, the default) and then deletes it. A SESSION CREATE under
 the same keys within those 5 s gets the old destination back (`CreateNewLocalDestination` finds it) and
-loses it when the timer fires: the new session answers RESULT=OK but nobody can reach it, and streams on it
-can crash the router (a same-key restart test saw i2pd die of SIGSEGV). RetroShare sleeps 10 s for it.
+loses it when the timer fires: the new session answers RESULT=OK but nobody can reach it. Deleting a
+destination under live streams is what crashes i2pd (i2pd issue 2183); our same-key restart test saw it die
+of SIGSEGV in CI, on a router set to delete at once (singlethread = false). RetroShare sleeps 10 s for it.
 
 So every session close is noted here, per router and destination, and a new session under those keys
 waits out the rest of LINGER first. A close in another process (a daemon restarted at once) reaches us
