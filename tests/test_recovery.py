@@ -20,7 +20,7 @@ import pytest
 from i2ptorrent.client import Client, ClientConfig
 from i2ptorrent.engine import parse_magnet
 from i2ptorrent.transport.linger import (
-    LINGER, closed_destinations, load_close, marker_path, save_close, wait_left,
+    LINGER, STREAMS_SETTLE, closed_destinations, load_close, marker_path, save_close, settle_left, wait_left,
 )
 from i2ptorrent.transport.router import ManagedRouter
 from i2ptorrent.transport.sam import StreamSession, new_destination
@@ -240,6 +240,13 @@ def test_the_wait_is_clamped_whatever_the_clocks_say() -> None:
     assert wait_left(100.0, 103.0) == LINGER - 3.0
     assert wait_left(100.0, 100.0 + LINGER + 1) == 0.0
     assert wait_left(1e12, 100.0) == LINGER  # a close "in the future" (the clock stepped back): one LINGER
+
+
+def test_a_session_closes_a_settle_after_its_last_stream() -> None:
+    assert settle_left(None, 100.0) == 0.0  # no stream ever: close at once
+    assert settle_left(100.0, 100.25) == STREAMS_SETTLE - 0.25
+    assert settle_left(100.0, 100.0 + STREAMS_SETTLE) == 0.0
+    assert settle_left(200.0, 100.0) == STREAMS_SETTLE  # never longer than one settle
 
 
 async def test_no_peer_source_left_is_said(router: ManagedRouter, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import stat
@@ -18,6 +19,7 @@ from i2ptorrent.transport.sam import (
     SAMAddress,
     SAMError,
     SAMProtocolError,
+    SAMStream,
     SAMUnavailable,
     StreamSession,
     load_or_create_destination,
@@ -331,3 +333,74 @@ async def test_concurrent_accept_loops_and_simultaneous_callers(sam_pool: Sessio
         for t in loops:
             t.cancel()
         await asyncio.gather(*loops, return_exceptions=True)
+
+
+RECEIVE_TIMER = 20.0
+"""i2pd's MAX_RECEIVE_TIMEOUT: a stream's receive timer left armed when its session closed fires this long
+after, into the destination the router freed 5 s after the close (transport/linger.py)."""
+
+
+async def _pump(stream: SAMStream, stop: asyncio.Event, moved: list[int]) -> None:
+    """Write and read as fast as the stream goes, counting bytes read, until `stop` or the stream ends."""
+    block = os.urandom(16384)
+
+    async def write() -> None:
+        while not stop.is_set():
+            await stream.write(block)
+
+    async def read() -> None:
+        while not stop.is_set():
+            data = await stream.read(65536)
+            if not data:
+                return
+            moved[0] += len(data)
+
+    with contextlib.suppress(ConnectionError, OSError):
+        done, pending = await asyncio.wait([asyncio.create_task(write()), asyncio.create_task(read())],
+                                           return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        for task in done:
+            task.result()
+
+
+@pytest.mark.timeout(240)
+async def test_closing_a_session_under_busy_streams_leaves_the_router_up(own_router: ManagedRouter) -> None:
+    """A client closes while its peers' streams move data both ways (quitting mid-download). i2pd 2.45
+    crashed on this about one time in one: a read it had posted re-armed a stream's receive timer after the
+    session stopped, and the timer fired into freed memory, taking the router, and every other program on
+    it, down. The session ends its stream sockets first and closes after the router has seen them go; the
+    router outlives the timer and still serves a new session."""
+    assert own_router.sam is not None and own_router.process is not None
+    sam, opts = own_router.sam, dict(own_router.session_options)
+    leaving, staying = await asyncio.gather(StreamSession.create(sam, await new_destination(sam), opts),
+                                            StreamSession.create(sam, await new_destination(sam), opts))
+    stop = asyncio.Event()
+    moved = [[0], [0], [0], [0], [0], [0]]
+    accepted = [await asyncio.gather(leaving.accept(), staying.connect(leaving.b32, timeout=60))
+                for _ in range(3)]
+    pumps = [asyncio.create_task(_pump(s, stop, moved[2 * i + j]))
+             for i, pair in enumerate(accepted) for j, s in enumerate(pair)]
+    try:
+        deadline = time.monotonic() + 60
+        while min(m[0] for m in moved) < 256 * 1024:  # every stream busy, both ways
+            assert time.monotonic() < deadline, f"streams too slow: {moved}"
+            await asyncio.sleep(0.1)
+        await leaving.close()
+        await asyncio.wait_for(asyncio.gather(*pumps[0::2]), 10)  # the closed session's streams ended
+        until = time.monotonic() + RECEIVE_TIMER + 5.0 + 5.0
+        while time.monotonic() < until:
+            assert own_router.process.poll() is None, own_router.exit_report()
+            await asyncio.sleep(0.5)
+        fresh = await StreamSession.create(sam, await new_destination(sam), opts)
+        try:
+            inbound, outbound = await asyncio.gather(fresh.accept(), staying.connect(fresh.b32, timeout=60))
+            await outbound.write(b"still here")
+            assert await asyncio.wait_for(inbound.read(100), 30) == b"still here"
+        finally:
+            await fresh.close()
+    finally:
+        stop.set()
+        await staying.close()
+        await asyncio.gather(*pumps, return_exceptions=True)

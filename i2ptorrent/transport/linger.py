@@ -1,17 +1,25 @@
-"""When keys may be used for a new session again: i2pd tears a closed session's destination down 5 s later.
+"""i2pd's teardown of a closed SAM session, and the two waits it asks of us.
 
 i2pd (2.45.1 here, up to 2.61 per i2pd issue 2558) keeps a closed SAM session's destination registered for
-5 s (`SAMBridge::CloseSession`, sam.singlethread, the default) and then deletes it. A SESSION CREATE under
-the same keys within those 5 s gets the old destination back (`CreateNewLocalDestination` finds it) and
-loses it when the timer fires: the new session answers RESULT=OK but nobody can reach it. Deleting a
-destination under live streams is what crashes i2pd (i2pd issue 2183); our same-key restart test saw it die
-of SIGSEGV in CI, on a router set to delete at once (singlethread = false). RetroShare sleeps 10 s for it.
+5 s (`SAMBridge::CloseSession`, sam.singlethread, the default) and then deletes it.
 
-So every session close is noted here, per router and destination, and a new session under those keys
-waits out the rest of LINGER first. A close in another process (a daemon restarted at once) reaches us
-through a marker file next to the keys (sam.py keeps it for every Destination loaded from a key file:
-the client's and the tracker's). Times are wall-clock (time.time()): the only clock two processes
-share; a wait is clamped to LINGER, so a clock step costs at most one LINGER.
+1. Keys used again too soon. A SESSION CREATE under the same keys within those 5 s gets the old destination
+   back (`CreateNewLocalDestination` finds it) and loses it when the timer fires: the new session answers
+   RESULT=OK but nobody can reach it. RetroShare sleeps 10 s for it. So every session close is noted here,
+   per router and destination, and a new session under those keys waits out the rest of LINGER first. A
+   close in another process (a daemon restarted at once) reaches us through a marker file next to the keys
+   (sam.py keeps it for every Destination loaded from a key file: the client's and the tracker's). Times
+   are wall-clock (time.time()): the only clock two processes share; a wait is clamped to LINGER, so a
+   clock step costs at most one LINGER.
+
+2. A session closed under its own streams. Closing the session stops its streams, but a stream whose SAM
+   socket was still moving data can have a read posted that arms a 20 s receive timer after the stop
+   (`Stream::AsyncReceive`, MAX_RECEIVE_TIMEOUT). The timer outlives the destination and fires into freed
+   memory: SIGSEGV or a corrupted heap (i2pd issue 2183; AddressSanitizer: heap-use-after-free in
+   `Stream::SendPackets` from `HandleReceiveTimer`, the StreamingDestination freed by
+   `~SAMSingleSession`). It took down the shared test router in CI, and would take down a user's router,
+   with every other program on it. A session therefore ends its stream sockets first and closes its own
+   socket only STREAMS_SETTLE after the last of them, once the router has seen them go.
 """
 
 from __future__ import annotations
@@ -26,12 +34,25 @@ log = logging.getLogger(__name__)
 LINGER = 6.0
 """i2pd's 5 s, and a margin for its timer and our clock reading."""
 
+STREAMS_SETTLE = 1.0
+"""From the last stream socket's end to the session's close: the router's SAM thread must handle each
+stream socket's end before the session's (it does within milliseconds; the rest is margin for a loaded
+machine)."""
+
 
 def wait_left(closed_at: float | None, now: float) -> float:
     """Seconds to wait before a new session under keys closed at `closed_at`: 0 to LINGER."""
     if closed_at is None:
         return 0.0
     return min(LINGER, max(0.0, closed_at + LINGER - now))
+
+
+def settle_left(last_stream_end: float | None, now: float) -> float:
+    """Seconds a session still waits before it closes, its last stream socket having ended at
+    `last_stream_end` (monotonic): 0 to STREAMS_SETTLE."""
+    if last_stream_end is None:
+        return 0.0
+    return min(STREAMS_SETTLE, max(0.0, last_stream_end + STREAMS_SETTLE - now))
 
 
 class ClosedDestinations:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from i2ptorrent.bucket import TokenBucket
 from i2ptorrent.loopback import is_loopback
-from i2ptorrent.transport.linger import closed_destinations, load_close, save_close
+from i2ptorrent.transport.linger import closed_destinations, load_close, save_close, settle_left
 from i2ptorrent.transport.sam_protocol import (
     MAX_REPLY_LINE,
     SIGNATURE_TYPE_ED25519,
@@ -220,12 +220,33 @@ def _consume(task: asyncio.Future[object]) -> None:
 
 
 class SAMStream(AsyncioByteStream):
-    """A connected SAM stream; `remote_destination` is the peer's full public destination when known."""
+    """A connected SAM stream; `remote_destination` is the peer's full public destination when known.
+    `on_end` hears once that its socket is gone: its session must not close before (transport/linger.py)."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, remote: str,
-                 remote_destination: str | None = None) -> None:
+                 remote_destination: str | None = None,
+                 on_end: Callable[["SAMStream"], None] | None = None) -> None:
         super().__init__(reader, writer, remote)
         self.remote_destination = remote_destination
+        self._on_end = on_end
+
+    async def close(self) -> None:
+        try:
+            await super().close()
+        finally:
+            self._ended()
+
+    def abort(self) -> None:
+        """End the socket now, unsent bytes dropped: its session is closing, which ends the stream anyway,
+        and a graceful close waits for a router that may have stopped reading."""
+        self._closed = True
+        self._writer.transport.abort()
+        self._ended()
+
+    def _ended(self) -> None:
+        on_end, self._on_end = self._on_end, None
+        if on_end is not None:
+            on_end(self)
 
 
 class _Control:
@@ -396,6 +417,9 @@ class StreamSession(_Session):
         self.session_id = session_id
         self._control = control
         self._accept_lock = asyncio.Lock()
+        self._streams: set[SAMStream] = set()  # open stream sockets: ended before the session closes
+        self._last_stream_end: float | None = None  # monotonic
+        self._closing = False
 
     @classmethod
     async def create(cls, sam: SAMAddress, destination: Destination, options: dict[str, str] | None = None,
@@ -405,8 +429,23 @@ class StreamSession(_Session):
         return cls(sam, destination, sid, control)
 
     def _check_open(self) -> None:
-        if self._control.closed.is_set():
+        if self._control.closed.is_set() or self._closing:
             raise self._control.error or SAMError("SAM session closed", "CLOSED")
+
+    def _stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, remote: str,
+                remote_destination: str | None) -> SAMStream:
+        """A stream socket of this session, tracked until it ends; one that arrives while the session closes
+        is ended at once."""
+        stream = SAMStream(reader, writer, remote, remote_destination, on_end=self._stream_ended)
+        self._streams.add(stream)
+        if self._closing:
+            stream.abort()
+            self._check_open()
+        return stream
+
+    def _stream_ended(self, stream: SAMStream) -> None:
+        self._streams.discard(stream)
+        self._last_stream_end = time.monotonic()
 
     async def connect(self, peer: str, timeout: float = 60.0, retry_interval: float = 1.0) -> SAMStream:
         """Open a stream to `peer` (a .b32.i2p address or a full base64 destination).
@@ -445,7 +484,7 @@ class StreamSession(_Session):
             except BaseException:
                 writer.close()
                 raise
-            return SAMStream(reader, writer, remote, None if target is remote else target)
+            return self._stream(reader, writer, remote, None if target is remote else target)
 
     async def accept(self) -> SAMStream:
         """Wait for one incoming stream; the peer's identity is what the router reports, never a claim.
@@ -468,7 +507,7 @@ class StreamSession(_Session):
                 # the caller's line before its STATUS reply (seen with callers arriving together).
                 dest, _options = parse_peer_line(first)
                 (await _read_reply(reader)).check("STREAM", "STATUS")
-                return SAMStream(reader, writer, b32_address(dest), dest)
+                return self._stream(reader, writer, b32_address(dest), dest)
             parse_reply(first).check("STREAM", "STATUS")
             closed = asyncio.ensure_future(self._control.closed.wait())
             line_task = asyncio.ensure_future(reader.readuntil(b"\n"))
@@ -493,13 +532,14 @@ class StreamSession(_Session):
         except BaseException:
             writer.close()
             raise
-        return SAMStream(reader, writer, b32_address(dest), dest)
+        return self._stream(reader, writer, b32_address(dest), dest)
 
     async def forward(self, port: int, host: str = "127.0.0.1") -> Forwarder:
         """STREAM FORWARD: the router connects to host:port for every incoming stream and writes the
         caller's destination line first. Only loopback targets are allowed. On i2pd 2.45 a session that
         has forwarded does not go back to STREAM ACCEPT, even after the Forwarder is closed: use one or
-        the other per session."""
+        the other per session. The forwarded connections are not the session's to end: close them before
+        the session (transport/linger.py, point 2)."""
         self._check_open()
         if not is_loopback(host):
             raise ValueError("SAM forwarding targets must be on loopback")
@@ -530,6 +570,14 @@ class StreamSession(_Session):
         return value
 
     async def close(self) -> None:
+        """End the stream sockets still open, give the router STREAMS_SETTLE to see them go, then close
+        the session: i2pd crashes on a stream that outlives its session (transport/linger.py)."""
+        self._closing = True
+        for stream in list(self._streams):
+            stream.abort()
+        left = settle_left(self._last_stream_end, time.monotonic())
+        if left > 0 and not self._control.closed.is_set():
+            await asyncio.sleep(left)
         await self._control.close()
 
     async def __aenter__(self) -> "StreamSession":
