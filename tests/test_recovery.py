@@ -178,7 +178,7 @@ async def test_same_key_restart_with_the_router_running_is_reachable(own_router:
                                                                      tmp_path: Path) -> None:
     """A node stopped and started again at once under the same keys, its router kept running. i2pd drops a
     closed session's destination 5 s after the close and hands it to a new session made meanwhile (i2pd
-    issue 2558: unreachable, and a router segfault in CI): the node waits that out (transport/linger.py),
+    issue 2558: unreachable): the node waits that out (transport/linger.py),
     so the router never reuses the old destination and a caller gets through."""
     assert own_router.sam is not None
     node = await Client(config(own_router, tmp_path / "node")).start()

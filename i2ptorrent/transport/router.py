@@ -91,7 +91,7 @@ def router_config(datadir: Path, ntcp_port: int, sam_port: int) -> str:
     """The i2pd.conf of a private loopback router (every option that could reach out, off). SAM keeps
     i2pd's default `singlethread = true`, what users' routers run: only then does i2pd wait 5 s before it
     deletes a closed session's destination; with `false` it deletes it at once, under streams still
-    closing, and a same-key restart test saw it segfault (see transport/linger.py)."""
+    closing (see transport/linger.py)."""
     off = "\n".join(f"[{s}]\nenabled = false" for s in
                     ("http", "httpproxy", "socksproxy", "bob", "i2cp", "i2pcontrol", "upnp", "nettime"))
     return f"""\
