@@ -365,7 +365,7 @@ async def _pump(stream: SAMStream, stop: asyncio.Event, moved: list[int]) -> Non
             task.result()
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(600)
 async def test_closing_a_session_under_busy_streams_leaves_the_router_up(own_router: ManagedRouter) -> None:
     """A client closes while its peers' streams move data both ways (quitting mid-download). i2pd 2.45
     crashed on this about one time in one: a read it had posted re-armed a stream's receive timer after the
@@ -374,17 +374,20 @@ async def test_closing_a_session_under_busy_streams_leaves_the_router_up(own_rou
     router outlives the timer and still serves a new session."""
     assert own_router.sam is not None and own_router.process is not None
     sam, opts = own_router.sam, dict(own_router.session_options)
-    leaving, staying = await asyncio.gather(StreamSession.create(sam, await new_destination(sam), opts),
-                                            StreamSession.create(sam, await new_destination(sam), opts))
     stop = asyncio.Event()
-    moved = [[0], [0], [0], [0], [0], [0]]
-    accepted = [await asyncio.gather(leaving.accept(), staying.connect(leaving.b32, timeout=60))
-                for _ in range(3)]
-    pumps = [asyncio.create_task(_pump(s, stop, moved[2 * i + j]))
-             for i, pair in enumerate(accepted) for j, s in enumerate(pair)]
+    moved = [[0] for _ in range(6)]
+    pumps: list[asyncio.Task[None]] = []
+    sessions: list[StreamSession] = []
     try:
+        leaving, staying = await asyncio.gather(StreamSession.create(sam, await new_destination(sam), opts),
+                                                StreamSession.create(sam, await new_destination(sam), opts))
+        sessions += [leaving, staying]
+        for i in range(3):
+            pair = await asyncio.gather(leaving.accept(), staying.connect(leaving.b32, timeout=60))
+            pumps += [asyncio.create_task(_pump(s, stop, moved[2 * i + j])) for j, s in enumerate(pair)]
         deadline = time.monotonic() + 60
         while min(m[0] for m in moved) < 256 * 1024:  # every stream busy, both ways
+            assert not any(p.done() for p in pumps), f"a stream ended before the close: {moved}"
             assert time.monotonic() < deadline, f"streams too slow: {moved}"
             await asyncio.sleep(0.1)
         await leaving.close()
@@ -394,13 +397,12 @@ async def test_closing_a_session_under_busy_streams_leaves_the_router_up(own_rou
             assert own_router.process.poll() is None, own_router.exit_report()
             await asyncio.sleep(0.5)
         fresh = await StreamSession.create(sam, await new_destination(sam), opts)
-        try:
-            inbound, outbound = await asyncio.gather(fresh.accept(), staying.connect(fresh.b32, timeout=60))
-            await outbound.write(b"still here")
-            assert await asyncio.wait_for(inbound.read(100), 30) == b"still here"
-        finally:
-            await fresh.close()
+        sessions.append(fresh)
+        inbound, outbound = await asyncio.gather(fresh.accept(), staying.connect(fresh.b32, timeout=60))
+        await outbound.write(b"still here")
+        assert await asyncio.wait_for(inbound.read(100), 30) == b"still here"
     finally:
         stop.set()
-        await staying.close()
+        for session in sessions:
+            await session.close()
         await asyncio.gather(*pumps, return_exceptions=True)

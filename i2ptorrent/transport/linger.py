@@ -15,11 +15,12 @@ i2pd (2.45.1 here, up to 2.61 per i2pd issue 2558) keeps a closed SAM session's 
 2. A session closed under its own streams. Closing the session stops its streams, but a stream whose SAM
    socket was still moving data can have a read posted that arms a 20 s receive timer after the stop
    (`Stream::AsyncReceive`, MAX_RECEIVE_TIMEOUT). The timer outlives the destination and fires into freed
-   memory: SIGSEGV or a corrupted heap (i2pd issue 2183; AddressSanitizer: heap-use-after-free in
-   `Stream::SendPackets` from `HandleReceiveTimer`, the StreamingDestination freed by
-   `~SAMSingleSession`). It is the likely cause of the shared test router's SIGSEGV in CI, and would take
-   down a user's router, with every other program on it. A session therefore ends its stream sockets first and closes its own
-   socket only STREAMS_SETTLE after the last of them, once the router has seen them go.
+   memory: SIGSEGV or a corrupted heap (i2pd issue 2183; AddressSanitizer: heap-use-after-free
+   in `Stream::SendPackets` from `HandleReceiveTimer`, the StreamingDestination freed by
+   `~SAMSingleSession`). It is the likely cause of the shared test router's SIGSEGV in CI, and would
+   take down a user's router, with every other program on it. A session therefore ends its stream
+   sockets first and closes its own socket only STREAMS_SETTLE after the last of them, once the router
+   has seen them go.
 """
 
 from __future__ import annotations

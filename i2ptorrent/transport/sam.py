@@ -14,7 +14,7 @@ import secrets
 import socket
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -233,6 +233,9 @@ class SAMStream(AsyncioByteStream):
     async def close(self) -> None:
         try:
             await super().close()
+        except BaseException:  # cancelled or timed out while the router was not reading: end it now
+            self._writer.transport.abort()
+            raise
         finally:
             self._ended()
 
@@ -418,6 +421,7 @@ class StreamSession(_Session):
         self._control = control
         self._accept_lock = asyncio.Lock()
         self._streams: set[SAMStream] = set()  # open stream sockets: ended before the session closes
+        self._pending: set[asyncio.StreamWriter] = set()  # CONNECT/ACCEPT sockets not yet a stream
         self._last_stream_end: float | None = None  # monotonic
         self._closing = False
 
@@ -428,9 +432,25 @@ class StreamSession(_Session):
                                              timeout=timeout)
         return cls(sam, destination, sid, control)
 
+    @property
+    def closed(self) -> bool:
+        """True from the moment close() starts: a closing session takes no new work."""
+        return self._closing or self._control.closed.is_set()
+
     def _check_open(self) -> None:
-        if self._control.closed.is_set() or self._closing:
+        if self.closed:
             raise self._control.error or SAMError("SAM session closed", "CLOSED")
+
+    @contextlib.asynccontextmanager
+    async def _socket(self) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+        """A SAM socket for one CONNECT or ACCEPT. Until it becomes a tracked stream or closes, close() ends
+        it too: the router may have just handed a stream to it."""
+        reader, writer = await _connect_hello(self.sam)
+        self._pending.add(writer)
+        try:
+            yield reader, writer
+        finally:
+            self._pending.discard(writer)
 
     def _stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, remote: str,
                 remote_destination: str | None) -> SAMStream:
@@ -465,26 +485,26 @@ class StreamSession(_Session):
             target = peer
         deadline = time.monotonic() + timeout
         while True:
-            reader, writer = await _connect_hello(self.sam)
-            writer.write(command("STREAM", "CONNECT", ID=self.session_id, DESTINATION=target, SILENT="false"))
-            try:
-                remaining = max(1.0, deadline - time.monotonic())
-                (await _read_reply(reader, timeout=remaining + REPLY_TIMEOUT)).check("STREAM", "STATUS")
-            except SAMError as exc:
-                writer.close()
-                retryable = exc.result in ("CANT_REACH_PEER", "PEER_NOT_FOUND", "TIMEOUT")
-                if retryable and time.monotonic() + retry_interval < deadline:
-                    self._check_open()
-                    await asyncio.sleep(retry_interval)
-                    continue
-                if exc.result in ("CANT_REACH_PEER", "PEER_NOT_FOUND", "TIMEOUT"):
-                    raise SAMError(f"cannot reach {remote} within {timeout:.0f} s ({exc.result})",
-                                   exc.result) from None
-                raise
-            except BaseException:
-                writer.close()
-                raise
-            return self._stream(reader, writer, remote, None if target is remote else target)
+            async with self._socket() as (reader, writer):
+                writer.write(command("STREAM", "CONNECT", ID=self.session_id, DESTINATION=target,
+                                     SILENT="false"))
+                try:
+                    remaining = max(1.0, deadline - time.monotonic())
+                    (await _read_reply(reader, timeout=remaining + REPLY_TIMEOUT)).check("STREAM", "STATUS")
+                except SAMError as exc:
+                    writer.close()
+                    if exc.result not in ("CANT_REACH_PEER", "PEER_NOT_FOUND", "TIMEOUT"):
+                        raise
+                    if time.monotonic() + retry_interval >= deadline:
+                        raise SAMError(f"cannot reach {remote} within {timeout:.0f} s ({exc.result})",
+                                       exc.result) from None
+                except BaseException:
+                    writer.close()
+                    raise
+                else:
+                    return self._stream(reader, writer, remote, None if target is remote else target)
+            self._check_open()
+            await asyncio.sleep(retry_interval)
 
     async def accept(self) -> SAMStream:
         """Wait for one incoming stream; the peer's identity is what the router reports, never a claim.
@@ -498,7 +518,10 @@ class StreamSession(_Session):
 
     async def _accept_one(self) -> SAMStream:
         self._check_open()
-        reader, writer = await _connect_hello(self.sam)
+        async with self._socket() as (reader, writer):
+            return await self._accept_on(reader, writer)
+
+    async def _accept_on(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> SAMStream:
         try:
             writer.write(command("STREAM", "ACCEPT", ID=self.session_id, SILENT="false"))
             first = await _read_line(reader)
@@ -570,15 +593,24 @@ class StreamSession(_Session):
         return value
 
     async def close(self) -> None:
-        """End the stream sockets still open, give the router STREAMS_SETTLE to see them go, then close
-        the session: i2pd crashes on a stream that outlives its session (transport/linger.py)."""
+        """End the stream sockets still open (and CONNECT/ACCEPT sockets on their way to being one), give
+        the router STREAMS_SETTLE after the last to see them go, then close the session: i2pd crashes on a
+        stream that outlives its session (transport/linger.py). Streams a caller never closed are ended
+        here too."""
         self._closing = True
-        for stream in list(self._streams):
-            stream.abort()
-        left = settle_left(self._last_stream_end, time.monotonic())
-        if left > 0 and not self._control.closed.is_set():
-            await asyncio.sleep(left)
-        await self._control.close()
+        try:
+            for stream in list(self._streams):
+                stream.abort()
+            for writer in list(self._pending):
+                writer.transport.abort()
+                self._last_stream_end = time.monotonic()
+            while not self._control.closed.is_set():
+                left = settle_left(self._last_stream_end, time.monotonic())
+                if left <= 0:
+                    break
+                await asyncio.sleep(left)
+        finally:
+            await self._control.close()
 
     async def __aenter__(self) -> "StreamSession":
         return self
